@@ -1,0 +1,183 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// NodeAgentSetUpdateStrategyType names how pods of an older template are replaced.
+// +kubebuilder:validation:Enum=RollingUpdate;OnDelete
+type NodeAgentSetUpdateStrategyType string
+
+const (
+	// RollingUpdateStrategyType replaces old pods automatically, within the rollingUpdate budget.
+	RollingUpdateStrategyType NodeAgentSetUpdateStrategyType = "RollingUpdate"
+	// OnDeleteStrategyType replaces an old pod only after someone deletes it.
+	OnDeleteStrategyType NodeAgentSetUpdateStrategyType = "OnDelete"
+)
+
+// RollingUpdateNodeAgentSet is the budget of a rolling update.
+//
+// When maxUnavailable is omitted it is 1, unless maxSurge is non-zero, in which case it is 0: a user
+// who writes only `maxSurge: 1` gets a surge rollout (upstream DaemonSets reject that manifest).
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.maxUnavailable) && has(self.maxSurge)) || !((type(self.maxUnavailable) == int ? self.maxUnavailable != 0 : !(self.maxUnavailable in ['0%', '00%', '000%'])) && (type(self.maxSurge) == int ? self.maxSurge != 0 : !(self.maxSurge in ['0%', '00%', '000%'])))",message="maxSurge may not be set when maxUnavailable is non-zero: to surge, set maxUnavailable: 0 (or omit it)"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxUnavailable) || (type(self.maxUnavailable) == int ? self.maxUnavailable != 0 : !(self.maxUnavailable in ['0%', '00%', '000%'])) || (has(self.maxSurge) && (type(self.maxSurge) == int ? self.maxSurge != 0 : !(self.maxSurge in ['0%', '00%', '000%'])))",message="maxUnavailable cannot be 0 when maxSurge is 0: set maxUnavailable to at least 1, or set maxSurge"
+type RollingUpdateNodeAgentSet struct {
+	// maxUnavailable is the most eligible nodes that may be without an available agent pod during the
+	// update: an absolute number or a percentage of the eligible nodes, rounded up. Omitted: 1, or 0
+	// when maxSurge is non-zero.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100%"
+	// +optional
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+
+	// maxSurge is the most eligible nodes that may run an extra, new pod next to the old one during the
+	// update (create first, then delete): an absolute number or a percentage of the eligible nodes,
+	// rounded up. Omitted: 0. Only one of maxSurge and maxUnavailable may be non-zero.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100%"
+	// +optional
+	MaxSurge *intstr.IntOrString `json:"maxSurge,omitempty"`
+}
+
+// NodeAgentSetUpdateStrategy says how pods are replaced when the template changes.
+type NodeAgentSetUpdateStrategy struct {
+	// type is RollingUpdate (the default) or OnDelete.
+	// +kubebuilder:default=RollingUpdate
+	// +optional
+	Type NodeAgentSetUpdateStrategyType `json:"type,omitempty"`
+
+	// rollingUpdate is the budget of a RollingUpdate. Ignored with OnDelete.
+	// +kubebuilder:default={maxUnavailable: 1, maxSurge: 0}
+	// +optional
+	RollingUpdate *RollingUpdateNodeAgentSet `json:"rollingUpdate,omitempty"`
+}
+
+// NodeAgentSetSpec is the desired state of a NodeAgentSet: the fields of an apps/v1 DaemonSetSpec, with
+// the same JSON names.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.selector.matchLabels) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",message="selector does not match template labels: every selector.matchLabels entry must appear in template.metadata.labels",fieldPath=".template.metadata.labels"
+// +kubebuilder:validation:XValidation:rule="!has(self.selector.matchExpressions) || self.selector.matchExpressions.all(e, e.operator == 'In' ? (has(self.template.metadata) && has(self.template.metadata.labels) && e.key in self.template.metadata.labels && has(e.values) && self.template.metadata.labels[e.key] in e.values) : e.operator == 'NotIn' ? (!has(self.template.metadata) || !has(self.template.metadata.labels) || !(e.key in self.template.metadata.labels) || !has(e.values) || !(self.template.metadata.labels[e.key] in e.values)) : e.operator == 'Exists' ? (has(self.template.metadata) && has(self.template.metadata.labels) && e.key in self.template.metadata.labels) : e.operator == 'DoesNotExist' ? (!has(self.template.metadata) || !has(self.template.metadata.labels) || !(e.key in self.template.metadata.labels)) : false)",message="selector does not match template labels: every selector.matchExpressions requirement must hold for template.metadata.labels",fieldPath=".template.metadata.labels"
+type NodeAgentSetSpec struct {
+	// selector is a label query over the pods of this set. It must match the template's labels, must
+	// not be empty and cannot be changed after creation.
+	// +kubebuilder:validation:XValidation:rule="(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",message="empty selector is invalid for a NodeAgentSet: set matchLabels or matchExpressions"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="selector is immutable"
+	// +required
+	Selector *metav1.LabelSelector `json:"selector"`
+
+	// template is the pod that runs on every eligible node. The controller adds the automatic
+	// tolerations and pins the pod to its node through required node affinity; everything else,
+	// including host access, is passed through untouched.
+	// +kubebuilder:validation:XValidation:rule="size(self.spec.containers) > 0",message="template.spec.containers must name at least one container",fieldPath=".spec.containers"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec.restartPolicy) || self.spec.restartPolicy == 'Always'",message="template.spec.restartPolicy must be Always: agent pods are restarted in place",fieldPath=".spec.restartPolicy"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec.activeDeadlineSeconds)",message="template.spec.activeDeadlineSeconds is not supported: agent pods run until replaced",fieldPath=".spec.activeDeadlineSeconds"
+	// +required
+	Template corev1.PodTemplateSpec `json:"template"`
+
+	// updateStrategy says how pods are replaced when the template changes.
+	// +kubebuilder:default={type: RollingUpdate, rollingUpdate: {maxUnavailable: 1, maxSurge: 0}}
+	// +optional
+	UpdateStrategy NodeAgentSetUpdateStrategy `json:"updateStrategy,omitempty"`
+
+	// minReadySeconds is how long a new pod must be Ready, with no container crashing, before it
+	// counts as available. Default 0: available as soon as it is Ready.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MinReadySeconds int32 `json:"minReadySeconds,omitempty"`
+
+	// revisionHistoryLimit is how many old ControllerRevisions to keep for rollback. Revisions still
+	// used by a pod are never deleted. Default 10.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+}
+
+// NodeAgentSetStatus is the observed state of a NodeAgentSet, recomputed from the cluster on every
+// reconcile.
+type NodeAgentSetStatus struct {
+	// currentNumberScheduled is the number of eligible nodes that run at least one agent pod.
+	CurrentNumberScheduled int32 `json:"currentNumberScheduled"`
+
+	// numberMisscheduled is the number of nodes that run an agent pod but are not eligible.
+	NumberMisscheduled int32 `json:"numberMisscheduled"`
+
+	// desiredNumberScheduled is the number of eligible nodes.
+	DesiredNumberScheduled int32 `json:"desiredNumberScheduled"`
+
+	// numberReady is the number of eligible nodes whose agent pod is Ready.
+	NumberReady int32 `json:"numberReady"`
+
+	// observedGeneration is the generation last fully reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// updatedNumberScheduled is the number of eligible nodes whose agent pod runs the current template.
+	// +optional
+	UpdatedNumberScheduled int32 `json:"updatedNumberScheduled,omitempty"`
+
+	// numberAvailable is the number of eligible nodes whose agent pod has been Ready for
+	// minReadySeconds.
+	// +optional
+	NumberAvailable int32 `json:"numberAvailable,omitempty"`
+
+	// numberUnavailable is desiredNumberScheduled minus numberAvailable.
+	// +optional
+	NumberUnavailable int32 `json:"numberUnavailable,omitempty"`
+
+	// collisionCount counts hash collisions of the template's ControllerRevision name; it is mixed
+	// into the hash to find a free name.
+	// +optional
+	CollisionCount *int32 `json:"collisionCount,omitempty"`
+
+	// conditions are the latest observations of the set's state. The controller owns the types it
+	// documents (Available, ...) and keeps conditions of other types as it finds them.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// NodeAgentSet runs exactly one pod of its template on every eligible node.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=nas,categories=all
+// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=".status.desiredNumberScheduled"
+// +kubebuilder:printcolumn:name="Current",type=integer,JSONPath=".status.currentNumberScheduled"
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=".status.numberReady"
+// +kubebuilder:printcolumn:name="Up-to-date",type=integer,JSONPath=".status.updatedNumberScheduled"
+// +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=".status.numberAvailable"
+// +kubebuilder:printcolumn:name="Node Selector",type=string,JSONPath=".spec.template.spec.nodeSelector"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
+// +kubebuilder:printcolumn:name="Containers",type=string,JSONPath=".spec.template.spec.containers[*].name",priority=1
+// +kubebuilder:printcolumn:name="Images",type=string,JSONPath=".spec.template.spec.containers[*].image",priority=1
+// +kubebuilder:printcolumn:name="Selector",type=string,JSONPath=".spec.selector",priority=1
+type NodeAgentSet struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec NodeAgentSetSpec `json:"spec"`
+
+	// status is the observed state.
+	// +optional
+	Status NodeAgentSetStatus `json:"status,omitempty"`
+}
+
+// NodeAgentSetList is a list of NodeAgentSets.
+//
+// +kubebuilder:object:root=true
+type NodeAgentSetList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodeAgentSet `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&NodeAgentSet{}, &NodeAgentSetList{})
+}
