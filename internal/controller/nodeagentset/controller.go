@@ -1,0 +1,239 @@
+// Package nodeagentset holds the NodeAgentSet reconciler: fetch, observe, claim, plan, apply, write
+// status once. Decisions live in internal/planner; this package reads the cache and writes the API.
+package nodeagentset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
+)
+
+// ControllerName names the controller in events, logs, metrics and as the field manager of status.
+const ControllerName = "nodeagentset-controller"
+
+// Failed-pod backoff per (set, generation, node), as kube-controller-manager wires it (rule 30).
+const (
+	failedPodBackoffInitial = time.Second
+	failedPodBackoffMax     = 15 * time.Minute
+)
+
+// Options tune the reconciler.
+type Options struct {
+	// MaxConcurrentReconciles is how many sets are reconciled at once.
+	MaxConcurrentReconciles int
+}
+
+// Reconciler keeps one agent pod on every eligible node for each NodeAgentSet.
+type Reconciler struct {
+	// Client reads from the cache (waiting for our own writes to show up) and writes to the API.
+	Client client.Client
+	// APIReader reads around the cache, for the few checks that must be live.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.Clock
+
+	failedPods *flowcontrol.Backoff
+	templates  *templateChecker
+}
+
+// NewReconciler builds a reconciler; clk is injected so tests control time.
+func NewReconciler(c client.Client, apiReader client.Reader, recorder events.EventRecorder, clk clock.Clock) *Reconciler {
+	return &Reconciler{
+		Client:     c,
+		APIReader:  apiReader,
+		Recorder:   recorder,
+		Clock:      clk,
+		failedPods: flowcontrol.NewFakeBackOff(failedPodBackoffInitial, failedPodBackoffMax, clk),
+		templates:  newTemplateChecker(c, clk),
+	}
+}
+
+// +kubebuilder:rbac:groups=apps.nodeagentset.io,resources=nodeagentsets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps.nodeagentset.io,resources=nodeagentsets/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete;patch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile runs one pass over a set: fetch, observe, claim, plan, apply, and one status write.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	set := &nasv1alpha1.NodeAgentSet{}
+	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.templates.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if set.DeletionTimestamp != nil {
+		// The garbage collector removes the pods through their owner references.
+		return ctrl.Result{}, nil
+	}
+	if isEmptySelector(set.Spec.Selector) {
+		// The schema forbids it; this guards objects stored before the rule existed.
+		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSelectingAll, "Sync",
+			"This NodeAgentSet is selecting all pods. A non-empty selector is required.")
+		return ctrl.Result{}, nil
+	}
+
+	hash := planner.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
+	obs, err := r.observe(ctx, set)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	pods, err := r.claimPods(ctx, set, obs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	now := r.Clock.Now()
+	plan := planner.Compute(planner.Input{
+		Set: set, Hash: hash, Nodes: obs.nodes, Pods: pods, Now: now,
+		FailedPodBackoffUntil: r.failedPodBackoff(set, pods, now),
+	})
+
+	verdict, applyErr := r.carryOut(ctx, set, hash, &plan)
+	statusErr := r.writeStatus(ctx, set, statusInput{
+		set: set, plan: plan, nodes: nodesByName(obs.nodes), synced: applyErr == nil, template: verdict, now: metav1.NewTime(now),
+	})
+	if err := errors.Join(applyErr, statusErr); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: requeueAfter(plan, verdict)}, nil
+}
+
+// carryOut checks the template with the API server when the plan creates pods, then applies the plan.
+// A rejected template creates nothing; its deletes still happen.
+func (r *Reconciler) carryOut(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, plan *planner.Plan) (*templateVerdict, error) {
+	var verdict *templateVerdict
+	if len(plan.Creates) > 0 {
+		v, err := r.templates.check(ctx, set, hash, plan.Creates[0])
+		if err != nil {
+			return nil, fmt.Errorf("dry-run create of the pod template: %w", err)
+		}
+		verdict = &v
+		if !v.accepted {
+			r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventFailedCreate, "Create", "Error creating: %s", v.message)
+			plan.Creates = nil
+		}
+	} else if v, ok := r.templates.cached(set, hash); ok {
+		verdict = &v
+	}
+	err := r.apply(ctx, set, hash, *plan)
+	if verdict != nil && !verdict.accepted {
+		// A create may have just found the template rejected; report the latest verdict.
+		if v, ok := r.templates.cached(set, hash); ok {
+			verdict = &v
+		}
+	}
+	return verdict, err
+}
+
+// requeueAfter is when to look again without an event: a backoff or minReadySeconds expiring, or a
+// rejected template's recheck.
+func requeueAfter(plan planner.Plan, verdict *templateVerdict) time.Duration {
+	after := plan.RequeueAfter
+	if verdict != nil && !verdict.accepted && (after == 0 || after > templateRecheckInterval) {
+		after = templateRecheckInterval
+	}
+	return after
+}
+
+// failedPodBackoff returns, for each node with a failed pod, until when its deletion must wait.
+func (r *Reconciler) failedPodBackoff(set *nasv1alpha1.NodeAgentSet, pods []*corev1.Pod, now time.Time) map[string]time.Time {
+	var out map[string]time.Time
+	for _, pod := range pods {
+		if pod.Status.Phase != corev1.PodFailed {
+			continue
+		}
+		node, ok := planner.TargetNodeName(pod)
+		if !ok {
+			continue
+		}
+		key := failedPodBackoffKey(set, node)
+		if r.failedPods.IsInBackOffSinceUpdate(key, now) {
+			if out == nil {
+				out = map[string]time.Time{}
+			}
+			out[node] = now.Add(r.failedPods.Get(key))
+		}
+	}
+	return out
+}
+
+// recordFailedPodDeletion starts or doubles the backoff of a node's failed pods.
+func (r *Reconciler) recordFailedPodDeletion(set *nasv1alpha1.NodeAgentSet, node string) {
+	r.failedPods.Next(failedPodBackoffKey(set, node), r.Clock.Now())
+}
+
+// failedPodBackoffKey: a new generation (say, a fixed template) starts a fresh backoff.
+func failedPodBackoffKey(set *nasv1alpha1.NodeAgentSet, node string) string {
+	return fmt.Sprintf("%s/%d/%s", set.UID, set.Generation, node)
+}
+
+// writeStatus writes the derived status once, and only when it changed, with server-side apply of the
+// fields this controller owns: conditions of other types written by others survive.
+func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgentSet, in statusInput) error {
+	updated := computeStatus(in)
+	if !statusChanged(&set.Status, &updated) {
+		return nil
+	}
+	apply, err := statusApplyConfiguration(set, &updated)
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(ControllerName), client.ForceOwnership); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
+
+func isEmptySelector(sel *metav1.LabelSelector) bool {
+	return sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0)
+}
+
+func nodesByName(nodes []*corev1.Node) map[string]*corev1.Node {
+	out := make(map[string]*corev1.Node, len(nodes))
+	for _, n := range nodes {
+		out[n.Name] = n
+	}
+	return out
+}
+
+// SetupWithManager registers the controller and its watches: sets (spec changes only), pods (to the
+// controlling set, or for orphans the sets that may adopt them) and nodes (label and taint changes,
+// to the sets they can affect; heartbeats are dropped).
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if err := mgr.Add(manager.RunnableFunc(r.collectBackoffGarbage)); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		For(&nasv1alpha1.NodeAgentSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, podHandler{reader: mgr.GetCache()})).
+		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Node{}, nodeHandler{reader: mgr.GetCache()}, nodeSchedulingChanged())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// collectBackoffGarbage drops backoff entries unused for a while, once a minute.
+func (r *Reconciler) collectBackoffGarbage(ctx context.Context) error {
+	wait.UntilWithContext(ctx, func(context.Context) { r.failedPods.GC() }, time.Minute)
+	return nil
+}

@@ -1,0 +1,173 @@
+package nodeagentset
+
+import (
+	"context"
+	"reflect"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
+)
+
+type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+
+// podHandler wakes the set that controls a pod, or, for an orphan, every set in its namespace whose
+// selector matches it (a candidate for adoption).
+type podHandler struct {
+	reader client.Reader
+}
+
+func (h podHandler) Create(ctx context.Context, e event.TypedCreateEvent[*corev1.Pod], q queue) {
+	h.enqueueFor(ctx, e.Object, q)
+}
+
+func (h podHandler) Update(ctx context.Context, e event.TypedUpdateEvent[*corev1.Pod], q queue) {
+	oldRef, newRef := metav1.GetControllerOf(e.ObjectOld), metav1.GetControllerOf(e.ObjectNew)
+	if oldRef != nil && !reflect.DeepEqual(oldRef, newRef) {
+		enqueueController(e.ObjectOld, q)
+	}
+	if newRef == nil && reflect.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels) && oldRef == nil {
+		// An orphan whose labels did not change cannot have become adoptable.
+		return
+	}
+	h.enqueueFor(ctx, e.ObjectNew, q)
+}
+
+func (h podHandler) Delete(_ context.Context, e event.TypedDeleteEvent[*corev1.Pod], q queue) {
+	enqueueController(e.Object, q)
+}
+
+func (h podHandler) Generic(ctx context.Context, e event.TypedGenericEvent[*corev1.Pod], q queue) {
+	h.enqueueFor(ctx, e.Object, q)
+}
+
+func (h podHandler) enqueueFor(ctx context.Context, pod *corev1.Pod, q queue) {
+	if metav1.GetControllerOf(pod) != nil {
+		enqueueController(pod, q)
+		return
+	}
+	if len(pod.Labels) == 0 || pod.DeletionTimestamp != nil {
+		return
+	}
+	var sets nasv1alpha1.NodeAgentSetList
+	if err := h.reader.List(ctx, &sets, client.InNamespace(pod.Namespace)); err != nil {
+		log.FromContext(ctx).Error(err, "Listing NodeAgentSets for an orphan pod", "pod", klog.KObj(pod))
+		return
+	}
+	for i := range sets.Items {
+		if selectorMatches(&sets.Items[i], pod.Labels) {
+			q.Add(requestFor(&sets.Items[i]))
+		}
+	}
+}
+
+func enqueueController(obj metav1.Object, q queue) {
+	if ref := setController(obj); ref != nil {
+		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: ref.Name}})
+	}
+}
+
+// selectorMatches: the set's selector is valid, non-empty and matches the labels.
+func selectorMatches(set *nasv1alpha1.NodeAgentSet, lbls map[string]string) bool {
+	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return false
+	}
+	return sel.Matches(labels.Set(lbls))
+}
+
+// nodeHandler wakes only the sets a node event can affect (upstream's syncNodeUpdate): a set whose
+// verdict for the node changed, a set that should run on the node and has no pod there, and a set
+// with a pod on a node that must not keep it. A deleted node wakes the sets with pods on it.
+type nodeHandler struct {
+	reader client.Reader
+}
+
+func (h nodeHandler) Create(ctx context.Context, e event.TypedCreateEvent[*corev1.Node], q queue) {
+	h.enqueueAffected(ctx, nil, e.Object, q)
+}
+
+func (h nodeHandler) Update(ctx context.Context, e event.TypedUpdateEvent[*corev1.Node], q queue) {
+	h.enqueueAffected(ctx, e.ObjectOld, e.ObjectNew, q)
+}
+
+func (h nodeHandler) Delete(ctx context.Context, e event.TypedDeleteEvent[*corev1.Node], q queue) {
+	for key := range h.setsWithPodsOn(ctx, e.Object.Name) {
+		q.Add(reconcile.Request{NamespacedName: key})
+	}
+}
+
+func (h nodeHandler) Generic(ctx context.Context, e event.TypedGenericEvent[*corev1.Node], q queue) {
+	h.enqueueAffected(ctx, nil, e.Object, q)
+}
+
+func (h nodeHandler) enqueueAffected(ctx context.Context, oldNode, node *corev1.Node, q queue) {
+	var sets nasv1alpha1.NodeAgentSetList
+	if err := h.reader.List(ctx, &sets); err != nil {
+		log.FromContext(ctx).Error(err, "Listing NodeAgentSets for a node event", "node", node.Name)
+		return
+	}
+	if len(sets.Items) == 0 {
+		return
+	}
+	withPods := h.setsWithPodsOn(ctx, node.Name)
+	for i := range sets.Items {
+		set := &sets.Items[i]
+		placer := planner.NewPlacer(&set.Spec.Template.Spec)
+		now := placer.Place(node)
+		_, hasPod := withPods[types.NamespacedName{Namespace: set.Namespace, Name: set.Name}]
+		changed := oldNode == nil || !reflect.DeepEqual(placer.Place(oldNode), now)
+		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldContinueRunning && hasPod) {
+			q.Add(requestFor(set))
+		}
+	}
+}
+
+// setsWithPodsOn returns the sets that control a pod targeting the node, through the node index.
+func (h nodeHandler) setsWithPodsOn(ctx context.Context, nodeName string) map[types.NamespacedName]struct{} {
+	var pods corev1.PodList
+	if err := h.reader.List(ctx, &pods, client.MatchingFields{indexPodNode: nodeName}); err != nil {
+		log.FromContext(ctx).Error(err, "Listing agent pods of a node", "node", nodeName)
+		return nil
+	}
+	out := make(map[types.NamespacedName]struct{}, len(pods.Items))
+	for i := range pods.Items {
+		if ref := setController(&pods.Items[i]); ref != nil {
+			out[types.NamespacedName{Namespace: pods.Items[i].Namespace, Name: ref.Name}] = struct{}{}
+		}
+	}
+	return out
+}
+
+// nodeSchedulingChanged passes node updates that change what eligibility looks at (labels, taints)
+// and drops the rest: status heartbeats, conditions, annotations, spec.unschedulable alone.
+func nodeSchedulingChanged() predicate.TypedPredicate[*corev1.Node] {
+	return predicate.TypedFuncs[*corev1.Node]{
+		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
+			return !equality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels) ||
+				!equality.Semantic.DeepEqual(e.ObjectOld.Spec.Taints, e.ObjectNew.Spec.Taints)
+		},
+	}
+}
+
+func requestFor(set *nasv1alpha1.NodeAgentSet) reconcile.Request {
+	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: set.Namespace, Name: set.Name}}
+}
+
+var (
+	_ handler.TypedEventHandler[*corev1.Pod, reconcile.Request]  = podHandler{}
+	_ handler.TypedEventHandler[*corev1.Node, reconcile.Request] = nodeHandler{}
+)

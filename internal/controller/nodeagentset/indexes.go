@@ -1,0 +1,62 @@
+package nodeagentset
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
+)
+
+// Cache indexes, so that finding a set's pods or a node's agent pods never walks every pod.
+const (
+	// indexPodController: UID of the NodeAgentSet controlling the pod.
+	indexPodController = "nodeagentset.io/controller-uid"
+	// indexPodOrphan: namespace of a pod with no controller at all (a candidate for adoption).
+	indexPodOrphan = "nodeagentset.io/orphan-namespace"
+	// indexPodNode: target node of a pod controlled by a NodeAgentSet.
+	indexPodNode = "nodeagentset.io/node"
+)
+
+// setController returns the NodeAgentSet controller reference of an object, or nil.
+func setController(obj metav1.Object) *metav1.OwnerReference {
+	ref := metav1.GetControllerOf(obj)
+	if ref == nil || ref.Kind != "NodeAgentSet" || ref.APIVersion != nasv1alpha1.GroupVersion.String() {
+		return nil
+	}
+	return ref
+}
+
+// SetupIndexes registers the pod indexes with the manager's cache.
+func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &corev1.Pod{}, indexPodController, func(o client.Object) []string {
+		if ref := setController(o); ref != nil {
+			return []string{string(ref.UID)}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &corev1.Pod{}, indexPodOrphan, func(o client.Object) []string {
+		if metav1.GetControllerOf(o) == nil && len(o.GetLabels()) > 0 {
+			return []string{o.GetNamespace()}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &corev1.Pod{}, indexPodNode, func(o client.Object) []string {
+		if setController(o) == nil {
+			return nil
+		}
+		if node, ok := planner.TargetNodeName(o.(*corev1.Pod)); ok {
+			return []string{node}
+		}
+		return nil
+	})
+}

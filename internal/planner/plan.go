@@ -1,0 +1,256 @@
+package planner
+
+// The per-node plan, rules 20-27 of the upstream DaemonSet controller.
+//
+// Invariants (what every plan guarantees, whatever the snapshot):
+//   - A node that should run the agent and has no pod at all gets exactly one create.
+//   - Without surge, a node never gets a create while it still has a pod, even a terminating one: at
+//     most one agent pod per node exists at any time, so two agents never compete for host ports,
+//     sockets or files.
+//   - With surge, a node keeps at most one old and one new pod; the old one goes only once the new one
+//     is available (or the old one is not Ready anyway).
+//   - A terminating pod is never deleted again and never counts as running.
+//   - A node whose untolerated NoExecute taint or failed selector says the agent must not continue
+//     loses all its pods at once; an untolerated NoSchedule taint only stops new pods.
+//   - A failed pod is deleted at most once per backoff period of its node; it is replaced on a later
+//     pass (immediately with surge).
+//   - Pods whose node is gone are deleted; they are not counted in status.
+//   - Creates and deletes are each capped at BurstReplicas per pass; the rest waits for the next pass.
+//   - The rolling update runs only in a pass where this per-node step had nothing to do, so its
+//     budget is always computed on a settled world.
+//   - Output is deterministic: nodes are visited in name order.
+
+import (
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// BurstReplicas caps the creates and the deletes of one pass, as upstream does.
+const BurstReplicas = 250
+
+// nodeView is one node of the snapshot with the set's pods on it.
+type nodeView struct {
+	name string
+	// node is nil when pods target a node that does not exist (any more).
+	node      *corev1.Node
+	placement Placement
+	// pods are the set's pods on the node, oldest first, without terminal pods that are already
+	// being deleted (rule 20).
+	pods []*corev1.Pod
+}
+
+// world is the snapshot arranged by node, in node-name order.
+type world struct {
+	in       Input
+	strategy strategy
+	nodes    []*nodeView
+}
+
+func newWorld(in Input) *world {
+	placer := NewPlacer(&in.Set.Spec.Template.Spec)
+	byName := make(map[string]*nodeView, len(in.Nodes))
+	nodes := make([]*nodeView, 0, len(in.Nodes))
+	for _, n := range in.Nodes {
+		v := &nodeView{name: n.Name, node: n, placement: placer.Place(n)}
+		byName[n.Name] = v
+		nodes = append(nodes, v)
+	}
+	for _, pod := range in.Pods {
+		if isTerminal(pod) && isTerminating(pod) {
+			continue
+		}
+		name, ok := TargetNodeName(pod)
+		if !ok {
+			continue
+		}
+		v := byName[name]
+		if v == nil {
+			v = &nodeView{name: name}
+			byName[name] = v
+			nodes = append(nodes, v)
+		}
+		v.pods = append(v.pods, pod)
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].name < nodes[j].name })
+	for _, v := range nodes {
+		sortOldestFirst(v.pods)
+	}
+	return &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
+}
+
+func countDesired(nodes []*nodeView) int {
+	n := 0
+	for _, v := range nodes {
+		if v.node != nil && v.placement.ShouldRun {
+			n++
+		}
+	}
+	return n
+}
+
+// Compute returns the plan for a snapshot.
+func Compute(in Input) Plan {
+	w := newWorld(in)
+	p := Plan{}
+	req := requeue{now: in.Now}
+	w.manage(&p, &req)
+	if len(p.Creates) == 0 && len(p.Deletes) == 0 {
+		w.rollingUpdate(&p)
+	}
+	capBurst(&p)
+	p.Status, p.Nodes = w.status(&req)
+	p.RequeueAfter = req.after()
+	return p
+}
+
+// manage applies rules 21-27 to every node.
+func (w *world) manage(p *Plan, req *requeue) {
+	for _, v := range w.nodes {
+		switch {
+		case v.node == nil:
+			w.deleteFromGoneNode(v, p)
+		case v.placement.ShouldRun && len(v.pods) == 0:
+			p.Creates = append(p.Creates, v.name)
+		case v.placement.ShouldContinueRunning:
+			w.manageRunning(v, p, req)
+		default:
+			deleteLive(v, v.pods, DeleteNodeIneligible, p)
+		}
+	}
+}
+
+// manageRunning handles a node that may keep its pods: terminal pods go, duplicates are pruned.
+func (w *world) manageRunning(v *nodeView, p *Plan, req *requeue) {
+	var running []*corev1.Pod
+	for _, pod := range v.pods {
+		switch {
+		case isTerminating(pod):
+			// Being deleted already: neither deleted again nor counted as running.
+		case pod.Status.Phase == corev1.PodFailed:
+			if until, ok := w.in.FailedPodBackoffUntil[v.name]; ok && w.in.Now.Before(until) {
+				req.at(until)
+				continue
+			}
+			p.Deletes = append(p.Deletes, Deletion{Pod: pod, Node: v.name, Reason: DeleteFailed})
+		case pod.Status.Phase == corev1.PodSucceeded:
+			p.Deletes = append(p.Deletes, Deletion{Pod: pod, Node: v.name, Reason: DeleteSucceeded})
+		default:
+			running = append(running, pod)
+		}
+	}
+	if !w.strategy.surge {
+		// Rule 23: keep the oldest, delete the rest. With nothing running (say the only pod is
+		// terminating), wait: the replacement comes once the node is empty.
+		deleteLive(v, tail(running), DeleteDuplicate, p)
+		return
+	}
+	w.manageSurge(v, running, p, req)
+}
+
+// manageSurge is rule 24: with surge, a node may hold one old and one new pod while the new one
+// becomes available.
+func (w *world) manageSurge(v *nodeView, running []*corev1.Pod, p *Plan, req *requeue) {
+	if len(running) == 0 {
+		if v.placement.ShouldRun {
+			p.Creates = append(p.Creates, v.name)
+		}
+		return
+	}
+	if len(running) == 1 {
+		return
+	}
+	var newest, oldest *corev1.Pod
+	for _, pod := range running {
+		switch {
+		case IsPodUpdated(pod, w.in.Hash) && newest == nil:
+			newest = pod
+		case !IsPodUpdated(pod, w.in.Hash) && oldest == nil:
+			oldest = pod
+		default:
+			p.Deletes = append(p.Deletes, Deletion{Pod: pod, Node: v.name, Reason: DeleteDuplicate})
+		}
+	}
+	if newest == nil || oldest == nil {
+		return
+	}
+	minReady := w.in.Set.Spec.MinReadySeconds
+	switch {
+	case !IsPodReady(oldest):
+		p.Deletes = append(p.Deletes, Deletion{Pod: oldest, Node: v.name, Reason: DeleteSurgeReplaced})
+	case IsPodAvailable(newest, minReady, w.in.Now):
+		p.Deletes = append(p.Deletes, Deletion{Pod: oldest, Node: v.name, Reason: DeleteSurgeReplaced})
+	default:
+		if at := availableAt(newest, minReady); !at.IsZero() {
+			req.at(at)
+		}
+	}
+}
+
+// deleteFromGoneNode deletes the pods of a node that no longer exists. Upstream deletes only the
+// unbound ones and leaves bound pods to the pod garbage collector; we delete both (a graceful delete;
+// the pod GC still force-removes pods no kubelet confirms), so a removed node's agent pods go at once.
+func (w *world) deleteFromGoneNode(v *nodeView, p *Plan) {
+	deleteLive(v, v.pods, DeleteNodeGone, p)
+}
+
+// deleteLive deletes the pods that are not already terminating.
+func deleteLive(v *nodeView, pods []*corev1.Pod, reason DeleteReason, p *Plan) {
+	for _, pod := range pods {
+		if !isTerminating(pod) {
+			p.Deletes = append(p.Deletes, Deletion{Pod: pod, Node: v.name, Reason: reason})
+		}
+	}
+}
+
+func tail(pods []*corev1.Pod) []*corev1.Pod {
+	if len(pods) <= 1 {
+		return nil
+	}
+	return pods[1:]
+}
+
+// capBurst keeps at most BurstReplicas creates and deletes; the rest come on later passes.
+func capBurst(p *Plan) {
+	if len(p.Creates) > BurstReplicas {
+		p.Creates = p.Creates[:BurstReplicas]
+	}
+	if len(p.Deletes) > BurstReplicas {
+		p.Deletes = p.Deletes[:BurstReplicas]
+	}
+}
+
+// requeue tracks the earliest moment the world changes without an event.
+type requeue struct {
+	now      time.Time
+	earliest time.Time
+}
+
+func (r *requeue) at(t time.Time) {
+	if !t.After(r.now) {
+		t = r.now
+	}
+	if r.earliest.IsZero() || t.Before(r.earliest) {
+		r.earliest = t
+	}
+}
+
+func (r *requeue) after() time.Duration {
+	if r.earliest.IsZero() {
+		return 0
+	}
+	// Never zero: zero means "nothing pending" to the caller.
+	if d := r.earliest.Sub(r.now); d > 0 {
+		return d
+	}
+	return time.Millisecond
+}
+
+// strategy is the update strategy resolved against the number of eligible nodes.
+type strategy struct {
+	rollingUpdate  bool
+	surge          bool
+	maxSurge       int
+	maxUnavailable int
+}

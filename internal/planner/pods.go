@@ -1,0 +1,77 @@
+package planner
+
+import (
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+// isTerminal: the pod will not run again.
+func isTerminal(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
+}
+
+// isTerminating: someone has asked for the pod to go.
+func isTerminating(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp != nil
+}
+
+// readyCondition returns the pod's Ready condition, or nil.
+func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == corev1.PodReady {
+			return &pod.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// IsPodReady: the Ready condition is True.
+func IsPodReady(pod *corev1.Pod) bool {
+	c := readyCondition(pod)
+	return c != nil && c.Status == corev1.ConditionTrue
+}
+
+// IsPodAvailable: Ready, and Ready for at least minReadySeconds at now.
+func IsPodAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
+	c := readyCondition(pod)
+	if c == nil || c.Status != corev1.ConditionTrue {
+		return false
+	}
+	if minReadySeconds == 0 {
+		return true
+	}
+	return !c.LastTransitionTime.IsZero() && !c.LastTransitionTime.Add(time.Duration(minReadySeconds)*time.Second).After(now)
+}
+
+// availableAt is when a Ready pod becomes available; zero when it is not Ready.
+func availableAt(pod *corev1.Pod, minReadySeconds int32) time.Time {
+	c := readyCondition(pod)
+	if c == nil || c.Status != corev1.ConditionTrue {
+		return time.Time{}
+	}
+	return c.LastTransitionTime.Add(time.Duration(minReadySeconds) * time.Second)
+}
+
+// IsPodUpdated: the pod carries the current revision hash (rule 43). An empty hash matches nothing.
+func IsPodUpdated(pod *corev1.Pod, hash string) bool {
+	return hash != "" && pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] == hash
+}
+
+// sortOldestFirst orders pods as upstream's podByCreationTimestampAndPhase does (rule 23): bound before
+// unbound, then older first, then by name.
+func sortOldestFirst(pods []*corev1.Pod) {
+	sort.SliceStable(pods, func(i, j int) bool {
+		a, b := pods[i], pods[j]
+		if (a.Spec.NodeName != "") != (b.Spec.NodeName != "") {
+			return a.Spec.NodeName != ""
+		}
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return a.Name < b.Name
+	})
+}

@@ -1,0 +1,191 @@
+package planner
+
+// The rolling update, rules 43-49 of the upstream DaemonSet controller.
+//
+// Invariants:
+//   - maxUnavailable and maxSurge are scaled against the number of eligible nodes, rounding up; when
+//     both come to 0 on a non-empty set, maxUnavailable is 1.
+//   - Without surge (delete first): at most maxUnavailable eligible nodes lack an available pod
+//     because of the update. Empty eligible nodes and new pods that are not available yet use up the
+//     budget; old pods that are not available anyway are replaced outside it.
+//   - With surge (create first): at most maxSurge nodes run a second, new pod that is not available
+//     yet; an old pod goes only once the new pod on its node is available. Old pods that are not
+//     available get their new pod at once, outside the budget. Old pods on nodes that stopped
+//     qualifying are kept until enough pods are available elsewhere.
+//   - Nodes are visited in name order, so which nodes are updated first is deterministic (upstream
+//     uses Go map order).
+//   - A change that leaves the template alone keeps the hash, so nothing is replaced.
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+// resolveStrategy turns the spec's update strategy into numbers for desired eligible nodes.
+//
+// An omitted maxUnavailable is 1, or 0 when maxSurge is non-zero: unlike upstream, a user who writes
+// only maxSurge gets a surge rollout rather than a rejected object.
+func resolveStrategy(set *nasv1alpha1.NodeAgentSet, desired int) strategy {
+	us := set.Spec.UpdateStrategy
+	if us.Type == nasv1alpha1.OnDeleteStrategyType {
+		return strategy{}
+	}
+	ru := us.RollingUpdate
+	if ru == nil {
+		ru = &nasv1alpha1.RollingUpdateNodeAgentSet{}
+	}
+	s := strategy{rollingUpdate: true}
+	// Any positive maxSurge allows surge, even a percentage that rounds to 0 nodes (upstream
+	// AllowsSurge scales against a single node).
+	s.surge = scaled(ru.MaxSurge, 1) > 0
+	s.maxSurge = scaled(ru.MaxSurge, desired)
+	switch {
+	case ru.MaxUnavailable != nil:
+		s.maxUnavailable = scaled(ru.MaxUnavailable, desired)
+	case !s.surge:
+		s.maxUnavailable = 1
+	}
+	if desired > 0 && s.maxSurge == 0 && s.maxUnavailable == 0 {
+		s.maxUnavailable = 1
+	}
+	return s
+}
+
+// scaled resolves an int-or-percent against total, rounding up; nil and malformed values are 0
+// (the schema rejects malformed values).
+func scaled(v *intstr.IntOrString, total int) int {
+	if v == nil {
+		return 0
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, total, true)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// rollingUpdate adds the replacements of a RollingUpdate to the plan.
+func (w *world) rollingUpdate(p *Plan) {
+	if !w.strategy.rollingUpdate {
+		return
+	}
+	if w.strategy.surge {
+		w.rollingUpdateSurge(p)
+		return
+	}
+	w.rollingUpdateDeleteFirst(p)
+}
+
+// updatedPods splits a node's live pods into the new one and the old one (rule 24's findUpdatedPods).
+// ok is false when the node has more than one of either: manage prunes it, and it counts as busy.
+func (w *world) updatedPods(v *nodeView) (newPod, oldPod *corev1.Pod, ok bool) {
+	for _, pod := range v.pods {
+		if isTerminating(pod) {
+			continue
+		}
+		if IsPodUpdated(pod, w.in.Hash) {
+			if newPod != nil {
+				return nil, nil, false
+			}
+			newPod = pod
+		} else {
+			if oldPod != nil {
+				return nil, nil, false
+			}
+			oldPod = pod
+		}
+	}
+	return newPod, oldPod, true
+}
+
+// rollingUpdateDeleteFirst is rule 46 (maxSurge 0): delete old pods while the unavailable budget
+// allows; manage creates their replacements on the next pass.
+func (w *world) rollingUpdateDeleteFirst(p *Plan) {
+	minReady, now := w.in.Set.Spec.MinReadySeconds, w.in.Now
+	numUnavailable := 0
+	var candidates []Deletion
+	for _, v := range w.rolloutNodes() {
+		newPod, oldPod, ok := w.updatedPods(v)
+		switch {
+		case !ok, newPod == nil && oldPod == nil, newPod != nil && oldPod != nil:
+			numUnavailable++
+		case newPod != nil:
+			if !IsPodAvailable(newPod, minReady, now) {
+				numUnavailable++
+			}
+		case !IsPodAvailable(oldPod, minReady, now):
+			// Not available anyway: replacing it costs nothing.
+			p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
+			numUnavailable++
+		default:
+			candidates = append(candidates, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
+		}
+	}
+	p.Deletes = append(p.Deletes, candidates[:clamp(w.strategy.maxUnavailable-numUnavailable, len(candidates))]...)
+}
+
+// rollingUpdateSurge is rule 47 (maxSurge > 0): create new pods next to old ones while the surge
+// budget allows; manage deletes an old pod once the new one on its node is available.
+func (w *world) rollingUpdateSurge(p *Plan) {
+	minReady, now := w.in.Set.Spec.MinReadySeconds, w.in.Now
+	numSurge, numAvailable, desired := 0, 0, 0
+	var candidates []string
+	var shouldNotRun []Deletion
+	for _, v := range w.rolloutNodes() {
+		if v.node != nil && v.placement.ShouldRun {
+			desired++
+		}
+		newPod, oldPod, ok := w.updatedPods(v)
+		if !ok {
+			numSurge++
+			continue
+		}
+		switch {
+		case oldPod != nil && IsPodAvailable(oldPod, minReady, now):
+			numAvailable++
+		case newPod != nil && IsPodAvailable(newPod, minReady, now):
+			numAvailable++
+		}
+		eligible := v.node != nil && v.placement.ShouldRun
+		switch {
+		case oldPod == nil:
+			// Nothing old here; manage takes care of the rest.
+		case newPod == nil && !IsPodAvailable(oldPod, minReady, now):
+			if !eligible {
+				p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
+				continue
+			}
+			// Not available anyway: its replacement comes at once, outside the budget.
+			p.Creates = append(p.Creates, v.name)
+		case newPod == nil && !eligible:
+			shouldNotRun = append(shouldNotRun, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteNodeIneligible})
+		case newPod == nil:
+			candidates = append(candidates, v.name)
+		case !IsPodAvailable(newPod, minReady, now):
+			numSurge++
+		default:
+			p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteSurgeReplaced})
+		}
+	}
+	p.Creates = append(p.Creates, candidates[:clamp(w.strategy.maxSurge-numSurge, len(candidates))]...)
+	p.Deletes = append(p.Deletes, shouldNotRun[:clamp(numAvailable-desired, len(shouldNotRun))]...)
+}
+
+// rolloutNodes are the nodes the rolling update looks at: every node with pods (eligible or not,
+// existing or not) and every eligible node.
+func (w *world) rolloutNodes() []*nodeView {
+	out := make([]*nodeView, 0, len(w.nodes))
+	for _, v := range w.nodes {
+		if len(v.pods) > 0 || (v.node != nil && v.placement.ShouldRun) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// clamp limits n to [0, hi].
+func clamp(n, hi int) int {
+	return max(0, min(n, hi))
+}

@@ -1,0 +1,57 @@
+package planner
+
+import (
+	corev1 "k8s.io/api/core/v1"
+)
+
+// status computes the counters of rule 50 and the state of every node that is excluded or lacks an
+// available agent. Only the oldest pod of a node is looked at (during a surge, the old one), and pods
+// on nodes that no longer exist are not counted.
+func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
+	var c Counters
+	states := map[string]NodeState{}
+	minReady, now := w.in.Set.Spec.MinReadySeconds, w.in.Now
+	for _, v := range w.nodes {
+		if v.node == nil {
+			continue
+		}
+		if !v.placement.ShouldRun {
+			if len(v.pods) > 0 {
+				c.NumberMisscheduled++
+			}
+			states[v.name] = NodeState{Placement: v.placement, Pod: first(v.pods)}
+			continue
+		}
+		c.DesiredNumberScheduled++
+		if len(v.pods) == 0 {
+			states[v.name] = NodeState{Placement: v.placement}
+			continue
+		}
+		c.CurrentNumberScheduled++
+		pod := v.pods[0]
+		available := IsPodAvailable(pod, minReady, now)
+		if IsPodReady(pod) {
+			c.NumberReady++
+			if !available {
+				req.at(availableAt(pod, minReady))
+			}
+		}
+		if available {
+			c.NumberAvailable++
+		} else {
+			states[v.name] = NodeState{Placement: v.placement, Pod: pod}
+		}
+		if IsPodUpdated(pod, w.in.Hash) {
+			c.UpdatedNumberScheduled++
+		}
+	}
+	c.NumberUnavailable = c.DesiredNumberScheduled - c.NumberAvailable
+	return c, states
+}
+
+func first(pods []*corev1.Pod) *corev1.Pod {
+	if len(pods) == 0 {
+		return nil
+	}
+	return pods[0]
+}
