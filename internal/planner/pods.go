@@ -21,12 +21,7 @@ func isTerminating(pod *corev1.Pod) bool {
 
 // readyCondition returns the pod's Ready condition, or nil.
 func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == corev1.PodReady {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
+	return podCondition(pod, corev1.PodReady)
 }
 
 // IsPodReady: the Ready condition is True.
@@ -47,10 +42,11 @@ func IsPodAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool 
 	return !c.LastTransitionTime.IsZero() && !c.LastTransitionTime.Add(time.Duration(minReadySeconds)*time.Second).After(now)
 }
 
-// availableAt is when a Ready pod becomes available; zero when it is not Ready.
+// availableAt is when a Ready pod becomes available; zero when it is not Ready, or has no transition
+// time and so never becomes available by waiting (see IsPodAvailable).
 func availableAt(pod *corev1.Pod, minReadySeconds int32) time.Time {
 	c := readyCondition(pod)
-	if c == nil || c.Status != corev1.ConditionTrue {
+	if c == nil || c.Status != corev1.ConditionTrue || c.LastTransitionTime.IsZero() {
 		return time.Time{}
 	}
 	return c.LastTransitionTime.Add(time.Duration(minReadySeconds) * time.Second)

@@ -69,8 +69,8 @@ func podNamePrefix(setName string) string {
 }
 
 // TargetNodeName returns the node a pod belongs to (rule 19): spec.nodeName when bound, otherwise the
-// single value of a required matchFields metadata.name In [...] requirement. Pods with neither are
-// ignored by all per-node logic.
+// value of the first required matchFields metadata.name In [...] requirement, which must have exactly one
+// value (upstream GetTargetNodeName). Pods with neither are ignored by all per-node logic.
 func TargetNodeName(pod *corev1.Pod) (string, bool) {
 	if pod.Spec.NodeName != "" {
 		return pod.Spec.NodeName, true
@@ -81,7 +81,10 @@ func TargetNodeName(pod *corev1.Pod) (string, bool) {
 	}
 	for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
 		for _, req := range term.MatchFields {
-			if req.Key == nodeNameField && req.Operator == corev1.NodeSelectorOpIn && len(req.Values) == 1 {
+			if req.Key == nodeNameField && req.Operator == corev1.NodeSelectorOpIn {
+				if len(req.Values) != 1 {
+					return "", false
+				}
 				return req.Values[0], true
 			}
 		}

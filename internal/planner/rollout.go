@@ -71,7 +71,9 @@ func (w *world) rollingUpdate(p *Plan) {
 	if !w.strategy.rollingUpdate {
 		return
 	}
-	if w.strategy.surge {
+	// Upstream chooses on maxSurge scaled against the eligible nodes, not on whether surge is allowed:
+	// a surge percentage with no eligible node takes the delete-first path.
+	if w.strategy.maxSurge > 0 {
 		w.rollingUpdateSurge(p)
 		return
 	}
@@ -142,10 +144,11 @@ func (w *world) rollingUpdateSurge(p *Plan) {
 			numSurge++
 			continue
 		}
+		// A node's new pod counts only when it has no old pod (upstream's else-if).
 		switch {
 		case oldPod != nil && IsPodAvailable(oldPod, minReady, now):
 			numAvailable++
-		case newPod != nil && IsPodAvailable(newPod, minReady, now):
+		case oldPod == nil && newPod != nil && IsPodAvailable(newPod, minReady, now):
 			numAvailable++
 		}
 		eligible := v.node != nil && v.placement.ShouldRun

@@ -32,8 +32,8 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 		available := IsPodAvailable(pod, minReady, now)
 		if IsPodReady(pod) {
 			c.NumberReady++
-			if !available {
-				req.at(availableAt(pod, minReady))
+			if at := availableAt(pod, minReady); !available && !at.IsZero() {
+				req.at(at)
 			}
 		}
 		if available {

@@ -21,7 +21,7 @@ var hostNetworkToleration = corev1.Toleration{
 	Key: corev1.TaintNodeNetworkUnavailable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
 }
 
-// WithAutomaticTolerations returns the user's tolerations merged with the automatic ones. A user
+// WithAutomaticTolerations returns the user's tolerations merged with the automatic ones. Every user
 // toleration with the same key, operator, value and effect is replaced by the automatic one (dropping
 // any tolerationSeconds); every other user toleration keeps its place. The input is not modified.
 func WithAutomaticTolerations(user []corev1.Toleration, hostNetwork bool) []corev1.Toleration {
@@ -35,9 +35,10 @@ func WithAutomaticTolerations(user []corev1.Toleration, hostNetwork bool) []core
 		replaced := false
 		for i := range out {
 			if sameToleration(out[i], t) {
+				// No break: upstream's AddOrUpdateTolerationInPodSpec replaces every match, so a
+				// duplicate user toleration cannot smuggle a tolerationSeconds past the replacement.
 				out[i] = t
 				replaced = true
-				break
 			}
 		}
 		if !replaced {

@@ -1,0 +1,926 @@
+package planner
+
+// Per-node plan scenarios: upstream daemon_controller_test.go (section 3.1 of the reference) expressed as
+// planner inputs. Upstream counts creates and deletes; we also check which node and which pod, and why.
+//
+// Not expressible here, because the planner only ever sees the set's claimed pods and a settled set:
+//   - adoption, release and foreign pods (#12, #18, #20, #22, #23 partly; #16, #48 partly): a pod whose
+//     labels stopped matching, or that another controller owns, never reaches Input.Pods. The scenarios
+//     below leave such pods out and say so.
+//   - events (#13's "0 events", #19), expectations (#2, #6), create errors and slow start (#5, #8),
+//     status writes and observedGeneration (#7 partly, #32), a set being deleted or with an empty selector
+//     (#15, #16, #19), and every event-handler test (#1, #45, #46, #49-#58, #65, #66) belong to the
+//     controller, not the planner.
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+// scenario is one snapshot and the plan it must produce.
+type scenario struct {
+	name    string
+	set     []func(*nasv1alpha1.NodeAgentSet)
+	nodes   []*corev1.Node
+	pods    []*corev1.Pod
+	now     time.Time // zero: t0
+	backoff map[string]time.Time
+
+	creates []string
+	deletes []del
+	// status, when set, is compared in full.
+	status *Counters
+	// requeue is compared always: zero means nothing pending.
+	requeue time.Duration
+}
+
+func (sc scenario) input(strategy nasv1alpha1.NodeAgentSetUpdateStrategy) Input {
+	now := sc.now
+	if now.IsZero() {
+		now = t0
+	}
+	pods := make([]*corev1.Pod, 0, len(sc.pods))
+	for _, p := range sc.pods {
+		pods = append(pods, p.DeepCopy())
+	}
+	nodes := make([]*corev1.Node, 0, len(sc.nodes))
+	for _, n := range sc.nodes {
+		nodes = append(nodes, n.DeepCopy())
+	}
+	return Input{
+		Set:                   newSet(append([]func(*nasv1alpha1.NodeAgentSet){withStrategy(strategy)}, sc.set...)...),
+		Hash:                  curHash,
+		Nodes:                 nodes,
+		Pods:                  pods,
+		Now:                   now,
+		FailedPodBackoffUntil: sc.backoff,
+	}
+}
+
+func (sc scenario) run(t *testing.T, strategy nasv1alpha1.NodeAgentSetUpdateStrategy) Plan {
+	t.Helper()
+	in := sc.input(strategy)
+	p := Compute(in)
+	assertPlan(t, p, sc.creates, sc.deletes)
+	if sc.status != nil && p.Status != *sc.status {
+		t.Errorf("status:\n got  %+v\n want %+v", p.Status, *sc.status)
+	}
+	if p.RequeueAfter != sc.requeue {
+		t.Errorf("requeueAfter = %v, want %v", p.RequeueAfter, sc.requeue)
+	}
+	return p
+}
+
+// runBoth runs every scenario with OnDelete and with RollingUpdate{maxUnavailable: 1}.
+func runBoth(t *testing.T, scenarios []scenario) {
+	t.Helper()
+	for _, sc := range scenarios {
+		for _, st := range bothStrategies {
+			t.Run(sc.name+"/"+st.name, func(t *testing.T) { sc.run(t, st.strategy) })
+		}
+	}
+}
+
+// runWith runs every scenario with one strategy.
+func runWith(t *testing.T, strategy nasv1alpha1.NodeAgentSetUpdateStrategy, scenarios []scenario) {
+	t.Helper()
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) { sc.run(t, strategy) })
+	}
+}
+
+func podNames(pods []*corev1.Pod) []string {
+	out := make([]string, 0, len(pods))
+	for _, p := range pods {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// delsOf lists the deletion of each pod, on its node, for one reason.
+func delsOf(reason DeleteReason, pods ...*corev1.Pod) []del {
+	out := make([]del, 0, len(pods))
+	for _, p := range pods {
+		node, _ := TargetNodeName(p)
+		out = append(out, del{Pod: p.Name, Node: node, Reason: reason})
+	}
+	return out
+}
+
+func withResources(memory, cpu string) func(*nasv1alpha1.NodeAgentSet) {
+	return func(s *nasv1alpha1.NodeAgentSet) {
+		s.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse(memory),
+			corev1.ResourceCPU:    resource.MustParse(cpu),
+		}
+	}
+}
+
+func withHostPort(port int32) func(*nasv1alpha1.NodeAgentSet) {
+	return func(s *nasv1alpha1.NodeAgentSet) {
+		s.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: port, HostPort: port}}
+	}
+}
+
+func withAllocatable(memory, cpu string) func(*corev1.Node) {
+	return func(n *corev1.Node) {
+		n.Status.Allocatable = corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse(memory),
+			corev1.ResourceCPU:    resource.MustParse(cpu),
+			corev1.ResourcePods:   resource.MustParse("100"),
+		}
+	}
+}
+
+// TestPlanPlacement: which nodes get a pod, upstream's launch scenarios (both strategies).
+func TestPlanPlacement(t *testing.T) {
+	runBoth(t, []scenario{
+		{
+			name: "#3 five nodes, no constraints", nodes: newNodes(0, 5, nil),
+			creates: nodeNames("node", 0, 1, 2, 3, 4),
+			status:  &Counters{DesiredNumberScheduled: 5, NumberUnavailable: 5},
+		},
+		{name: "#9 no nodes", status: &Counters{}},
+		{name: "#10 one node", nodes: newNodes(0, 1, nil), creates: []string{"node-0"}},
+		{
+			name:  "#11 node not Ready, no taints",
+			nodes: []*corev1.Node{newNode("node-0", nil, withNodeCondition(corev1.NodeReady, corev1.ConditionFalse))}, creates: []string{"node-0"},
+		},
+		{
+			// Upstream also adds an unowned pod with the same spec; it is not the set's, so it never reaches
+			// the planner.
+			name:    "#12 template nodeName on a node short of resources",
+			set:     []func(*nasv1alpha1.NodeAgentSet){withNodeName("too-much-mem"), withResources("75M", "75m")},
+			nodes:   []*corev1.Node{newNode("too-much-mem", nil, withAllocatable("100M", "200m"))},
+			creates: []string{"too-much-mem"},
+		},
+		{
+			name: "#13 nodeSelector picks the labeled node, whatever its size",
+			set:  []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels), withResources("75M", "75m")},
+			nodes: []*corev1.Node{
+				newNode("big", blueLabels, withAllocatable("200M", "200m")),
+				newNode("small", nil, withAllocatable("100M", "200m")),
+			},
+			creates: []string{"big"},
+		},
+		{
+			name:    "#14 NetworkUnavailable condition without taint",
+			nodes:   []*corev1.Node{newNode("node-0", nil, withNodeCondition(corev1.NodeNetworkUnavailable, corev1.ConditionTrue))},
+			creates: []string{"node-0"},
+		},
+		{
+			name:   "#17 the node already runs the set's pod with the same host port",
+			set:    []func(*nasv1alpha1.NodeAgentSet){withHostPort(666)},
+			nodes:  newNodes(0, 1, nil),
+			pods:   newPods("node-0", 1, func(p *corev1.Pod) { p.Spec.Containers[0].Ports = []corev1.ContainerPort{{HostPort: 666}} }),
+			status: &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, UpdatedNumberScheduled: 1, NumberUnavailable: 1},
+		},
+		{
+			// The foreign pod holding host port 6661 is not the set's: the planner never sees it.
+			name: "#18 another pod's host port does not matter", set: []func(*nasv1alpha1.NodeAgentSet){withHostPort(6662)},
+			nodes: newNodes(0, 1, nil), creates: []string{"node-0"},
+		},
+		{
+			name: "#21/#29 nodeSelector: 3 of 7 nodes labeled", set: []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)},
+			nodes:   concat(newNodes(0, 4, nil), newNodes(4, 3, blueLabels)),
+			creates: nodeNames("node", 4, 5, 6),
+			status:  &Counters{DesiredNumberScheduled: 3, NumberUnavailable: 3},
+		},
+		{
+			name: "#24 nodeSelector matches no node", set: []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)},
+			nodes: newNodes(0, 4, nil), status: &Counters{},
+		},
+		{
+			name: "#25 template nodeName among five nodes", set: []func(*nasv1alpha1.NodeAgentSet){withNodeName("node-0")},
+			nodes: newNodes(0, 5, nil), creates: []string{"node-0"},
+			status: &Counters{DesiredNumberScheduled: 1, NumberUnavailable: 1},
+		},
+		{
+			name: "#26 template nodeName names a missing node", set: []func(*nasv1alpha1.NodeAgentSet){withNodeName("node-10")},
+			nodes: newNodes(0, 5, nil), status: &Counters{},
+		},
+		{
+			name:    "#27 nodeSelector and nodeName agree",
+			set:     []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels), withNodeName("node-6")},
+			nodes:   concat(newNodes(0, 4, nil), newNodes(4, 3, blueLabels)),
+			creates: []string{"node-6"},
+		},
+		{
+			name:  "#28 nodeName names an unlabeled node",
+			set:   []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels), withNodeName("node-0")},
+			nodes: concat(newNodes(0, 4, nil), newNodes(4, 3, blueLabels)),
+		},
+		{
+			name:    "#30 required affinity color In [blue]: 3 of 7",
+			set:     []func(*nasv1alpha1.NodeAgentSet){withRequiredAffinity(term(req("color", corev1.NodeSelectorOpIn, "blue")))},
+			nodes:   concat(newNodes(0, 4, nil), newNodes(4, 3, blueLabels)),
+			creates: nodeNames("node", 4, 5, 6),
+		},
+		{
+			name: "integration #4 required affinity: ORed label term and name term",
+			set: []func(*nasv1alpha1.NodeAgentSet){withRequiredAffinity(
+				term(req("zone", corev1.NodeSelectorOpIn, "test")),
+				fieldTerm(req("metadata.name", corev1.NodeSelectorOpIn, "node-1")),
+			)},
+			nodes:   concat(newNodes(0, 2, nil), newNodes(2, 2, map[string]string{"zone": "test"}), newNodes(4, 2, nil)),
+			creates: nodeNames("node", 1, 2, 3),
+		},
+		{
+			name:   "#37 untolerated NoSchedule taint, no pod: nothing",
+			nodes:  []*corev1.Node{newNode("node-0", nil, withTaints(taint("dedicated", "user1", corev1.TaintEffectNoSchedule)))},
+			status: &Counters{},
+		},
+		{
+			name:    "#38 tolerated NoSchedule taint",
+			set:     []func(*nasv1alpha1.NodeAgentSet){withTolerations(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "user1", Effect: corev1.TaintEffectNoSchedule})},
+			nodes:   []*corev1.Node{newNode("node-0", nil, withTaints(taint("dedicated", "user1", corev1.TaintEffectNoSchedule)))},
+			creates: []string{"node-0"},
+		},
+		{
+			name: "#39 not-ready NoExecute taint on a NotReady node",
+			nodes: []*corev1.Node{newNode("node-0", nil,
+				withTaints(taint(corev1.TaintNodeNotReady, "", corev1.TaintEffectNoExecute)),
+				withNodeCondition(corev1.NodeReady, corev1.ConditionFalse))},
+			creates: []string{"node-0"},
+		},
+		{
+			name: "#40 unreachable NoExecute taint on a node of unknown state",
+			nodes: []*corev1.Node{newNode("node-0", nil,
+				withTaints(taint(corev1.TaintNodeUnreachable, "", corev1.TaintEffectNoExecute)),
+				withNodeCondition(corev1.NodeReady, corev1.ConditionUnknown))},
+			creates: []string{"node-0"},
+		},
+		{
+			name:    "#41 tolerations on an untainted node",
+			set:     []func(*nasv1alpha1.NodeAgentSet){withTolerations(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "user1", Effect: corev1.TaintEffectNoSchedule})},
+			nodes:   newNodes(0, 1, nil),
+			creates: []string{"node-0"},
+		},
+		{
+			name: "#43 disk, memory and pid pressure taints",
+			set: []func(*nasv1alpha1.NodeAgentSet){func(s *nasv1alpha1.NodeAgentSet) {
+				s.Namespace = "kube-system"
+				s.Spec.Template.Spec.PriorityClassName = "system-node-critical"
+			}},
+			nodes: []*corev1.Node{newNode("node-0", nil,
+				withTaints(
+					taint(corev1.TaintNodeDiskPressure, "", corev1.TaintEffectNoSchedule),
+					taint(corev1.TaintNodeMemoryPressure, "", corev1.TaintEffectNoSchedule),
+					taint(corev1.TaintNodePIDPressure, "", corev1.TaintEffectNoSchedule)),
+				withNodeCondition(corev1.NodeDiskPressure, corev1.ConditionTrue),
+				withNodeCondition(corev1.NodeMemoryPressure, corev1.ConditionTrue),
+				withNodeCondition(corev1.NodePIDPressure, corev1.ConditionTrue))},
+			creates: []string{"node-0"},
+		},
+		{
+			name: "integration #10 cordoned node and network-unavailable node with hostNetwork",
+			set:  []func(*nasv1alpha1.NodeAgentSet){func(s *nasv1alpha1.NodeAgentSet) { s.Spec.Template.Spec.HostNetwork = true }},
+			nodes: []*corev1.Node{
+				newNode("cordoned", nil, func(n *corev1.Node) { n.Spec.Unschedulable = true },
+					withTaints(taint(corev1.TaintNodeUnschedulable, "", corev1.TaintEffectNoSchedule))),
+				newNode("no-network", nil, withNodeCondition(corev1.NodeReady, corev1.ConditionFalse),
+					withNodeCondition(corev1.NodeNetworkUnavailable, corev1.ConditionTrue),
+					withTaints(taint(corev1.TaintNodeNetworkUnavailable, "", corev1.TaintEffectNoSchedule))),
+			},
+			creates: []string{"cordoned", "no-network"},
+		},
+		{
+			name:  "network-unavailable taint without hostNetwork: no pod",
+			nodes: []*corev1.Node{newNode("node-0", nil, withTaints(taint(corev1.TaintNodeNetworkUnavailable, "", corev1.TaintEffectNoSchedule)))},
+		},
+		{
+			name:  "not-ready NoSchedule taint: no new pod",
+			nodes: []*corev1.Node{newNode("node-0", nil, withTaints(taint(corev1.TaintNodeNotReady, "", corev1.TaintEffectNoSchedule)))},
+		},
+	})
+}
+
+// TestPlanExistingPods: what happens to pods already there (both strategies; all pods are up to date, so
+// the rolling update has nothing to add).
+func TestPlanExistingPods(t *testing.T) {
+	// #20: upstream also has two pods on node-4 whose labels no longer match the selector. The controller
+	// releases them, so the planner sees node-4 empty and creates its pod.
+	dealsWithExisting := concat(newPods("node-1", 1), newPods("node-2", 2), newPods("node-3", 5))
+
+	// #22: node-0's two pods and one of node-1's have non-matching labels and are released.
+	unselected := concat(newPods("node-1", 3), newPods("node-4", 1))
+
+	// #23: node-1's two, node-7's four and one of node-9's pods have non-matching labels.
+	selectorExisting := concat(newPods("node-0", 1), newPods("node-1", 3), newPods("node-2", 4), newPods("node-6", 13), newPods("node-9", 1))
+
+	noScheduleNode := newNode("node-0", nil, withTaints(taint("dedicated", "user1", corev1.TaintEffectNoSchedule)))
+	noExecuteNode := newNode("node-0", nil, withTaints(taint("dedicated", "user1", corev1.TaintEffectNoExecute)))
+
+	// #47: node-1 and node-2 do not exist. Upstream deletes only the unbound pod (node-2) and leaves the
+	// bound one to the pod garbage collector; we delete both (deliberate difference 2).
+	onNode0 := newPod("pod-node-0", "node-0")
+	boundToGone := newPod("pod-node-1", "node-1")
+	unboundToGone := newPod("pod-node-2", "", unboundTo("node-2"))
+
+	// Ordering of duplicates: bound before unbound, then older, then by name (rule 23).
+	oldestUnbound := newPod("c", "", unboundTo("node-0"), created(t0.Add(-100*time.Second)))
+	boundB := newPod("b", "node-0")
+	boundA := newPod("a", "node-0")
+	boundOlder := newPod("d", "node-0", created(t0.Add(-10*time.Second)))
+
+	runBoth(t, []scenario{
+		{
+			name: "#20 existing pods: one per node is kept, empty nodes get one", nodes: newNodes(0, 5, nil), pods: dealsWithExisting,
+			creates: nodeNames("node", 0, 4),
+			deletes: delsOf(DeleteDuplicate, concat(dealsWithExisting[2:3], dealsWithExisting[4:8])...),
+			status:  &Counters{DesiredNumberScheduled: 5, CurrentNumberScheduled: 3, UpdatedNumberScheduled: 3, NumberUnavailable: 5},
+		},
+		{
+			name: "#22 nodeSelector: pods on unselected nodes are deleted", set: []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)},
+			nodes: concat(newNodes(0, 5, nil), newNodes(5, 5, blueLabels)), pods: unselected,
+			creates: nodeNames("node", 5, 6, 7, 8, 9),
+			deletes: delsOf(DeleteNodeIneligible, unselected...),
+			status:  &Counters{DesiredNumberScheduled: 5, NumberMisscheduled: 2, NumberUnavailable: 5},
+		},
+		{
+			name: "#23 nodeSelector with existing pods everywhere", set: []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)},
+			nodes: concat(newNodes(0, 5, nil), newNodes(5, 5, blueLabels)), pods: selectorExisting,
+			creates: nodeNames("node", 5, 7, 8),
+			deletes: concat(delsOf(DeleteNodeIneligible, selectorExisting[:8]...), delsOf(DeleteDuplicate, selectorExisting[9:21]...)),
+			status:  &Counters{DesiredNumberScheduled: 5, CurrentNumberScheduled: 2, NumberMisscheduled: 3, UpdatedNumberScheduled: 2, NumberUnavailable: 5},
+		},
+		{
+			name: "#35 untolerated NoSchedule taint keeps the running pod", nodes: []*corev1.Node{noScheduleNode}, pods: newPods("node-0", 1, ready),
+			status: &Counters{NumberMisscheduled: 1},
+		},
+		{
+			name: "#36 untolerated NoExecute taint evicts the running pod", nodes: []*corev1.Node{noExecuteNode}, pods: newPods("node-0", 1, ready),
+			deletes: []del{{Pod: "node-0-00", Node: "node-0", Reason: DeleteNodeIneligible}},
+			status:  &Counters{NumberMisscheduled: 1},
+		},
+		{
+			name: "rule 25: all pods of a node that must not continue go at once, no budget", nodes: []*corev1.Node{noExecuteNode},
+			pods:    concat(newPods("node-0", 3, ready), namedPods("node-0-old", "node-0", 1, withHash(oldHash))),
+			deletes: delsOf(DeleteNodeIneligible, concat(newPods("node-0", 3), namedPods("node-0-old", "node-0", 1))...),
+		},
+		{
+			name: "rule 23: untolerated NoSchedule taint with several pods: duplicates still pruned", nodes: []*corev1.Node{noScheduleNode},
+			pods:    newPods("node-0", 3),
+			deletes: delsOf(DeleteDuplicate, newPods("node-0", 3)[1:]...),
+		},
+		{
+			name: "#42 the only pod is terminating: wait for it to go", nodes: newNodes(0, 1, nil), pods: newPods("node-0", 1, terminating),
+			status: &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, UpdatedNumberScheduled: 1, NumberUnavailable: 1},
+		},
+		{
+			name: "terminating pods are never deleted again nor counted as running", nodes: newNodes(0, 1, nil),
+			pods:    concat(namedPods("node-0-a", "node-0", 2, terminating), namedPods("node-0-b", "node-0", 2)),
+			deletes: delsOf(DeleteDuplicate, namedPods("node-0-b", "node-0", 2)[1:]...),
+		},
+		{
+			name: "#47 pods whose node does not exist are deleted, bound or not", nodes: newNodes(0, 1, nil),
+			pods:    []*corev1.Pod{onNode0, boundToGone, unboundToGone},
+			deletes: concat(delsOf(DeleteNodeGone, boundToGone), []del{{Pod: "pod-node-2", Node: "node-2", Reason: DeleteNodeGone}}),
+			status:  &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, UpdatedNumberScheduled: 1, NumberUnavailable: 1},
+		},
+		{
+			name: "pods on a gone node that are already terminating are left alone", nodes: newNodes(0, 1, nil),
+			pods:   concat([]*corev1.Pod{onNode0}, newPods("node-9", 1, terminating)),
+			status: &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, UpdatedNumberScheduled: 1, NumberUnavailable: 1},
+		},
+		{
+			name: "pods that map to no node are ignored: not counted, not deleted", nodes: newNodes(0, 1, nil),
+			pods:    []*corev1.Pod{newPod("nowhere", "")},
+			creates: []string{"node-0"},
+			status:  &Counters{DesiredNumberScheduled: 1, NumberUnavailable: 1},
+		},
+		{
+			name:  "#48 terminal pods already being deleted are ignored, live terminating pods are not",
+			nodes: newNodes(0, 4, nil),
+			pods: []*corev1.Pod{
+				newPod("failed-deleted", "node-0", phase(corev1.PodFailed), terminating),
+				newPod("succeeded-deleted", "node-1", phase(corev1.PodSucceeded), terminating),
+				newPod("running-deleted", "node-2", terminating),
+				newPod("failed-deleted-3", "node-3", phase(corev1.PodFailed), terminating),
+				newPod("running-3", "node-3", ready),
+			},
+			creates: nodeNames("node", 0, 1),
+			status:  &Counters{DesiredNumberScheduled: 4, CurrentNumberScheduled: 2, UpdatedNumberScheduled: 2, NumberReady: 1, NumberAvailable: 1, NumberUnavailable: 3},
+		},
+		{
+			name: "duplicates: bound before unbound, then oldest, then by name", nodes: newNodes(0, 1, nil),
+			pods:    []*corev1.Pod{oldestUnbound, boundB, boundA, boundOlder},
+			deletes: []del{{"a", "node-0", DeleteDuplicate}, {"b", "node-0", DeleteDuplicate}, {"c", "node-0", DeleteDuplicate}},
+		},
+	})
+}
+
+// TestDaemonKillFailedPods is upstream's table (3.1 #33) plus succeeded pods (rule 22): a terminal pod is
+// deleted and, without surge, replaced only on a later pass.
+func TestDaemonKillFailedPods(t *testing.T) {
+	failed := func(n int) []*corev1.Pod {
+		return namedPods("node-0-failed", "node-0", n, phase(corev1.PodFailed), created(t0.Add(-time.Minute)))
+	}
+	tests := []struct {
+		name    string
+		pods    []*corev1.Pod
+		creates []string
+		deletes []del
+	}{
+		{name: "0 failed, 1 normal: nothing", pods: newPods("node-0", 1)},
+		{name: "0 failed, 0 normal: create", creates: []string{"node-0"}},
+		{name: "1 failed, 0 normal: delete, no create in the same pass", pods: failed(1), deletes: delsOf(DeleteFailed, failed(1)...)},
+		{
+			name:    "1 failed, 3 normal: delete the failed one and 2 duplicates",
+			pods:    concat(failed(1), newPods("node-0", 3)),
+			deletes: concat(delsOf(DeleteFailed, failed(1)...), delsOf(DeleteDuplicate, newPods("node-0", 3)[1:]...)),
+		},
+		{
+			name:    "1 succeeded: delete without backoff, no create in the same pass",
+			pods:    newPods("node-0", 1, phase(corev1.PodSucceeded)),
+			deletes: delsOf(DeleteSucceeded, newPods("node-0", 1)...),
+		},
+		{
+			name:    "failed and succeeded next to a running pod",
+			pods:    concat(failed(1), namedPods("node-0-succeeded", "node-0", 1, phase(corev1.PodSucceeded)), newPods("node-0", 1)),
+			deletes: concat(delsOf(DeleteFailed, failed(1)...), delsOf(DeleteSucceeded, namedPods("node-0-succeeded", "node-0", 1)...)),
+		},
+	}
+	for _, tt := range tests {
+		runBoth(t, []scenario{{name: tt.name, nodes: newNodes(0, 1, nil), pods: tt.pods, creates: tt.creates, deletes: tt.deletes}})
+	}
+}
+
+// TestDaemonKillFailedPodsBackoff is 3.1 #34: a failed pod is not deleted again while its node's backoff
+// runs; the plan asks to be requeued when it ends. The controller owns the backoff table; the planner
+// only honours FailedPodBackoffUntil.
+func TestDaemonKillFailedPodsBackoff(t *testing.T) {
+	until := t0.Add(5 * time.Second)
+	failedPod := newPods("node-0", 1, phase(corev1.PodFailed))
+	deleteFailed := delsOf(DeleteFailed, failedPod...)
+	runBoth(t, []scenario{
+		{name: "no backoff: delete", nodes: newNodes(0, 1, nil), pods: failedPod, deletes: deleteFailed},
+		{
+			name: "in backoff: keep it and requeue when the backoff ends", nodes: newNodes(0, 1, nil), pods: failedPod,
+			backoff: map[string]time.Time{"node-0": until}, requeue: 5 * time.Second,
+			status: &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, UpdatedNumberScheduled: 1, NumberUnavailable: 1},
+		},
+		{
+			name: "1ns before the end: still in backoff", nodes: newNodes(0, 1, nil), pods: failedPod, now: until.Add(-time.Nanosecond),
+			backoff: map[string]time.Time{"node-0": until}, requeue: time.Nanosecond,
+		},
+		{
+			name: "at the end: delete", nodes: newNodes(0, 1, nil), pods: failedPod, now: until,
+			backoff: map[string]time.Time{"node-0": until}, deletes: deleteFailed,
+		},
+		{
+			name: "backoff of another node does not hold this one", nodes: newNodes(0, 2, nil),
+			pods:    concat(failedPod, newPods("node-1", 1, phase(corev1.PodFailed))),
+			backoff: map[string]time.Time{"node-1": until}, requeue: 5 * time.Second,
+			deletes: deleteFailed,
+		},
+		{
+			name: "backoff does not hold succeeded pods", nodes: newNodes(0, 1, nil), pods: newPods("node-0", 1, phase(corev1.PodSucceeded)),
+			backoff: map[string]time.Time{"node-0": until}, deletes: delsOf(DeleteSucceeded, newPods("node-0", 1)...),
+		},
+		{
+			name: "a failed pod in backoff is not running: its node keeps the other pod", nodes: newNodes(0, 1, nil),
+			pods:    concat(namedPods("node-0-a", "node-0", 1, phase(corev1.PodFailed)), namedPods("node-0-b", "node-0", 1)),
+			backoff: map[string]time.Time{"node-0": until}, requeue: 5 * time.Second,
+		},
+	})
+}
+
+// TestNumberReadyStatus is 3.1 #31: readiness shows in the counters, with no creates or deletes.
+func TestNumberReadyStatus(t *testing.T) {
+	runBoth(t, []scenario{
+		{
+			name: "pods not Ready", nodes: newNodes(0, 2, nil), pods: concat(newPods("node-0", 1), newPods("node-1", 1)),
+			status: &Counters{DesiredNumberScheduled: 2, CurrentNumberScheduled: 2, UpdatedNumberScheduled: 2, NumberUnavailable: 2},
+		},
+		{
+			name: "pods Ready", nodes: newNodes(0, 2, nil), pods: concat(newPods("node-0", 1, ready), newPods("node-1", 1, ready)),
+			status: &Counters{DesiredNumberScheduled: 2, CurrentNumberScheduled: 2, UpdatedNumberScheduled: 2, NumberReady: 2, NumberAvailable: 2},
+		},
+	})
+}
+
+// TestSimpleDaemonSetScheduleDaemonSetPodsLaunchesPods is 3.1 #4: the pods built for the plan's creates
+// are unbound and pinned to their node by exactly one matchFields term; every node is covered once.
+func TestSimpleDaemonSetScheduleDaemonSetPodsLaunchesPods(t *testing.T) {
+	for _, st := range bothStrategies {
+		t.Run(st.name, func(t *testing.T) {
+			in := scenario{nodes: newNodes(0, 5, nil)}.input(st.strategy)
+			p := Compute(in)
+			covered := map[string]int{}
+			for _, node := range p.Creates {
+				pod := NewPod(in.Set, node, in.Hash)
+				if pod.Spec.NodeName != "" {
+					t.Errorf("pod for %s has spec.nodeName %q", node, pod.Spec.NodeName)
+				}
+				terms := pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+				if len(terms) != 1 || len(terms[0].MatchFields) != 1 || len(terms[0].MatchExpressions) != 0 {
+					t.Fatalf("pod for %s: want exactly one term with one matchFields, got %+v", node, terms)
+				}
+				target, ok := TargetNodeName(pod)
+				if !ok {
+					t.Fatalf("pod for %s maps to no node", node)
+				}
+				covered[target]++
+			}
+			for _, n := range in.Nodes {
+				if covered[n.Name] != 1 {
+					t.Errorf("node %s covered %d times, want 1", n.Name, covered[n.Name])
+				}
+			}
+		})
+	}
+}
+
+// TestSurgePlan covers rule 24 and upstream's surge scenarios (3.1 #59-#64), with maxSurge 1.
+func TestSurgePlan(t *testing.T) {
+	old := func(name, node string, created0 time.Time, mutate ...func(*corev1.Pod)) *corev1.Pod {
+		return newPod(name, node, append([]func(*corev1.Pod){withHash(""), created(created0)}, mutate...)...)
+	}
+	// Upstream marks old pods Ready without a transition time.
+	readyNoTime := func(p *corev1.Pod) {
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	}
+	unready := func(p *corev1.Pod) {
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+	}
+	at := func(s int64) time.Time { return time.Unix(s, 0) }
+
+	// #60 / #63 / #64 share this layout on node-1; node-2 has a new pod; nodes 0, 3 and 4 are empty.
+	layout := func(newReady func(*corev1.Pod), oldestReady func(*corev1.Pod)) []*corev1.Pod {
+		return []*corev1.Pod{
+			newPod("node-1-new", "node-1", created(at(100)), newReady),
+			old("node-1-old", "node-1", at(50), oldestReady),
+			old("node-1-delete", "node-1", at(60), readyNoTime),
+			newPod("node-2-new", "node-2"),
+		}
+	}
+	noop := func(*corev1.Pod) {}
+
+	// #61: node-0 has used the surge budget; node-4's old pod is terminating.
+	atMaxSurge := []*corev1.Pod{
+		newPod("node-0-new", "node-0", created(at(100)), unready),
+		old("node-0-old-ready", "node-0", at(50), readyNoTime),
+	}
+	for i := 1; i < 5; i++ {
+		p := old(fmt.Sprintf("node-%d-preserve", i), fmt.Sprintf("node-%d", i), at(1), readyNoTime)
+		if i == 4 {
+			terminating(p)
+		}
+		atMaxSurge = append(atMaxSurge, p)
+	}
+
+	dealsWithExisting := concat(newPods("node-1", 1), newPods("node-2", 2), newPods("node-3", 5))
+
+	runWith(t, maxSurge(intstr.FromInt32(1)), []scenario{
+		{
+			name: "#59 existing pods", nodes: newNodes(0, 5, nil), pods: dealsWithExisting,
+			creates: nodeNames("node", 0, 4),
+			deletes: delsOf(DeleteDuplicate, concat(dealsWithExisting[2:3], dealsWithExisting[4:8])...),
+		},
+		{
+			name:  "#60 ready old pods: the oldest stays next to the unready new pod, the other goes",
+			nodes: newNodes(0, 5, nil), pods: layout(noop, readyNoTime),
+			creates: nodeNames("node", 0, 3, 4),
+			deletes: []del{{"node-1-delete", "node-1", DeleteDuplicate}},
+		},
+		{
+			name:  "#61 a terminating old pod gets its new pod at once, beyond the surge budget",
+			nodes: newNodes(0, 5, nil), pods: atMaxSurge, now: at(200),
+			creates: []string{"node-4"},
+		},
+		{
+			name:  "#62 an unready oldest old pod goes as soon as a new pod exists",
+			nodes: newNodes(0, 5, nil), pods: layout(noop, unready),
+			creates: nodeNames("node", 0, 3, 4),
+			deletes: []del{{"node-1-delete", "node-1", DeleteDuplicate}, {"node-1-old", "node-1", DeleteSurgeReplaced}},
+		},
+		{
+			// The new pod went Ready at 50 and is available at 65: requeue then.
+			name:  "#63 new pod Ready for less than minReadySeconds: the oldest old pod stays",
+			set:   []func(*nasv1alpha1.NodeAgentSet){withMinReadySeconds(15)},
+			nodes: newNodes(0, 5, nil), pods: layout(readySince(at(50)), readyNoTime), now: at(60),
+			creates: nodeNames("node", 0, 3, 4),
+			deletes: []del{{"node-1-delete", "node-1", DeleteDuplicate}},
+			requeue: 5 * time.Second,
+		},
+		{
+			name:  "#64 new pod available: both old pods go",
+			set:   []func(*nasv1alpha1.NodeAgentSet){withMinReadySeconds(15)},
+			nodes: newNodes(0, 5, nil), pods: layout(readySince(at(50)), readyNoTime), now: at(70),
+			creates: nodeNames("node", 0, 3, 4),
+			deletes: []del{{"node-1-delete", "node-1", DeleteDuplicate}, {"node-1-old", "node-1", DeleteSurgeReplaced}},
+		},
+		{
+			name:  "#42 with surge: the only pod is terminating, the new one is created at once",
+			nodes: newNodes(0, 1, nil), pods: newPods("node-0", 1, terminating),
+			creates: []string{"node-0"},
+		},
+		{
+			name:  "terminating pod on a NoSchedule-tainted node: no new pod",
+			nodes: []*corev1.Node{newNode("node-0", nil, withTaints(taint("dedicated", "x", corev1.TaintEffectNoSchedule)))},
+			pods:  newPods("node-0", 1, terminating),
+		},
+		{
+			name:  "a failed pod is deleted and replaced in the same pass",
+			nodes: newNodes(0, 1, nil), pods: newPods("node-0", 1, phase(corev1.PodFailed)),
+			creates: []string{"node-0"}, deletes: delsOf(DeleteFailed, newPods("node-0", 1)...),
+		},
+		{
+			name:  "a failed pod in backoff stays, its replacement comes anyway",
+			nodes: newNodes(0, 1, nil), pods: newPods("node-0", 1, phase(corev1.PodFailed)),
+			backoff: map[string]time.Time{"node-0": t0.Add(time.Minute)},
+			creates: []string{"node-0"}, requeue: time.Minute,
+		},
+		{
+			name: "old Ready and new not Ready: both stay", nodes: newNodes(0, 1, nil),
+			pods: []*corev1.Pod{old("node-0-old", "node-0", at(1), ready), newPod("node-0-new", "node-0")},
+		},
+		{
+			name: "old and new both not Ready: the old one goes", nodes: newNodes(0, 1, nil),
+			pods:    []*corev1.Pod{old("node-0-old", "node-0", at(1), notReady), newPod("node-0-new", "node-0", notReady)},
+			deletes: []del{{"node-0-old", "node-0", DeleteSurgeReplaced}},
+		},
+		{
+			name: "new pod available: the old one goes", nodes: newNodes(0, 1, nil),
+			pods:    []*corev1.Pod{old("node-0-old", "node-0", at(1), ready), newPod("node-0-new", "node-0", ready)},
+			deletes: []del{{"node-0-old", "node-0", DeleteSurgeReplaced}},
+		},
+		{
+			name: "two old pods, no new one: the oldest old pod stays", nodes: newNodes(0, 1, nil),
+			pods:    []*corev1.Pod{old("node-0-b", "node-0", at(2), ready), old("node-0-a", "node-0", at(1), ready)},
+			deletes: []del{{"node-0-b", "node-0", DeleteDuplicate}},
+		},
+		{
+			name: "untolerated NoExecute taint: old and new pods all go", nodes: []*corev1.Node{newNode("node-0", nil, withTaints(taint("x", "", corev1.TaintEffectNoExecute)))},
+			pods:    []*corev1.Pod{old("node-0-old", "node-0", at(1), ready), newPod("node-0-new", "node-0")},
+			deletes: []del{{"node-0-old", "node-0", DeleteNodeIneligible}, {"node-0-new", "node-0", DeleteNodeIneligible}},
+		},
+	})
+}
+
+// TestStatusCounters covers rule 50.
+func TestStatusCounters(t *testing.T) {
+	noSchedule := withTaints(taint("dedicated", "x", corev1.TaintEffectNoSchedule))
+	noExecute := withTaints(taint("dedicated", "x", corev1.TaintEffectNoExecute))
+	runWith(t, maxSurge(intstr.FromInt32(1)), []scenario{
+		{
+			name:  "the oldest pod decides: old Ready pod next to a new unready one",
+			nodes: newNodes(0, 1, nil),
+			pods: []*corev1.Pod{
+				newPod("node-0-old", "node-0", withHash(oldHash), created(t0.Add(-time.Minute)), ready),
+				newPod("node-0-new", "node-0"),
+			},
+			status: &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, NumberReady: 1, NumberAvailable: 1},
+		},
+		{
+			name:  "the oldest pod decides: new Ready pod next to an old unready unbound one",
+			nodes: newNodes(0, 1, nil),
+			pods: []*corev1.Pod{
+				newPod("node-0-old", "", unboundTo("node-0"), withHash(oldHash), created(t0.Add(-time.Minute)), notReady),
+				newPod("node-0-new", "node-0", ready),
+			},
+			deletes: []del{{"node-0-old", "node-0", DeleteSurgeReplaced}},
+			status:  &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, NumberReady: 1, NumberAvailable: 1, UpdatedNumberScheduled: 1},
+		},
+	})
+	runWith(t, onDelete(), []scenario{
+		{
+			name:  "Pending unbound, terminating and failed pods all count as current",
+			nodes: newNodes(0, 4, nil),
+			pods: []*corev1.Pod{
+				newPod("pending", "", unboundTo("node-0"), phase(corev1.PodPending)),
+				newPod("terminating", "node-1", ready, terminating),
+				newPod("failed", "node-2", phase(corev1.PodFailed)),
+			},
+			backoff: map[string]time.Time{"node-2": t0.Add(time.Second)}, requeue: time.Second,
+			creates: []string{"node-3"},
+			status:  &Counters{DesiredNumberScheduled: 4, CurrentNumberScheduled: 3, UpdatedNumberScheduled: 3, NumberReady: 1, NumberAvailable: 1, NumberUnavailable: 3},
+		},
+		{
+			name: "misscheduled: every ineligible node with a pod, whatever the reason",
+			set:  []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)},
+			nodes: []*corev1.Node{
+				newNode("a-noschedule", blueLabels, noSchedule),
+				newNode("b-noexecute", blueLabels, noExecute),
+				newNode("c-unselected", nil),
+				newNode("d-noschedule-empty", blueLabels, noSchedule),
+				newNode("e-eligible", blueLabels),
+			},
+			pods: []*corev1.Pod{
+				newPod("a", "a-noschedule", ready), newPod("b", "b-noexecute", ready), newPod("c", "c-unselected", ready), newPod("e", "e-eligible", ready),
+			},
+			deletes: []del{{"b", "b-noexecute", DeleteNodeIneligible}, {"c", "c-unselected", DeleteNodeIneligible}},
+			status:  &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, NumberMisscheduled: 3, NumberReady: 1, NumberAvailable: 1, UpdatedNumberScheduled: 1},
+		},
+		{
+			name: "pods on nodes that do not exist are not counted", nodes: newNodes(0, 1, nil),
+			pods:    []*corev1.Pod{newPod("here", "node-0", ready), newPod("gone", "node-9", ready)},
+			deletes: []del{{"gone", "node-9", DeleteNodeGone}},
+			status:  &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, NumberReady: 1, NumberAvailable: 1, UpdatedNumberScheduled: 1},
+		},
+		{
+			name: "old pods are not updated", nodes: newNodes(0, 2, nil),
+			pods:   []*corev1.Pod{newPod("a", "node-0", ready, withHash(oldHash)), newPod("b", "node-1", ready, withHash(""))},
+			status: &Counters{DesiredNumberScheduled: 2, CurrentNumberScheduled: 2, NumberReady: 2, NumberAvailable: 2},
+		},
+		{
+			name:  "Ready for less than minReadySeconds: ready, not available; requeue when it will be",
+			set:   []func(*nasv1alpha1.NodeAgentSet){withMinReadySeconds(10)},
+			nodes: newNodes(0, 3, nil),
+			pods: []*corev1.Pod{
+				newPod("a", "node-0", readySince(t0.Add(-5*time.Second))),
+				newPod("b", "node-1", readySince(t0.Add(-8*time.Second))),
+				newPod("c", "node-2", readySince(t0.Add(-10*time.Second))),
+			},
+			requeue: 2 * time.Second,
+			status:  &Counters{DesiredNumberScheduled: 3, CurrentNumberScheduled: 3, UpdatedNumberScheduled: 3, NumberReady: 3, NumberAvailable: 1, NumberUnavailable: 2},
+		},
+		{
+			// A Ready condition without a transition time never turns available with time alone, so
+			// there is nothing to requeue for (an immediate requeue would spin).
+			name:  "Ready without a transition time and minReadySeconds: never available, no requeue",
+			set:   []func(*nasv1alpha1.NodeAgentSet){withMinReadySeconds(10)},
+			nodes: newNodes(0, 1, nil),
+			pods: []*corev1.Pod{newPod("a", "node-0", func(p *corev1.Pod) {
+				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+			})},
+			status: &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, UpdatedNumberScheduled: 1, NumberReady: 1, NumberUnavailable: 1},
+		},
+		{
+			name: "the earliest of backoff and availability wins", set: []func(*nasv1alpha1.NodeAgentSet){withMinReadySeconds(10)},
+			nodes: newNodes(0, 2, nil),
+			pods: []*corev1.Pod{
+				newPod("a", "node-0", readySince(t0.Add(-7*time.Second))),
+				newPod("b", "node-1", phase(corev1.PodFailed)),
+			},
+			backoff: map[string]time.Time{"node-1": t0.Add(30 * time.Second)},
+			requeue: 3 * time.Second,
+		},
+	})
+}
+
+// TestPlanNodes: the plan explains every node that is excluded or lacks an available pod, and leaves
+// healthy and gone nodes out.
+func TestPlanNodes(t *testing.T) {
+	in := scenario{
+		nodes: []*corev1.Node{
+			newNode("healthy", nil),
+			newNode("empty", nil),
+			newNode("unready-pod", nil),
+			newNode("tainted", nil, withTaints(taint("dedicated", "gpu", corev1.TaintEffectNoSchedule))),
+		},
+		pods: []*corev1.Pod{
+			newPod("h", "healthy", ready),
+			newPod("u", "unready-pod", notReady),
+			newPod("t", "tainted", ready),
+			newPod("g", "gone", ready),
+		},
+	}.input(onDelete())
+	p := Compute(in)
+	nodeByName := map[string]*corev1.Node{}
+	for _, n := range in.Nodes {
+		nodeByName[n.Name] = n
+	}
+	want := map[string]struct {
+		pod    string
+		reason string
+	}{
+		"empty":       {reason: "no agent pod yet"},
+		"unready-pod": {pod: "u", reason: "agent pod not ready"},
+		"tainted":     {pod: "t", reason: "taint dedicated=gpu:NoSchedule not tolerated"},
+	}
+	if len(p.Nodes) != len(want) {
+		t.Errorf("plan explains nodes %v, want exactly %v", keys(p.Nodes), keysOf(want))
+	}
+	for name, w := range want {
+		st, ok := p.Nodes[name]
+		if !ok {
+			t.Errorf("node %s missing from the plan's nodes", name)
+			continue
+		}
+		gotPod := ""
+		if st.Pod != nil {
+			gotPod = st.Pod.Name
+		}
+		if gotPod != w.pod {
+			t.Errorf("node %s: pod %q, want %q", name, gotPod, w.pod)
+		}
+		if got := st.Reason(nodeByName[name]); got != w.reason {
+			t.Errorf("node %s: reason %q, want %q", name, got, w.reason)
+		}
+	}
+	if st := p.Nodes["tainted"]; st.Placement.ShouldRun || !st.Placement.ShouldContinueRunning || st.Placement.Exclusion == nil || st.Placement.Exclusion.Kind != ExcludedByTaint {
+		t.Errorf("tainted node placement = %+v", st.Placement)
+	}
+}
+
+func keys(m map[string]NodeState) []string {
+	out := []string{}
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func keysOf[V any](m map[string]V) []string {
+	out := []string{}
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// TestBurstReplicas: creates and deletes are each capped at 250 per pass, in node-name order; the rest
+// come on the next pass (rule 28).
+func TestBurstReplicas(t *testing.T) {
+	names := func(from, to int) []string {
+		out := []string{}
+		for i := from; i < to; i++ {
+			out = append(out, fmt.Sprintf("node-%03d", i))
+		}
+		return out
+	}
+	var nodes []*corev1.Node
+	for _, n := range names(0, 300) {
+		nodes = append(nodes, newNode(n, nil))
+	}
+	for _, st := range bothStrategies {
+		t.Run("creates/"+st.name, func(t *testing.T) {
+			sc := scenario{nodes: nodes}
+			p := Compute(sc.input(st.strategy))
+			assertPlan(t, p, names(0, BurstReplicas), nil)
+
+			// The next pass, with those pods created, does the rest.
+			for _, n := range p.Creates {
+				sc.pods = append(sc.pods, newPod(n+"-pod", n))
+			}
+			sc.creates = names(BurstReplicas, 300)
+			sc.run(t, st.strategy)
+		})
+		t.Run("deletes/"+st.name, func(t *testing.T) {
+			var pods []*corev1.Pod
+			for _, n := range names(0, 300) {
+				pods = append(pods, newPod(n+"-pod", n))
+			}
+			p := Compute(scenario{nodes: nodes, pods: pods, set: []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)}}.input(st.strategy))
+			if len(p.Creates) != 0 || len(p.Deletes) != BurstReplicas {
+				t.Fatalf("got %d creates and %d deletes, want 0 and %d", len(p.Creates), len(p.Deletes), BurstReplicas)
+			}
+			if first, last := p.Deletes[0].Pod.Name, p.Deletes[BurstReplicas-1].Pod.Name; first != "node-000-pod" || last != "node-249-pod" {
+				t.Errorf("deletes run from %s to %s, want node-000-pod to node-249-pod", first, last)
+			}
+			if p.Status.NumberMisscheduled != 300 {
+				t.Errorf("misscheduled = %d, want 300: status counts every node, not just the capped plan", p.Status.NumberMisscheduled)
+			}
+		})
+	}
+}
+
+// TestComputeIsDeterministicAndPure: the same snapshot in another order gives the same plan, and the
+// input is not modified.
+func TestComputeIsDeterministicAndPure(t *testing.T) {
+	sc := scenario{
+		nodes: concat(newNodes(0, 6, nil), newNodes(6, 2, nil, withTaints(taint("x", "", corev1.TaintEffectNoExecute)))),
+		pods: concat(newPods("node-1", 3), newPods("node-2", 1, withHash(oldHash), ready), newPods("node-6", 1),
+			newPods("node-3", 1, ready), newPods("node-9", 1)),
+	}
+	strategy := maxUnavailable(intstr.FromInt32(2))
+	in := sc.input(strategy)
+	want := Compute(in)
+
+	reversed := sc.input(strategy)
+	for i, j := 0, len(reversed.Nodes)-1; i < j; i, j = i+1, j-1 {
+		reversed.Nodes[i], reversed.Nodes[j] = reversed.Nodes[j], reversed.Nodes[i]
+	}
+	for i, j := 0, len(reversed.Pods)-1; i < j; i, j = i+1, j-1 {
+		reversed.Pods[i], reversed.Pods[j] = reversed.Pods[j], reversed.Pods[i]
+	}
+	before := sc.input(strategy)
+	got := Compute(reversed)
+	assertPlan(t, got, want.Creates, dels(want))
+	if got.Status != want.Status {
+		t.Errorf("status %+v, want %+v", got.Status, want.Status)
+	}
+	Compute(in)
+	for i := range in.Pods {
+		if in.Pods[i].Name != before.Pods[i].Name || len(in.Pods[i].Labels) != len(before.Pods[i].Labels) {
+			t.Fatalf("Compute reordered or modified its input pods")
+		}
+	}
+	for i := range in.Nodes {
+		if in.Nodes[i].Name != before.Nodes[i].Name {
+			t.Fatalf("Compute reordered its input nodes")
+		}
+	}
+	if len(want.Creates) == 0 && len(want.Deletes) == 0 {
+		t.Fatalf("scenario produced an empty plan; it cannot detect nondeterminism")
+	}
+}

@@ -1,0 +1,739 @@
+package planner
+
+// Rolling updates: the budgets (rule 45), one-pass decisions (rules 46, 47) and the multi-pass sequences
+// of upstream's update_test.go (section 3.2), replayed on a tiny fake world.
+//
+// About the sequences: upstream's unit tests use a fake pod control that observes its own creates and
+// deletes synchronously, so the expectations are already satisfied when manage returns and the rolling
+// update runs in the same sync, on the world as manage left it. In a real cluster (and in the planner)
+// the rolling update runs only in a pass where manage had nothing to do, because manage's writes are
+// observed later through the informer (reference rule 9, step 9). Where upstream's unit test shows one
+// sync doing both, e.g. (2,2) = manage deletes the old pods whose new pods are available + the rolling
+// update surges onto the next nodes, the planner takes two passes, (0,2) then (2,0). Only the surge
+// sequences (#2, #3, #9) have such steps; each is marked below. No sequence differs because of our
+// deterministic node order.
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+// fakeWorld is a cluster reduced to what the planner sees. sync computes a plan and applies it: creates
+// become pods of the current revision (unbound, pinned by affinity, like upstream's fake pod control),
+// deletes remove pods at once.
+type fakeWorld struct {
+	t     *testing.T
+	set   *nasv1alpha1.NodeAgentSet
+	hash  string
+	nodes []*corev1.Node
+	pods  []*corev1.Pod
+	now   time.Time
+	seq   int
+	step  int
+	last  Plan
+}
+
+func newFakeWorld(t *testing.T, set *nasv1alpha1.NodeAgentSet, nodes []*corev1.Node) *fakeWorld {
+	w := &fakeWorld{t: t, set: set, nodes: nodes, now: t0}
+	w.hash = TemplateHash(&set.Spec.Template, nil)
+	return w
+}
+
+// updateTemplate changes the template; the hash follows, as the controller's revision does.
+func (w *fakeWorld) updateTemplate(change func(*corev1.PodTemplateSpec)) {
+	change(&w.set.Spec.Template)
+	w.hash = TemplateHash(&w.set.Spec.Template, nil)
+}
+
+func setImage(image string) func(*corev1.PodTemplateSpec) {
+	return func(tmpl *corev1.PodTemplateSpec) { tmpl.Spec.Containers[0].Image = image }
+}
+
+func (w *fakeWorld) sync() Plan {
+	w.t.Helper()
+	w.step++
+	p := Compute(Input{Set: w.set, Hash: w.hash, Nodes: w.nodes, Pods: w.pods, Now: w.now})
+	for _, d := range p.Deletes {
+		i := slices.IndexFunc(w.pods, func(pod *corev1.Pod) bool { return pod.Name == d.Pod.Name })
+		if i < 0 {
+			w.t.Fatalf("step %d: plan deletes %s, which does not exist", w.step, d.Pod.Name)
+		}
+		w.pods = slices.Delete(w.pods, i, i+1)
+	}
+	for _, node := range p.Creates {
+		pod := NewPod(w.set, node, w.hash)
+		w.seq++
+		pod.Name = fmt.Sprintf("%s%05d", pod.GenerateName, w.seq)
+		pod.UID = types.UID(pod.Name)
+		pod.CreationTimestamp = metav1.NewTime(w.now)
+		pod.Status.Phase = corev1.PodRunning
+		w.pods = append(w.pods, pod)
+	}
+	w.last = p
+	return p
+}
+
+// expect runs one sync per (creates, deletes) pair and checks the counts.
+func (w *fakeWorld) expect(steps ...[2]int) {
+	w.t.Helper()
+	for _, s := range steps {
+		p := w.sync()
+		if len(p.Creates) != s[0] || len(p.Deletes) != s[1] {
+			w.t.Fatalf("step %d: got (%d,%d) creates %v deletes %v, want (%d,%d)",
+				w.step, len(p.Creates), len(p.Deletes), p.Creates, dels(p), s[0], s[1])
+		}
+	}
+}
+
+// setReadiness marks up to count pods matching match Ready (or not) at the world's time, skipping pods
+// already in that state; count < 0 means all of them. It returns how many it marked.
+func (w *fakeWorld) setReadiness(isReady bool, count int, match func(*corev1.Pod) bool) int {
+	status := corev1.ConditionFalse
+	if isReady {
+		status = corev1.ConditionTrue
+	}
+	marked := 0
+	for _, p := range w.sortedPods() {
+		if count >= 0 && marked == count {
+			break
+		}
+		if p.DeletionTimestamp != nil || IsPodReady(p) == isReady || !match(p) {
+			continue
+		}
+		setReady(p, status, w.now)
+		marked++
+	}
+	return marked
+}
+
+func (w *fakeWorld) markAllReady() { w.setReadiness(true, -1, func(*corev1.Pod) bool { return true }) }
+
+// sortedPods are the pods by target node, then name: "the first n pods" is deterministic.
+func (w *fakeWorld) sortedPods() []*corev1.Pod {
+	out := slices.Clone(w.pods)
+	slices.SortFunc(out, func(a, b *corev1.Pod) int {
+		na, _ := TargetNodeName(a)
+		nb, _ := TargetNodeName(b)
+		if na != nb {
+			return compareStrings(na, nb)
+		}
+		return compareStrings(a.Name, b.Name)
+	})
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (w *fakeWorld) readyPodNames() []string {
+	var out []string
+	for _, p := range w.sortedPods() {
+		if IsPodReady(p) {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// assertConverged: exactly one pod per eligible node, all of the current revision.
+func (w *fakeWorld) assertConverged(eligible ...string) {
+	w.t.Helper()
+	byNode := map[string][]*corev1.Pod{}
+	for _, p := range w.pods {
+		n, _ := TargetNodeName(p)
+		byNode[n] = append(byNode[n], p)
+		if !IsPodUpdated(p, w.hash) {
+			w.t.Errorf("pod %s on %s is not of the current revision", p.Name, n)
+		}
+	}
+	if len(byNode) != len(eligible) {
+		w.t.Errorf("pods on %d nodes, want %d", len(byNode), len(eligible))
+	}
+	for _, n := range eligible {
+		if len(byNode[n]) != 1 {
+			w.t.Errorf("node %s has %d pods, want 1", n, len(byNode[n]))
+		}
+	}
+}
+
+func allNodeNames(nodes []*corev1.Node) []string {
+	out := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+func intOrStr(i int) intstr.IntOrString { return intstr.FromInt32(int32(i)) }
+
+// TestDaemonSetUpdatesPods is 3.2 #1: maxUnavailable 2 on 5 nodes.
+func TestDaemonSetUpdatesPods(t *testing.T) {
+	nodes := newNodes(0, 5, nil)
+	w := newFakeWorld(t, newSet(), nodes)
+	w.expect([2]int{5, 0})
+	w.markAllReady()
+
+	w.updateTemplate(setImage("foo2/bar2"))
+	w.set.Spec.UpdateStrategy = maxUnavailable(intOrStr(2))
+	w.expect([2]int{0, 2}, [2]int{2, 0})
+	w.markAllReady()
+	w.expect([2]int{0, 2}, [2]int{2, 0})
+	w.markAllReady()
+	w.expect([2]int{0, 1}, [2]int{1, 0})
+	w.markAllReady()
+	w.expect([2]int{0, 0})
+	w.assertConverged(allNodeNames(nodes)...)
+}
+
+// TestDaemonSetUpdatesPodsWithMaxSurge is 3.2 #2: maxSurge 2 on 5 nodes.
+func TestDaemonSetUpdatesPodsWithMaxSurge(t *testing.T) {
+	nodes := newNodes(0, 5, nil)
+	w := newFakeWorld(t, newSet(), nodes)
+	w.expect([2]int{5, 0})
+	w.markAllReady()
+
+	w.updateTemplate(setImage("foo2/bar2"))
+	w.set.Spec.UpdateStrategy = maxSurge(intOrStr(2))
+	w.expect([2]int{2, 0}, [2]int{0, 0})
+	w.markAllReady()
+	w.expect([2]int{0, 2}, [2]int{2, 0}, [2]int{0, 0}) // upstream: (2,2), (0,0)
+	w.markAllReady()
+	w.expect([2]int{0, 2}, [2]int{1, 0}, [2]int{0, 0}) // upstream: (1,2), (0,0)
+	w.markAllReady()
+	w.expect([2]int{0, 1}, [2]int{0, 0})
+	w.assertConverged(allNodeNames(nodes)...)
+}
+
+// TestDaemonSetUpdatesPodsNotMatchTaintsWithMaxSurge is 3.2 #3: the new template stops tolerating
+// node-0's taint; its old pod goes at once because the 5 available pods exceed the 4 desired.
+func TestDaemonSetUpdatesPodsNotMatchTaintsWithMaxSurge(t *testing.T) {
+	nodes := newNodes(0, 5, nil)
+	nodes[0].Spec.Taints = []corev1.Taint{{Key: "node-role.kubernetes.io/control-plane", Effect: corev1.TaintEffectNoSchedule}}
+	set := newSet(withStrategy(maxSurge(intOrStr(1))), withTolerations(corev1.Toleration{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists}))
+	w := newFakeWorld(t, set, nodes)
+	w.expect([2]int{5, 0})
+	w.markAllReady()
+
+	w.updateTemplate(func(tmpl *corev1.PodTemplateSpec) { tmpl.Spec.Tolerations = nil })
+	p := w.sync()
+	if !slices.Equal(p.Creates, []string{"node-1"}) || !slices.Equal(dels(p), []del{{Pod: "foo-00001", Node: "node-0", Reason: DeleteNodeIneligible}}) {
+		t.Fatalf("first pass: creates %v deletes %v, want a surge pod on node-1 and node-0's pod gone", p.Creates, dels(p))
+	}
+	w.expect([2]int{0, 0})
+	w.markAllReady()
+	for i := 0; i < 3; i++ {
+		w.expect([2]int{0, 1}, [2]int{1, 0}, [2]int{0, 0}) // upstream: (1,1), (0,0)
+		w.markAllReady()
+	}
+	w.expect([2]int{0, 1}, [2]int{0, 0})
+	w.assertConverged("node-1", "node-2", "node-3", "node-4")
+}
+
+// TestDaemonSetUpdatesWhenNewPodIsNotReady is 3.2 #4: new pods never become Ready, the update stalls.
+func TestDaemonSetUpdatesWhenNewPodIsNotReady(t *testing.T) {
+	w := newFakeWorld(t, newSet(), newNodes(0, 5, nil))
+	w.expect([2]int{5, 0})
+	w.markAllReady()
+
+	w.updateTemplate(setImage("foo2/bar2"))
+	w.set.Spec.UpdateStrategy = maxUnavailable(intOrStr(3))
+	w.expect([2]int{0, 3}, [2]int{3, 0}, [2]int{0, 0}, [2]int{0, 0})
+	if got := len(w.readyPodNames()); got != 2 {
+		t.Errorf("%d Ready pods, want the 2 old ones", got)
+	}
+}
+
+// TestDaemonSetUpdatesSomeOldPodsNotReady is 3.2 #5: a second update replaces the two unavailable pods of
+// the first and leaves the three available ones alone.
+func TestDaemonSetUpdatesSomeOldPodsNotReady(t *testing.T) {
+	w := newFakeWorld(t, newSet(), newNodes(0, 5, nil))
+	w.expect([2]int{5, 0})
+	w.markAllReady()
+	originals := w.readyPodNames()
+
+	w.updateTemplate(setImage("foo2/bar2"))
+	w.set.Spec.UpdateStrategy = maxUnavailable(intOrStr(2))
+	w.expect([2]int{0, 2}, [2]int{2, 0}, [2]int{0, 0})
+
+	w.updateTemplate(setImage("foo2/bar3"))
+	w.expect([2]int{0, 2}, [2]int{2, 0}, [2]int{0, 0})
+	if got, want := w.readyPodNames(), originals[2:]; !slices.Equal(got, want) {
+		t.Errorf("Ready pods %v, want the 3 untouched originals %v", got, want)
+	}
+}
+
+// TestDaemonSetUpdatesSaveOldHealthyPods is 3.2 #6. Upstream draws maxUnavailable at random in 0..9 for
+// the 10 intermediate updates; we use each value once.
+func TestDaemonSetUpdatesSaveOldHealthyPods(t *testing.T) {
+	w := newFakeWorld(t, newSet(), newNodes(0, 20, nil))
+	w.expect([2]int{20, 0})
+	w.markAllReady()
+
+	w.updateTemplate(setImage("foo2/bar2"))
+	w.set.Spec.UpdateStrategy = maxUnavailable(intOrStr(10))
+	w.expect([2]int{0, 10}, [2]int{10, 0}, [2]int{0, 0})
+	healthy := w.readyPodNames()
+	if len(healthy) != 10 {
+		t.Fatalf("%d Ready pods after the first update, want 10", len(healthy))
+	}
+
+	for i := 0; i < 10; i++ {
+		w.set.Spec.UpdateStrategy = maxUnavailable(intOrStr(i))
+		w.updateTemplate(setImage(fmt.Sprintf("foo2/bar3-%d", i)))
+		// Only the 10 unavailable pods are replaced, whatever the budget.
+		w.expect([2]int{0, 10}, [2]int{10, 0}, [2]int{0, 0})
+		if got := w.readyPodNames(); !slices.Equal(got, healthy) {
+			t.Fatalf("update %d (maxUnavailable %d) touched healthy pods: Ready %v, want %v", i, i, got, healthy)
+		}
+	}
+
+	w.set.Spec.UpdateStrategy = maxUnavailable(intOrStr(11))
+	w.updateTemplate(setImage("foo2/bar4"))
+	w.expect([2]int{0, 11}, [2]int{11, 0}, [2]int{0, 0})
+	if got := len(w.readyPodNames()); got != 9 {
+		t.Errorf("%d Ready pods, want 9", got)
+	}
+}
+
+// TestDaemonSetUpdatesAllOldNotReadyPodsAndNewNotReadyPods is 3.2 #7: with 88 unavailable new pods, 2
+// unavailable old pods and 10 available old pods, only the 2 unavailable old pods are replaced.
+func TestDaemonSetUpdatesAllOldNotReadyPodsAndNewNotReadyPods(t *testing.T) {
+	w := newFakeWorld(t, newSet(), newNodes(0, 100, nil))
+	w.expect([2]int{100, 0})
+	w.markAllReady()
+	firstHash := w.hash
+
+	w.updateTemplate(setImage("foo2/bar2"))
+	w.set.Spec.UpdateStrategy = maxUnavailable(intOrStr(10))
+	for i := 0; i < 10; i++ {
+		w.expect([2]int{0, 10}, [2]int{10, 0})
+		w.markAllReady()
+	}
+	w.expect([2]int{0, 0})
+
+	var oldUnavailable, oldAvailable []string
+	for i, p := range w.sortedPods() {
+		if i >= 10 {
+			setReady(p, corev1.ConditionFalse, w.now)
+		}
+		if i < 12 {
+			p.Labels[nasv1alpha1.ControllerRevisionHashLabel] = firstHash
+			if i >= 10 {
+				oldUnavailable = append(oldUnavailable, p.Name)
+			} else {
+				oldAvailable = append(oldAvailable, p.Name)
+			}
+		}
+	}
+	w.expect([2]int{0, 2})
+	if got := podNames(podsOf(w.last.Deletes)); !slices.Equal(got, oldUnavailable) {
+		t.Errorf("deleted %v, want the unavailable old pods %v", got, oldUnavailable)
+	}
+	w.expect([2]int{2, 0}, [2]int{0, 0})
+	if got := w.readyPodNames(); !slices.Equal(got, oldAvailable) {
+		t.Errorf("Ready pods %v, want the untouched available old pods %v", got, oldAvailable)
+	}
+}
+
+func podsOf(ds []Deletion) []*corev1.Pod {
+	out := make([]*corev1.Pod, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, d.Pod)
+	}
+	return out
+}
+
+// TestDaemonSetUpdatesAllOldPodsNotReady is 3.2 #8: unavailable old pods are all replaced regardless of
+// the budget.
+func TestDaemonSetUpdatesAllOldPodsNotReady(t *testing.T) {
+	nodes := newNodes(0, 5, nil)
+	w := newFakeWorld(t, newSet(), nodes)
+	w.expect([2]int{5, 0})
+
+	w.updateTemplate(setImage("foo2/bar2"))
+	w.set.Spec.UpdateStrategy = maxUnavailable(intOrStr(3))
+	w.expect([2]int{0, 5}, [2]int{5, 0}, [2]int{0, 0})
+	w.assertConverged(allNodeNames(nodes)...)
+}
+
+// TestDaemonSetUpdatesAllOldPodsNotReadyMaxSurge is 3.2 #9, with the clock driven through Input.Now.
+func TestDaemonSetUpdatesAllOldPodsNotReadyMaxSurge(t *testing.T) {
+	nodes := newNodes(0, 5, nil)
+	w := newFakeWorld(t, newSet(), nodes)
+	w.expect([2]int{5, 0})
+
+	w.updateTemplate(setImage("foo2/bar2"))
+	w.set.Spec.UpdateStrategy = maxSurge(intOrStr(3))
+
+	// All old pods are unavailable: each gets its new pod at once, beyond the surge.
+	w.now = time.Unix(100, 0)
+	w.expect([2]int{5, 0})
+	// Both pods unready on every node: the old ones go.
+	w.now = time.Unix(200, 0)
+	w.expect([2]int{0, 5})
+
+	w.markAllReady()
+	w.set.Spec.MinReadySeconds = 15
+	w.updateTemplate(setImage("foo3/bar3"))
+	w.now = time.Unix(300, 0)
+	w.expect([2]int{3, 0})
+
+	isNew := func(p *corev1.Pod) bool { return IsPodUpdated(p, w.hash) }
+	if n := w.setReadiness(true, 2, isNew); n != 2 {
+		t.Fatalf("marked %d new pods Ready, want 2", n)
+	}
+	hasNewPod := map[string]bool{}
+	for _, p := range w.pods {
+		if isNew(p) {
+			n, _ := TargetNodeName(p)
+			hasNewPod[n] = true
+		}
+	}
+	if n := w.setReadiness(false, 1, func(p *corev1.Pod) bool {
+		n, _ := TargetNodeName(p)
+		return !isNew(p) && !hasNewPod[n]
+	}); n != 1 {
+		t.Fatalf("marked %d old pods unready, want 1", n)
+	}
+
+	// The new pods are not available yet (Ready at 300, minReadySeconds 15); the unready old pod gets
+	// its replacement at once. The plan asks to come back when the new pods turn available.
+	w.now = time.Unix(310, 0)
+	w.expect([2]int{1, 0})
+	if w.last.RequeueAfter != 5*time.Second {
+		t.Errorf("requeueAfter at 310 = %v, want 5s", w.last.RequeueAfter)
+	}
+
+	// Available now: their old pods go, and so does the unready one; then the last node surges.
+	w.now = time.Unix(320, 0)
+	w.expect([2]int{0, 3}, [2]int{1, 0}) // upstream: (1,3)
+
+	if n := w.setReadiness(true, -1, isNew); n != 3 {
+		t.Fatalf("marked %d new pods Ready, want 3", n)
+	}
+	w.now = time.Unix(340, 0)
+	w.expect([2]int{0, 2})
+	w.now = time.Unix(350, 0)
+	w.expect([2]int{0, 0})
+	w.assertConverged(allNodeNames(nodes)...)
+}
+
+// TestDaemonSetUpdatesNoTemplateChanged is 3.2 #10 (rule 49): switching OnDelete to RollingUpdate
+// without touching the template keeps the hash, so nothing is replaced.
+func TestDaemonSetUpdatesNoTemplateChanged(t *testing.T) {
+	w := newFakeWorld(t, newSet(), newNodes(0, 5, nil))
+	w.expect([2]int{5, 0})
+	before := w.hash
+	w.set.Spec.UpdateStrategy = maxUnavailable(intOrStr(3))
+	w.set.Spec.MinReadySeconds = 30
+	w.updateTemplate(func(*corev1.PodTemplateSpec) {})
+	if w.hash != before {
+		t.Fatalf("hash changed from %s to %s without a template change", before, w.hash)
+	}
+	w.expect([2]int{0, 0})
+}
+
+// TestOnDeleteUpdate is rule 44: old pods are never deleted by the planner; a pod the user deletes, a
+// failed pod and a new node all get the current revision.
+func TestOnDeleteUpdate(t *testing.T) {
+	w := newFakeWorld(t, newSet(), newNodes(0, 4, nil))
+	w.expect([2]int{4, 0})
+	w.markAllReady()
+	w.updateTemplate(setImage("foo2/bar2"))
+	w.expect([2]int{0, 0}, [2]int{0, 0})
+
+	// Old pods that are not available are not replaced either.
+	w.setReadiness(false, 1, func(*corev1.Pod) bool { return true })
+	w.expect([2]int{0, 0})
+
+	// The user deletes node-1's pod; node-2's pod fails; node-9 joins.
+	for i, p := range w.sortedPods() {
+		switch i {
+		case 1:
+			w.pods = slices.DeleteFunc(w.pods, func(q *corev1.Pod) bool { return q == p })
+		case 2:
+			p.Status.Phase = corev1.PodFailed
+		}
+	}
+	w.nodes = append(w.nodes, newNode("node-9", nil))
+	p := w.sync()
+	if !slices.Equal(p.Creates, []string{"node-1", "node-9"}) || len(p.Deletes) != 1 || p.Deletes[0].Reason != DeleteFailed {
+		t.Fatalf("creates %v deletes %v, want node-1 and node-9 created and node-2's failed pod deleted", p.Creates, dels(p))
+	}
+	w.expect([2]int{1, 0}, [2]int{0, 0})
+	updated := 0
+	for _, pod := range w.pods {
+		if IsPodUpdated(pod, w.hash) {
+			updated++
+		}
+	}
+	if updated != 3 {
+		t.Errorf("%d pods of the current revision, want 3 (node-1, node-2, node-9)", updated)
+	}
+	if got := Compute(Input{Set: w.set, Hash: w.hash, Nodes: w.nodes, Pods: w.pods, Now: w.now}).Status.UpdatedNumberScheduled; got != 3 {
+		t.Errorf("updatedNumberScheduled = %d, want 3", got)
+	}
+}
+
+// TestGetUnavailableNumbers is 3.2 #11 plus the resolution rules of rule 45 and deliberate difference 3:
+// (maxSurge, maxUnavailable, desired, empty eligible nodes).
+func TestGetUnavailableNumbers(t *testing.T) {
+	ptrTo := func(v intstr.IntOrString) *intstr.IntOrString { return &v }
+	ru := func(unavailable, surge *intstr.IntOrString) nasv1alpha1.NodeAgentSetUpdateStrategy {
+		return nasv1alpha1.NodeAgentSetUpdateStrategy{
+			Type:          nasv1alpha1.RollingUpdateStrategyType,
+			RollingUpdate: &nasv1alpha1.RollingUpdateNodeAgentSet{MaxUnavailable: unavailable, MaxSurge: surge},
+		}
+	}
+	zero, one := ptrTo(intstr.FromInt32(0)), ptrTo(intstr.FromInt32(1))
+	pct := func(s string) *intstr.IntOrString { return ptrTo(intstr.FromString(s)) }
+	readyPod := func(node string) []*corev1.Pod { return newPods(node, 1, ready) }
+
+	tests := []struct {
+		name     string
+		strategy nasv1alpha1.NodeAgentSetUpdateStrategy
+		nodes    []*corev1.Node
+		pods     []*corev1.Pod
+		want     [4]int
+		surge    bool
+	}{
+		{name: "no nodes, maxUnavailable 0", strategy: ru(zero, nil), want: [4]int{0, 0, 0, 0}},
+		{name: "two Ready nodes, maxUnavailable 1", strategy: ru(one, nil), nodes: newNodes(0, 2, nil), pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{0, 1, 2, 0}},
+		{name: "one node without pods, maxUnavailable 0: defaults to 1", strategy: ru(zero, nil), nodes: newNodes(0, 2, nil), pods: readyPod("node-0"), want: [4]int{0, 1, 2, 1}},
+		{name: "maxSurge 0 and maxUnavailable 0: defaults to 1", strategy: ru(zero, zero), nodes: newNodes(0, 2, nil), pods: readyPod("node-0"), want: [4]int{0, 1, 2, 1}},
+		{name: "maxUnavailable 50% of 2", strategy: ru(pct("50%"), nil), nodes: newNodes(0, 2, nil), pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{0, 1, 2, 0}},
+		{name: "maxSurge 50% of 2", strategy: ru(zero, pct("50%")), nodes: newNodes(0, 2, nil), pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{1, 0, 2, 0}, surge: true},
+		{name: "maxSurge 100% of 2", strategy: ru(zero, pct("100%")), nodes: newNodes(0, 2, nil), pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{2, 0, 2, 0}, surge: true},
+		{
+			name: "maxUnavailable 50% of 3, one pod terminating, one node empty", strategy: ru(pct("50%"), nil), nodes: newNodes(0, 3, nil),
+			pods: concat(readyPod("node-0"), newPods("node-1", 1, ready, terminating)), want: [4]int{0, 2, 3, 1},
+		},
+		{name: "percentages round up: maxUnavailable 1% of 5", strategy: ru(pct("1%"), nil), nodes: newNodes(0, 5, nil), want: [4]int{0, 1, 5, 5}},
+		{name: "percentages round up: maxSurge 30% of 5", strategy: ru(zero, pct("30%")), nodes: newNodes(0, 5, nil), want: [4]int{2, 0, 5, 5}, surge: true},
+		{name: "ineligible nodes are not desired", strategy: ru(pct("50%"), nil), nodes: concat(newNodes(0, 3, nil), newNodes(3, 2, nil, withTaints(taint("x", "", corev1.TaintEffectNoSchedule)))), want: [4]int{0, 2, 3, 3}},
+		{name: "maxUnavailable omitted, no maxSurge: 1", strategy: ru(nil, nil), nodes: newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4}},
+		{name: "maxUnavailable omitted, maxSurge 0: 1", strategy: ru(nil, zero), nodes: newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4}},
+		{name: "maxUnavailable omitted, maxSurge 0%: 1", strategy: ru(nil, pct("0%")), nodes: newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4}},
+		{name: "maxUnavailable omitted, maxSurge 2: 0 (deliberate difference 3)", strategy: ru(nil, ptrTo(intstr.FromInt32(2))), nodes: newNodes(0, 4, nil), want: [4]int{2, 0, 4, 4}, surge: true},
+		{name: "maxUnavailable omitted, maxSurge 25%: 0 (deliberate difference 3)", strategy: ru(nil, pct("25%")), nodes: newNodes(0, 4, nil), want: [4]int{1, 0, 4, 4}, surge: true},
+		{name: "malformed maxUnavailable counts as 0, so 1", strategy: ru(pct("abc"), nil), nodes: newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4}},
+		{name: "rollingUpdate omitted: maxUnavailable 1", strategy: nasv1alpha1.NodeAgentSetUpdateStrategy{Type: nasv1alpha1.RollingUpdateStrategyType}, nodes: newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4}},
+		{name: "a surge percentage allows surge even when no node is desired", strategy: ru(zero, pct("10%")), want: [4]int{0, 0, 0, 0}, surge: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(scenario{nodes: tt.nodes, pods: tt.pods}.input(tt.strategy))
+			empty := 0
+			for _, v := range w.nodes {
+				if v.node != nil && v.placement.ShouldRun && len(v.pods) == 0 {
+					empty++
+				}
+			}
+			got := [4]int{w.strategy.maxSurge, w.strategy.maxUnavailable, countDesired(w.nodes), empty}
+			if got != tt.want {
+				t.Errorf("(surge, unavailable, desired, empty) = %v, want %v", got, tt.want)
+			}
+			if !w.strategy.rollingUpdate || w.strategy.surge != tt.surge {
+				t.Errorf("strategy %+v, want rollingUpdate with surge=%t", w.strategy, tt.surge)
+			}
+		})
+	}
+	t.Run("OnDelete has no budget", func(t *testing.T) {
+		w := newWorld(scenario{nodes: newNodes(0, 3, nil)}.input(onDelete()))
+		if w.strategy != (strategy{}) {
+			t.Errorf("strategy = %+v, want none", w.strategy)
+		}
+	})
+}
+
+// TestRollingUpdateDeleteFirst covers rule 46 in one pass (maxSurge 0): the rolling update only deletes,
+// unavailable old pods go outside the budget, and everything unavailable uses the budget up.
+func TestRollingUpdateDeleteFirst(t *testing.T) {
+	old := func(node string, mutate ...func(*corev1.Pod)) *corev1.Pod {
+		return newPod(node+"-old", node, append([]func(*corev1.Pod){withHash(oldHash)}, mutate...)...)
+	}
+	cur := func(node string, mutate ...func(*corev1.Pod)) *corev1.Pod {
+		return newPod(node+"-new", node, mutate...)
+	}
+	outdated := func(nodes ...string) []del {
+		out := []del{}
+		for _, n := range nodes {
+			out = append(out, del{Pod: n + "-old", Node: n, Reason: DeleteOutdated})
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		budget int
+		set    []func(*nasv1alpha1.NodeAgentSet)
+		nodes  []*corev1.Node
+		pods   []*corev1.Pod
+		want   []del
+	}{
+		{
+			name: "available old pods: the first maxUnavailable by node name", budget: 2, nodes: newNodes(0, 4, nil),
+			pods: []*corev1.Pod{old("node-3", ready), old("node-1", ready), old("node-0", ready), old("node-2", ready)},
+			want: outdated("node-0", "node-1"),
+		},
+		{
+			name: "unavailable old pods go outside the budget and use it up", budget: 2, nodes: newNodes(0, 4, nil),
+			pods: []*corev1.Pod{old("node-0", ready), old("node-1", notReady), old("node-2", ready), old("node-3")},
+			want: outdated("node-1", "node-3"),
+		},
+		{
+			name: "unavailable old pods beyond the budget all go", budget: 1, nodes: newNodes(0, 4, nil),
+			pods: []*corev1.Pod{old("node-0"), old("node-1"), old("node-2"), old("node-3", ready)},
+			want: outdated("node-0", "node-1", "node-2"),
+		},
+		{
+			name: "new pods not available use the budget up", budget: 2, nodes: newNodes(0, 4, nil),
+			pods: []*corev1.Pod{cur("node-0"), cur("node-1", ready), old("node-2", ready), old("node-3", ready)},
+			want: outdated("node-2"),
+		},
+		{
+			name: "a node whose only pod is terminating uses the budget up", budget: 1, nodes: newNodes(0, 3, nil),
+			pods: []*corev1.Pod{newPod("node-0-gone", "node-0", terminating, withHash(oldHash)), old("node-1", ready), old("node-2", ready)},
+		},
+		{
+			name: "available means Ready for minReadySeconds", budget: 1, set: []func(*nasv1alpha1.NodeAgentSet){withMinReadySeconds(30)},
+			nodes: newNodes(0, 3, nil),
+			pods:  []*corev1.Pod{old("node-0", readySince(t0.Add(-10*time.Second))), old("node-1", ready), old("node-2", ready)},
+			want:  outdated("node-0"),
+		},
+		{
+			name: "old pods on a NoSchedule-tainted node are candidates too", budget: 1,
+			nodes: concat(newNodes(0, 1, nil, withTaints(taint("x", "", corev1.TaintEffectNoSchedule))), newNodes(1, 1, nil)),
+			pods:  []*corev1.Pod{old("node-0", ready), old("node-1", ready)},
+			want:  outdated("node-0"),
+		},
+		{
+			// Upstream deletes it too: the rolling update does not look at the failed-pod backoff.
+			name: "an old failed pod in backoff is replaced by the rolling update", budget: 1, nodes: newNodes(0, 2, nil),
+			pods: []*corev1.Pod{old("node-0", phase(corev1.PodFailed)), old("node-1", ready)},
+			want: outdated("node-0"),
+		},
+		{
+			// node-0's failed old pod is held by its backoff, so manage leaves two old pods there.
+			name: "a node with two old pods is left to manage and uses the budget up", budget: 1, nodes: newNodes(0, 2, nil),
+			pods: []*corev1.Pod{old("node-0", phase(corev1.PodFailed)), newPod("node-0-old-2", "node-0", withHash(oldHash), ready), old("node-1", ready)},
+		},
+		{
+			name: "nothing old: nothing to do", budget: 1, nodes: newNodes(0, 2, nil),
+			pods: []*corev1.Pod{cur("node-0"), cur("node-1")},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := scenario{nodes: tt.nodes, pods: tt.pods, set: tt.set, backoff: map[string]time.Time{"node-0": t0.Add(time.Hour)}}
+			p := Compute(sc.input(maxUnavailable(intOrStr(tt.budget))))
+			assertPlan(t, p, nil, tt.want)
+			// OnDelete never replaces old pods.
+			p = Compute(sc.input(onDelete()))
+			assertPlan(t, p, nil, nil)
+		})
+	}
+}
+
+// TestRollingUpdateSurge covers rule 47 in one pass (maxSurge > 0): the rolling update creates new pods
+// next to old ones within the surge budget, at once for unavailable old pods, and moves pods off nodes
+// that stopped qualifying only while enough pods are available.
+func TestRollingUpdateSurge(t *testing.T) {
+	old := func(node string, mutate ...func(*corev1.Pod)) *corev1.Pod {
+		return newPod(node+"-old", node, append([]func(*corev1.Pod){withHash(oldHash), created(t0.Add(-time.Hour))}, mutate...)...)
+	}
+	cur := func(node string, mutate ...func(*corev1.Pod)) *corev1.Pod {
+		return newPod(node+"-new", node, mutate...)
+	}
+	tainted := withTaints(taint("x", "", corev1.TaintEffectNoSchedule))
+	tests := []struct {
+		name     string
+		strategy nasv1alpha1.NodeAgentSetUpdateStrategy
+		nodes    []*corev1.Node
+		pods     []*corev1.Pod
+		backoff  map[string]time.Time
+		creates  []string
+		deletes  []del
+	}{
+		{
+			name: "available old pods: the first maxSurge nodes by name", strategy: maxSurge(intOrStr(2)), nodes: newNodes(0, 4, nil),
+			pods:    []*corev1.Pod{old("node-3", ready), old("node-2", ready), old("node-1", ready), old("node-0", ready)},
+			creates: nodeNames("node", 0, 1),
+		},
+		{
+			name: "new pods not yet available use the budget up", strategy: maxSurge(intOrStr(2)), nodes: newNodes(0, 4, nil),
+			pods:    []*corev1.Pod{old("node-0", ready), cur("node-0"), old("node-1", ready), old("node-2", ready), old("node-3", ready)},
+			creates: nodeNames("node", 1),
+		},
+		{
+			name: "unavailable old pods get their new pod at once, beyond the budget", strategy: maxSurge(intOrStr(1)), nodes: newNodes(0, 4, nil),
+			pods:    []*corev1.Pod{old("node-0", ready), cur("node-0"), old("node-1"), old("node-2", notReady), old("node-3", ready)},
+			creates: nodeNames("node", 1, 2),
+		},
+		{
+			name: "an unavailable old pod on a node that stopped qualifying is deleted", strategy: maxSurge(intOrStr(1)),
+			nodes:   concat(newNodes(0, 1, nil, tainted), newNodes(1, 1, nil)),
+			pods:    []*corev1.Pod{old("node-0"), cur("node-1", ready)},
+			deletes: []del{{"node-0-old", "node-0", DeleteOutdated}},
+		},
+		{
+			name: "an available old pod on a node that stopped qualifying waits while too few pods are available", strategy: maxSurge(intOrStr(1)),
+			nodes: concat(newNodes(0, 1, nil, tainted), newNodes(1, 2, nil)),
+			pods:  []*corev1.Pod{old("node-0", ready), cur("node-1", ready), cur("node-2")},
+		},
+		{
+			name: "an available old pod on a node that stopped qualifying goes once enough pods are available", strategy: maxSurge(intOrStr(1)),
+			nodes:   concat(newNodes(0, 2, nil, tainted), newNodes(2, 2, nil)),
+			pods:    []*corev1.Pod{old("node-0", ready), old("node-1", ready), cur("node-2", ready), cur("node-3", ready)},
+			deletes: []del{{"node-0-old", "node-0", DeleteNodeIneligible}, {"node-1-old", "node-1", DeleteNodeIneligible}},
+		},
+		{
+			// Upstream tallies a node's new pod only when it has no old pod; a failed old pod held by its
+			// backoff therefore hides the available new pod next to it, and node-0's pod must wait.
+			name: "availability counts the old pod of a node, not its new one", strategy: maxSurge(intOrStr(1)),
+			nodes:   concat(newNodes(0, 1, nil, tainted), newNodes(1, 1, nil)),
+			pods:    []*corev1.Pod{old("node-0", ready), old("node-1", phase(corev1.PodFailed)), cur("node-1", ready)},
+			backoff: map[string]time.Time{"node-1": t0.Add(time.Minute)},
+			deletes: []del{{"node-1-old", "node-1", DeleteSurgeReplaced}},
+		},
+		{
+			// Upstream picks the delete-first update when maxSurge scales to 0 against the eligible
+			// nodes, as a percentage does with none; maxUnavailable is then 0 and nothing available goes.
+			name: "a surge percentage with no eligible node: old available pods stay", strategy: maxSurge(intstr.FromString("20%")),
+			nodes: newNodes(0, 2, nil, tainted),
+			pods:  []*corev1.Pod{old("node-0", ready), old("node-1", ready)},
+		},
+		{
+			name: "an absolute surge with no eligible node: old available pods go", strategy: maxSurge(intOrStr(1)),
+			nodes:   newNodes(0, 2, nil, tainted),
+			pods:    []*corev1.Pod{old("node-0", ready), old("node-1", ready)},
+			deletes: []del{{"node-0-old", "node-0", DeleteNodeIneligible}, {"node-1-old", "node-1", DeleteNodeIneligible}},
+		},
+		{
+			name: "nodes with two pods of a kind are left to manage and use the budget up", strategy: maxSurge(intOrStr(1)), nodes: newNodes(0, 2, nil),
+			pods:    []*corev1.Pod{newPod("a", "node-0", ready, terminating), cur("node-0", ready), newPod("b", "node-0", notReady, phase(corev1.PodFailed)), old("node-1", ready)},
+			backoff: map[string]time.Time{"node-0": t0.Add(time.Minute)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := scenario{nodes: tt.nodes, pods: tt.pods, backoff: tt.backoff}
+			assertPlan(t, Compute(sc.input(tt.strategy)), tt.creates, tt.deletes)
+		})
+	}
+}
