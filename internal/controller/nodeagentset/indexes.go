@@ -5,7 +5,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
@@ -31,9 +30,8 @@ func setController(obj metav1.Object) *metav1.OwnerReference {
 	return ref
 }
 
-// SetupIndexes registers the pod indexes with the manager's cache.
-func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
+// SetupIndexes registers the pod indexes with a cache (the manager's GetFieldIndexer()).
+func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	if err := idx.IndexField(ctx, &corev1.Pod{}, indexPodController, func(o client.Object) []string {
 		if ref := setController(o); ref != nil {
 			return []string{string(ref.UID)}

@@ -49,7 +49,8 @@ func (t *templateChecker) check(ctx context.Context, set *nasv1alpha1.NodeAgentS
 	if v, ok := t.cached(set, hash); ok && (v.accepted || t.clock.Since(v.checkedAt) < templateRecheckInterval) {
 		return v, nil
 	}
-	err := t.client.Create(ctx, planner.NewPod(set, node, hash), client.DryRunAll)
+	// A dry-run stores nothing, so there is no write for later reads to wait for.
+	err := t.client.Create(ctx, planner.NewPod(set, node, hash), client.DryRunAll, client.DisableReadYourWritesConsistency)
 	switch {
 	case err == nil:
 		return t.store(set, templateVerdict{hash: hash, accepted: true, checkedAt: t.clock.Now()}), nil
