@@ -184,7 +184,3 @@ type NodeAgentSetList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []NodeAgentSet `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&NodeAgentSet{}, &NodeAgentSetList{})
-}

@@ -5,11 +5,11 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
-	"k8s.io/klog/v2"
 )
 
 // ExclusionKind names why a node is not eligible for the agent.
@@ -123,7 +123,7 @@ func (p *Placer) placeByTaints(node *corev1.Node) Placement {
 		if taint.Effect != corev1.TaintEffectNoSchedule && taint.Effect != corev1.TaintEffectNoExecute {
 			continue
 		}
-		if corev1helpers.TolerationsTolerateTaint(klog.Background(), p.tolerations, taint, false) {
+		if corev1helpers.TolerationsTolerateTaint(logr.Discard(), p.tolerations, taint, false) {
 			continue
 		}
 		if taint.Effect == corev1.TaintEffectNoExecute {

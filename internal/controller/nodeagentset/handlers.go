@@ -91,7 +91,8 @@ func selectorMatches(set *nasv1alpha1.NodeAgentSet, lbls map[string]string) bool
 
 // nodeHandler wakes only the sets a node event can affect (upstream's syncNodeUpdate): a set whose
 // verdict for the node changed, a set that should run on the node and has no pod there, and a set
-// with a pod on a node that must not keep it. A deleted node wakes the sets with pods on it.
+// with a pod on a node it should not run on (to delete it, or count it as misscheduled). A deleted
+// node wakes the sets with pods on it.
 type nodeHandler struct {
 	reader client.Reader
 }
@@ -129,8 +130,8 @@ func (h nodeHandler) enqueueAffected(ctx context.Context, oldNode, node *corev1.
 		placer := planner.NewPlacer(&set.Spec.Template.Spec)
 		now := placer.Place(node)
 		_, hasPod := withPods[types.NamespacedName{Namespace: set.Namespace, Name: set.Name}]
-		changed := oldNode == nil || !reflect.DeepEqual(placer.Place(oldNode), now)
-		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldContinueRunning && hasPod) {
+		changed := oldNode != nil && !reflect.DeepEqual(placer.Place(oldNode), now)
+		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) {
 			q.Add(requestFor(set))
 		}
 	}

@@ -32,23 +32,29 @@ func setController(obj metav1.Object) *metav1.OwnerReference {
 
 // SetupIndexes registers the pod indexes with a cache (the manager's GetFieldIndexer()).
 func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
-	if err := idx.IndexField(ctx, &corev1.Pod{}, indexPodController, func(o client.Object) []string {
+	for name, fn := range podIndexes {
+		if err := idx.IndexField(ctx, &corev1.Pod{}, name, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// podIndexes maps each index name to its function.
+var podIndexes = map[string]client.IndexerFunc{
+	indexPodController: func(o client.Object) []string {
 		if ref := setController(o); ref != nil {
 			return []string{string(ref.UID)}
 		}
 		return nil
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &corev1.Pod{}, indexPodOrphan, func(o client.Object) []string {
+	},
+	indexPodOrphan: func(o client.Object) []string {
 		if metav1.GetControllerOf(o) == nil && len(o.GetLabels()) > 0 {
 			return []string{o.GetNamespace()}
 		}
 		return nil
-	}); err != nil {
-		return err
-	}
-	return idx.IndexField(ctx, &corev1.Pod{}, indexPodNode, func(o client.Object) []string {
+	},
+	indexPodNode: func(o client.Object) []string {
 		if setController(o) == nil {
 			return nil
 		}
@@ -56,5 +62,5 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 			return []string{node}
 		}
 		return nil
-	})
+	},
 }

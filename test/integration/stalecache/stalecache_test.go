@@ -123,7 +123,9 @@ func twoPassesBackToBack(c client.Client, round string) int {
 	}
 	Expect(direct.Create(ctx, set)).To(Succeed())
 	// The reconciler reads the set from the cache: wait until the cache has it.
-	Eventually(func() error { return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(set), &nasv1alpha1.NodeAgentSet{}) }).Should(Succeed())
+	Eventually(func() error {
+		return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(set), &nasv1alpha1.NodeAgentSet{})
+	}).Should(Succeed())
 
 	r := nodeagentset.NewReconciler(c, mgr.GetAPIReader(), mgr.GetEventRecorder("stale-cache-test"), clock.RealClock{})
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "agent"}}
