@@ -6,6 +6,10 @@ const (
 	// ConditionAvailable is True when every eligible node runs an available agent pod.
 	ConditionAvailable = "Available"
 
+	// ConditionProgressing is True while a rollout moves forward or has finished, and False when it
+	// made no progress for progressDeadlineSeconds.
+	ConditionProgressing = "Progressing"
+
 	// ConditionPodTemplateValid is False when the API server refuses the template as a Pod (found with a
 	// server-side dry-run); the controller then stops creating pods until the template changes.
 	ConditionPodTemplateValid = "PodTemplateValid"
@@ -23,6 +27,26 @@ const (
 
 	// ReasonPodTemplateRejected: the API server refuses the template as a Pod, so no pod can be created.
 	ReasonPodTemplateRejected = "PodTemplateRejected"
+)
+
+// Reasons of the Progressing condition.
+const (
+	// ReasonRolloutComplete means every eligible node outside the partition runs an available pod of
+	// the current template.
+	ReasonRolloutComplete = "RolloutComplete"
+
+	// ReasonRollingOut means pods of an older template are being replaced.
+	ReasonRollingOut = "RollingOut"
+
+	// ReasonRolloutPaused means rollingUpdate.paused is true and old pods remain.
+	ReasonRolloutPaused = "RolloutPaused"
+
+	// ReasonWaitingForDeletion means the strategy is OnDelete and old pods remain until deleted.
+	ReasonWaitingForDeletion = "WaitingForDeletion"
+
+	// ReasonProgressDeadlineExceeded means the rollout made no progress for progressDeadlineSeconds;
+	// the message names the stuck nodes and why.
+	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
 )
 
 // Reasons of the PodTemplateValid condition.

@@ -40,6 +40,21 @@ type RollingUpdateNodeAgentSet struct {
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100%"
 	// +optional
 	MaxSurge *intstr.IntOrString `json:"maxSurge,omitempty"`
+
+	// partition is how many eligible nodes keep the pods they run when the template changes: an
+	// absolute number or a percentage of the eligible nodes, rounded up. Nodes are taken in name order:
+	// the first (eligible - partition) are updated, the last partition keep their pods. Lower it to
+	// continue a staged rollout; 0 (the default) updates every node. A kept node whose pod is deleted
+	// or fails gets a pod of the new template, as with OnDelete.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100%"
+	// +optional
+	Partition *intstr.IntOrString `json:"partition,omitempty"`
+
+	// paused stops the rollout: no pod of an older template is replaced while it is true. Nodes without
+	// an agent (new nodes, deleted or failed pods) still get a pod, of the current template.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
 }
 
 // NodeAgentSetUpdateStrategy says how pods are replaced when the template changes.
@@ -101,6 +116,15 @@ type NodeAgentSetSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+
+	// progressDeadlineSeconds is how long a rollout may go without progress (a node updated, or a new
+	// pod becoming available) before the Progressing condition turns False with reason
+	// ProgressDeadlineExceeded, naming the stuck nodes. The rollout itself goes on. Not counted while
+	// paused. Default 600.
+	// +kubebuilder:default=600
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 }
 
 // NodeAgentSetStatus is the observed state of a NodeAgentSet, recomputed from the cluster on every
@@ -134,6 +158,16 @@ type NodeAgentSetStatus struct {
 	// numberUnavailable is desiredNumberScheduled minus numberAvailable.
 	// +optional
 	NumberUnavailable int32 `json:"numberUnavailable,omitempty"`
+
+	// updateRevision is the controller-revision-hash of the current template's ControllerRevision: the
+	// revision every new pod gets.
+	// +optional
+	UpdateRevision string `json:"updateRevision,omitempty"`
+
+	// currentRevision is the controller-revision-hash most agent pods run; it equals updateRevision
+	// once a rollout is complete.
+	// +optional
+	CurrentRevision string `json:"currentRevision,omitempty"`
 
 	// collisionCount counts hash collisions of the template's ControllerRevision name; it is mixed
 	// into the hash to find a free name.

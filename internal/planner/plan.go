@@ -46,6 +46,8 @@ type world struct {
 	in       Input
 	strategy strategy
 	nodes    []*nodeView
+	// partitioned names the eligible nodes the rollout leaves alone.
+	partitioned map[string]bool
 }
 
 func newWorld(in Input) *world {
@@ -77,7 +79,9 @@ func newWorld(in Input) *world {
 	for _, v := range nodes {
 		sortOldestFirst(v.pods)
 	}
-	return &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
+	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
+	w.partitioned = partitionNodes(nodes, w.strategy.partition)
+	return w
 }
 
 func countDesired(nodes []*nodeView) int {
@@ -101,6 +105,8 @@ func Compute(in Input) Plan {
 	}
 	capBurst(&p)
 	p.Status, p.Nodes = w.status(&req)
+	p.CurrentRevision = w.currentRevision()
+	p.Rollout = w.rollout()
 	p.RequeueAfter = req.after()
 	return p
 }
@@ -253,4 +259,8 @@ type strategy struct {
 	surge          bool
 	maxSurge       int
 	maxUnavailable int
+	// paused: replace nothing.
+	paused bool
+	// partition: how many eligible nodes (the last by name) the rollout leaves alone.
+	partition int
 }

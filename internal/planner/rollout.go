@@ -15,8 +15,12 @@ package planner
 //   - Nodes are visited in name order, so which nodes are updated first is deterministic (upstream
 //     uses Go map order).
 //   - A change that leaves the template alone keeps the hash, so nothing is replaced.
+//   - Beyond upstream: the last `partition` eligible nodes by name are left alone; `paused` replaces
+//     nothing. Neither stops a node without a pod from getting one of the current template.
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -36,7 +40,7 @@ func resolveStrategy(set *nasv1alpha1.NodeAgentSet, desired int) strategy {
 	if ru == nil {
 		ru = &nasv1alpha1.RollingUpdateNodeAgentSet{}
 	}
-	s := strategy{rollingUpdate: true}
+	s := strategy{rollingUpdate: true, paused: ru.Paused, partition: scaled(ru.Partition, desired)}
 	// Any positive maxSurge allows surge, even a percentage that rounds to 0 nodes (upstream
 	// AllowsSurge scales against a single node).
 	s.surge = scaled(ru.MaxSurge, 1) > 0
@@ -68,7 +72,7 @@ func scaled(v *intstr.IntOrString, total int) int {
 
 // rollingUpdate adds the replacements of a RollingUpdate to the plan.
 func (w *world) rollingUpdate(p *Plan) {
-	if !w.strategy.rollingUpdate {
+	if !w.strategy.rollingUpdate || w.strategy.paused {
 		return
 	}
 	// Upstream chooses on maxSurge scaled against the eligible nodes, not on whether surge is allowed:
@@ -177,12 +181,74 @@ func (w *world) rollingUpdateSurge(p *Plan) {
 }
 
 // rolloutNodes are the nodes the rolling update looks at: every node with pods (eligible or not,
-// existing or not) and every eligible node.
+// existing or not) and every eligible node, less the partition.
 func (w *world) rolloutNodes() []*nodeView {
 	out := make([]*nodeView, 0, len(w.nodes))
 	for _, v := range w.nodes {
+		if w.partitioned[v.name] {
+			continue
+		}
 		if len(v.pods) > 0 || (v.node != nil && v.placement.ShouldRun) {
 			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// partitionNodes returns the last n eligible nodes by name: those the rollout leaves alone.
+func partitionNodes(nodes []*nodeView, n int) map[string]bool {
+	if n <= 0 {
+		return nil
+	}
+	out := make(map[string]bool, n)
+	for i := len(nodes) - 1; i >= 0 && len(out) < n; i-- {
+		if v := nodes[i]; v.node != nil && v.placement.ShouldRun {
+			out[v.name] = true
+		}
+	}
+	return out
+}
+
+// rollout summarises the progress of the current template (outside the partition).
+func (w *world) rollout() Rollout {
+	minReady, now := w.in.Set.Spec.MinReadySeconds, w.in.Now
+	r := Rollout{Partition: int32(len(w.partitioned)), Paused: w.strategy.paused, LastProgress: w.in.RolloutStartedAt}
+	for _, v := range w.nodes {
+		if v.node == nil || !v.placement.ShouldRun {
+			continue
+		}
+		if w.partitioned[v.name] {
+			if r.FirstPartitionedNode == "" {
+				r.FirstPartitionedNode = v.name
+			}
+			continue
+		}
+		r.Target++
+		newPod, oldPod, _ := w.updatedPods(v)
+		if newPod != nil {
+			r.LastProgress = latest(r.LastProgress, newPod.CreationTimestamp.Time, availableAt(newPod, minReady))
+		}
+		switch {
+		case newPod != nil && IsPodAvailable(newPod, minReady, now):
+			if oldPod == nil {
+				r.UpdatedAvailable++
+			}
+		case newPod != nil:
+			r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: PodProblem(newPod, v.node)})
+		case oldPod == nil:
+			r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: PodProblem(first(v.pods), v.node)})
+		}
+	}
+	r.Complete = r.UpdatedAvailable >= r.Target
+	return r
+}
+
+// latest returns the latest of the times; zero times count for nothing.
+func latest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if t.After(out) {
+			out = t
 		}
 	}
 	return out

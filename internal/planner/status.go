@@ -2,6 +2,8 @@ package planner
 
 import (
 	corev1 "k8s.io/api/core/v1"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 )
 
 // status computes the counters of rule 50 and the state of every node that is excluded or lacks an
@@ -54,4 +56,24 @@ func first(pods []*corev1.Pod) *corev1.Pod {
 		return nil
 	}
 	return pods[0]
+}
+
+// currentRevision is the hash most live pods carry; ties go to the current template's hash, then to
+// the smaller hash. Without pods it is the current template's hash.
+func (w *world) currentRevision() string {
+	counts := map[string]int{}
+	for _, v := range w.nodes {
+		for _, pod := range v.pods {
+			if !isTerminating(pod) {
+				counts[pod.Labels[nasv1alpha1.ControllerRevisionHashLabel]]++
+			}
+		}
+	}
+	best, bestCount := w.in.Hash, counts[w.in.Hash]
+	for hash, n := range counts {
+		if hash != "" && (n > bestCount || (n == bestCount && hash != w.in.Hash && best != w.in.Hash && hash < best)) {
+			best, bestCount = hash, n
+		}
+	}
+	return best
 }

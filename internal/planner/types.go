@@ -20,6 +20,9 @@ type Input struct {
 	Pods []*corev1.Pod
 	// Now is the time of the snapshot.
 	Now time.Time
+	// RolloutStartedAt is when the current rollout began: the current revision became current, or the
+	// spec last changed. Progress is measured from it at the earliest.
+	RolloutStartedAt time.Time
 	// FailedPodBackoffUntil maps a node name to the time before which a failed agent pod on it must
 	// not be deleted again (rule 30). Nodes not in the map are not in backoff.
 	FailedPodBackoffUntil map[string]time.Time
@@ -29,19 +32,19 @@ type Input struct {
 type DeleteReason string
 
 const (
-	// DeleteFailed: the pod failed; it is replaced on a later pass (rule 22).
+	// DeleteFailed means the pod failed; it is replaced on a later pass (rule 22).
 	DeleteFailed DeleteReason = "Failed"
-	// DeleteSucceeded: the pod exited; agents must run until replaced (rule 22).
+	// DeleteSucceeded means the pod exited; agents must run until replaced (rule 22).
 	DeleteSucceeded DeleteReason = "Succeeded"
-	// DeleteDuplicate: another pod of the set already runs on the node (rules 23, 24).
+	// DeleteDuplicate means another pod of the set already runs on the node (rules 23, 24).
 	DeleteDuplicate DeleteReason = "Duplicate"
-	// DeleteNodeIneligible: the node no longer qualifies and must not keep the pod (rule 25).
+	// DeleteNodeIneligible means the node no longer qualifies and must not keep the pod (rule 25).
 	DeleteNodeIneligible DeleteReason = "NodeIneligible"
-	// DeleteNodeGone: the pod's node no longer exists (rule 27).
+	// DeleteNodeGone means the pod's node no longer exists (rule 27).
 	DeleteNodeGone DeleteReason = "NodeGone"
-	// DeleteSurgeReplaced: a new pod on the node is available, so the old one goes (rule 24).
+	// DeleteSurgeReplaced means a new pod on the node is available, so the old one goes (rule 24).
 	DeleteSurgeReplaced DeleteReason = "SurgeReplaced"
-	// DeleteOutdated: the rolling update replaces this old pod (rules 46, 47).
+	// DeleteOutdated means the rolling update replaces this old pod (rules 46, 47).
 	DeleteOutdated DeleteReason = "Outdated"
 )
 
@@ -63,6 +66,10 @@ type Plan struct {
 	RequeueAfter time.Duration
 	// Status holds the counters computed from the snapshot (rule 50).
 	Status Counters
+	// CurrentRevision is the revision hash most live pods carry (Hash when there are no pods).
+	CurrentRevision string
+	// Rollout summarises the progress of the current template.
+	Rollout Rollout
 	// Nodes holds, keyed by name, every node that is excluded from the set or should run the agent but
 	// has no available pod: what status messages and tools explain. Healthy nodes are left out.
 	Nodes map[string]NodeState
@@ -84,4 +91,33 @@ type NodeState struct {
 	Placement Placement
 	// Pod is the node's oldest agent pod, the one status looks at; nil when there is none.
 	Pod *corev1.Pod
+}
+
+// Rollout is where the current template's rollout stands.
+type Rollout struct {
+	// Target is how many eligible nodes the rollout updates: all of them less the partition.
+	Target int32
+	// Partition is how many eligible nodes keep their pods (the last ones by name).
+	Partition int32
+	// FirstPartitionedNode is the first node, by name, of the partition; empty without one.
+	FirstPartitionedNode string
+	// UpdatedAvailable counts the nodes, outside the partition, that run an available pod of the
+	// current template and no older pod.
+	UpdatedAvailable int32
+	// Complete: UpdatedAvailable reached Target.
+	Complete bool
+	// Paused: rollingUpdate.paused holds old pods back.
+	Paused bool
+	// LastProgress is the latest moment the rollout moved: its start, a pod of the current template
+	// created, or one becoming available.
+	LastProgress time.Time
+	// Stuck lists the nodes, outside the partition, whose current-template pod is missing or not
+	// available, in name order, with why.
+	Stuck []StuckNode
+}
+
+// StuckNode is a node the rollout waits for.
+type StuckNode struct {
+	Node   string
+	Reason string
 }

@@ -2,12 +2,10 @@ package nodeagentset
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -71,11 +69,7 @@ func (r *Reconciler) checkSetIsLive(ctx context.Context, set *nasv1alpha1.NodeAg
 // adoptPod makes the set the pod's controller. The patch carries the pod's UID, so it cannot land on
 // a re-created pod of the same name; a pod that is gone or was adopted by someone else is skipped.
 func (r *Reconciler) adoptPod(ctx context.Context, set *nasv1alpha1.NodeAgentSet, pod *corev1.Pod) (*corev1.Pod, error) {
-	ref := metav1.NewControllerRef(set, nasv1alpha1.GroupVersion.WithKind("NodeAgentSet"))
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"ownerReferences": []metav1.OwnerReference{*ref},
-		"uid":             pod.UID,
-	}})
+	patch, err := adoptPatch(set, pod.UID)
 	if err != nil {
 		return nil, err
 	}
@@ -92,10 +86,8 @@ func (r *Reconciler) adoptPod(ctx context.Context, set *nasv1alpha1.NodeAgentSet
 
 // releasePod removes the set's owner reference from a pod whose labels no longer match (rule 33).
 func (r *Reconciler) releasePod(ctx context.Context, set *nasv1alpha1.NodeAgentSet, pod *corev1.Pod) error {
-	patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"$patch":"delete","uid":%q}],"uid":%q}}`, set.UID, pod.UID)
-	err := r.Client.Patch(ctx, pod.DeepCopy(), client.RawPatch(types.StrategicMergePatchType, []byte(patch)))
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
-		return fmt.Errorf("releasing pod %s: %w", pod.Name, err)
+	if err := r.patchOwner(ctx, pod.DeepCopy(), releasePatch(set.UID, pod.UID)); err != nil {
+		return err
 	}
 	log.FromContext(ctx).V(2).Info("Released pod whose labels no longer match", "pod", client.ObjectKeyFromObject(pod))
 	return nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,9 +72,11 @@ func NewReconciler(c client.Client, apiReader client.Reader, recorder events.Eve
 // +kubebuilder:rbac:groups=apps.nodeagentset.io,resources=nodeagentsets/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile runs one pass over a set: fetch, observe, claim, plan, apply, and one status write.
+// Reconcile runs one pass over a set: fetch, observe, claim pods, sync revisions, plan, apply, prune
+// history, and one status write.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	set := &nasv1alpha1.NodeAgentSet{}
 	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
@@ -93,7 +96,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 
-	hash := planner.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
 	obs, err := r.observe(ctx, set)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -102,20 +104,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	history, err := r.syncRevisions(ctx, set, pods)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	hash := history.hash()
 	now := r.Clock.Now()
 	plan := planner.Compute(planner.Input{
 		Set: set, Hash: hash, Nodes: obs.nodes, Pods: pods, Now: now,
+		RolloutStartedAt:      history.rolloutStartedAt(),
 		FailedPodBackoffUntil: r.failedPodBackoff(set, pods, now),
 	})
 
 	verdict, applyErr := r.carryOut(ctx, set, hash, &plan)
+	if applyErr == nil {
+		applyErr = r.cleanupHistory(ctx, set, history, pods)
+	}
 	statusErr := r.writeStatus(ctx, set, statusInput{
-		set: set, plan: plan, nodes: nodesByName(obs.nodes), synced: applyErr == nil, template: verdict, now: metav1.NewTime(now),
+		set: set, plan: plan, hash: hash, nodes: nodesByName(obs.nodes), synced: applyErr == nil, template: verdict, now: metav1.NewTime(now),
 	})
 	if err := errors.Join(applyErr, statusErr); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: requeueAfter(plan, verdict)}, nil
+	return ctrl.Result{RequeueAfter: requeueAfter(set, plan, verdict, now)}, nil
 }
 
 // carryOut checks the template with the API server when the plan creates pods, then applies the plan.
@@ -145,12 +156,21 @@ func (r *Reconciler) carryOut(ctx context.Context, set *nasv1alpha1.NodeAgentSet
 	return verdict, err
 }
 
-// requeueAfter is when to look again without an event: a backoff or minReadySeconds expiring, or a
-// rejected template's recheck.
-func requeueAfter(plan planner.Plan, verdict *templateVerdict) time.Duration {
+// requeueAfter is when to look again without an event: a backoff or minReadySeconds expiring, the
+// progress deadline of a rollout passing, or a rejected template's recheck.
+func requeueAfter(set *nasv1alpha1.NodeAgentSet, plan planner.Plan, verdict *templateVerdict, now time.Time) time.Duration {
 	after := plan.RequeueAfter
-	if verdict != nil && !verdict.accepted && (after == 0 || after > templateRecheckInterval) {
-		after = templateRecheckInterval
+	sooner := func(d time.Duration) {
+		if d > 0 && (after == 0 || d < after) {
+			after = d
+		}
+	}
+	if verdict != nil && !verdict.accepted {
+		sooner(templateRecheckInterval)
+	}
+	if deadline, ok := progressDeadline(set, plan.Rollout); ok && deadline.After(now) {
+		// A second late, so that the pass that wakes up finds the deadline passed.
+		sooner(deadline.Sub(now) + time.Second)
 	}
 	return after
 }
@@ -216,9 +236,9 @@ func nodesByName(nodes []*corev1.Node) map[string]*corev1.Node {
 	return out
 }
 
-// SetupWithManager registers the controller and its watches: sets (spec changes only), pods (to the
-// controlling set, or for orphans the sets that may adopt them) and nodes (label and taint changes,
-// to the sets they can affect; heartbeats are dropped).
+// SetupWithManager registers the controller and its watches: sets (spec changes only), their
+// ControllerRevisions, pods (to the controlling set, or for orphans the sets that may adopt them) and
+// nodes (label and taint changes, to the sets they can affect; heartbeats are dropped).
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := mgr.Add(manager.RunnableFunc(r.collectBackoffGarbage)); err != nil {
 		return err
@@ -226,6 +246,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&nasv1alpha1.NodeAgentSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.ControllerRevision{}).
 		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, podHandler{reader: mgr.GetCache()})).
 		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Node{}, nodeHandler{reader: mgr.GetCache()}, nodeSchedulingChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).

@@ -3,6 +3,7 @@ package nodeagentset
 import (
 	"context"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,6 +37,14 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		if err := idx.IndexField(ctx, &corev1.Pod{}, name, fn); err != nil {
 			return err
 		}
+	}
+	return idx.IndexField(ctx, &appsv1.ControllerRevision{}, indexRevisionController, revisionControllerUID)
+}
+
+// revisionControllerUID indexes a ControllerRevision by the NodeAgentSet that controls it.
+func revisionControllerUID(o client.Object) []string {
+	if ref := setController(o); ref != nil {
+		return []string{string(ref.UID)}
 	}
 	return nil
 }

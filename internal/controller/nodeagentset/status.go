@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -19,8 +20,10 @@ const maxReasonsInMessage = 3
 
 // statusInput is what the new status is derived from.
 type statusInput struct {
-	set   *nasv1alpha1.NodeAgentSet
-	plan  planner.Plan
+	set  *nasv1alpha1.NodeAgentSet
+	plan planner.Plan
+	// hash is the controller-revision-hash of the current template.
+	hash  string
 	nodes map[string]*corev1.Node
 	// synced: the pass carried out its plan without error, so observedGeneration may advance.
 	synced bool
@@ -42,10 +45,13 @@ func computeStatus(in statusInput) nasv1alpha1.NodeAgentSetStatus {
 	st.NumberAvailable = c.NumberAvailable
 	st.NumberUnavailable = c.NumberUnavailable
 	st.UpdatedNumberScheduled = c.UpdatedNumberScheduled
+	st.UpdateRevision = in.hash
+	st.CurrentRevision = in.plan.CurrentRevision
 	if in.synced {
 		st.ObservedGeneration = in.set.Generation
 	}
 	setCondition(&st, in.now, availableCondition(in))
+	setCondition(&st, in.now, progressingCondition(in))
 	switch {
 	case in.template == nil:
 		meta.RemoveStatusCondition(&st.Conditions, nasv1alpha1.ConditionPodTemplateValid)
@@ -57,6 +63,69 @@ func computeStatus(in statusInput) nasv1alpha1.NodeAgentSetStatus {
 			Reason: nasv1alpha1.ReasonPodTemplateRejected, Message: "The API server rejects the pod template: " + in.template.message})
 	}
 	return st
+}
+
+// defaultProgressDeadline applies when spec.progressDeadlineSeconds is unset (objects stored before
+// the field had a default).
+const defaultProgressDeadline = 600 * time.Second
+
+// maxStuckNodesInMessage caps how many stuck nodes the Progressing message names.
+const maxStuckNodesInMessage = 5
+
+// progressDeadline is when a rolling update that is neither complete nor paused counts as stuck.
+func progressDeadline(set *nasv1alpha1.NodeAgentSet, r planner.Rollout) (time.Time, bool) {
+	if set.Spec.UpdateStrategy.Type == nasv1alpha1.OnDeleteStrategyType || r.Complete || r.Paused || r.LastProgress.IsZero() {
+		return time.Time{}, false
+	}
+	d := defaultProgressDeadline
+	if set.Spec.ProgressDeadlineSeconds != nil {
+		d = time.Duration(*set.Spec.ProgressDeadlineSeconds) * time.Second
+	}
+	return r.LastProgress.Add(d), true
+}
+
+// progressingCondition says where the rollout of the current template stands.
+func progressingCondition(in statusInput) metav1.Condition {
+	r := in.plan.Rollout
+	cond := metav1.Condition{Type: nasv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue}
+	progress := fmt.Sprintf("%d of %d eligible nodes run an available pod of revision %s", r.UpdatedAvailable, r.Target, in.hash)
+	if r.Partition > 0 {
+		progress += fmt.Sprintf("; partition: %d nodes, from %s on by name, keep their pods", r.Partition, r.FirstPartitionedNode)
+	}
+	deadline, rolling := progressDeadline(in.set, r)
+	switch {
+	case r.Complete:
+		cond.Reason, cond.Message = nasv1alpha1.ReasonRolloutComplete, progress
+	case in.set.Spec.UpdateStrategy.Type == nasv1alpha1.OnDeleteStrategyType:
+		cond.Reason = nasv1alpha1.ReasonWaitingForDeletion
+		cond.Message = progress + "; strategy OnDelete: old pods are replaced when deleted"
+	case r.Paused:
+		cond.Status, cond.Reason = metav1.ConditionUnknown, nasv1alpha1.ReasonRolloutPaused
+		cond.Message = progress + "; paused"
+	case rolling && !in.now.Time.Before(deadline):
+		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonProgressDeadlineExceeded
+		cond.Message = fmt.Sprintf("no progress since %s: %s; stuck: %s",
+			r.LastProgress.UTC().Format(time.RFC3339), progress, renderStuck(r.Stuck))
+	default:
+		cond.Reason, cond.Message = nasv1alpha1.ReasonRollingOut, progress
+	}
+	return cond
+}
+
+// renderStuck names the first stuck nodes with their reasons.
+func renderStuck(stuck []planner.StuckNode) string {
+	if len(stuck) == 0 {
+		return "no node is stuck; pods of older templates wait for their turn"
+	}
+	parts := make([]string, 0, maxStuckNodesInMessage+1)
+	for i, s := range stuck {
+		if i == maxStuckNodesInMessage {
+			parts = append(parts, fmt.Sprintf("and %d more", len(stuck)-i))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", s.Node, s.Reason))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func setCondition(st *nasv1alpha1.NodeAgentSetStatus, now metav1.Time, c metav1.Condition) {

@@ -17,13 +17,6 @@ import (
 
 var t0 = metav1.NewTime(time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC))
 
-func taintedNode(name, key, value string, effect corev1.TaintEffect) *corev1.Node {
-	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: key, Value: value, Effect: effect}}},
-	}
-}
-
 func excludedByTaint(detail string) planner.NodeState {
 	return planner.NodeState{Placement: planner.Placement{
 		Exclusion: &planner.Exclusion{Kind: planner.ExcludedByTaint, Detail: detail},
@@ -121,7 +114,9 @@ func TestComputeStatus(t *testing.T) {
 			Conditions:         []metav1.Condition{foreign},
 		},
 	}
-	plan := planner.Plan{Status: planner.Counters{DesiredNumberScheduled: 2, CurrentNumberScheduled: 2, NumberReady: 2, NumberAvailable: 2, UpdatedNumberScheduled: 2}}
+	plan := planner.Plan{Status: planner.Counters{
+		DesiredNumberScheduled: 2, CurrentNumberScheduled: 2, NumberReady: 2, NumberAvailable: 2, UpdatedNumberScheduled: 2,
+	}}
 
 	t.Run("a failed pass keeps observedGeneration", func(t *testing.T) {
 		st := computeStatus(statusInput{set: set, plan: plan, synced: false, now: t0})
@@ -184,8 +179,9 @@ func TestStatusApplyConfigurationOwnsOnlyOurFields(t *testing.T) {
 	}
 	u := ac.(interface{ UnstructuredContent() map[string]any }).UnstructuredContent()
 	status := u["status"].(map[string]any)
-	if _, ok := status["collisionCount"]; ok {
-		t.Error("collisionCount must be left to whoever set it")
+	// collisionCount is ours: the controller raises it on a hash collision and must keep it.
+	if _, ok := status["collisionCount"]; !ok {
+		t.Error("collisionCount dropped from the apply: server-side apply would then remove it")
 	}
 	conds := status["conditions"].([]any)
 	if len(conds) != 1 || conds[0].(map[string]any)["type"] != nasv1alpha1.ConditionAvailable {
@@ -234,7 +230,7 @@ func TestRequeueAfter(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := requeueAfter(planner.Plan{RequeueAfter: tc.plan}, tc.verdict); got != tc.want {
+			if got := requeueAfter(&nasv1alpha1.NodeAgentSet{}, planner.Plan{RequeueAfter: tc.plan, Rollout: planner.Rollout{Complete: true}}, tc.verdict, t0.Time); got != tc.want {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})

@@ -13,14 +13,14 @@ import (
 // ownedConditionTypes are the condition types this controller writes; it leaves all others alone.
 var ownedConditionTypes = map[string]bool{
 	nasv1alpha1.ConditionAvailable:        true,
+	nasv1alpha1.ConditionProgressing:      true,
 	nasv1alpha1.ConditionPodTemplateValid: true,
 }
 
 // statusApplyConfiguration is the server-side apply request for the status fields this controller
-// owns: the counters, observedGeneration and its own condition types.
+// owns: the counters, observedGeneration, the revisions, collisionCount and its own condition types.
 func statusApplyConfiguration(set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.NodeAgentSetStatus) (runtime.ApplyConfiguration, error) {
 	owned := st.DeepCopy()
-	owned.CollisionCount = nil
 	owned.Conditions = nil
 	for _, c := range st.Conditions {
 		if ownedConditionTypes[c.Type] {

@@ -28,20 +28,25 @@ const (
 	msgSelectorValuesForbidden = "selector.matchExpressions with operator Exists or DoesNotExist must not have values"
 	msgSelectorImmutable       = "selector is immutable"
 
-	msgMismatchPrefix       = "selector does not match template labels"
-	msgMismatchLabelKey     = "selector does not match template labels: every selector.matchLabels key must be in template.metadata.labels"
-	msgMismatchLabelValue   = "selector does not match template labels: every selector.matchLabels value must equal template.metadata.labels at the same key"
-	msgMismatchIn           = "selector does not match template labels: for every selector.matchExpressions requirement with operator In, template.metadata.labels must have its key, with one of its values"
-	msgMismatchNotIn        = "selector does not match template labels: for every selector.matchExpressions requirement with operator NotIn, template.metadata.labels must not have its key with one of its values"
-	msgMismatchExists       = "selector does not match template labels: for every selector.matchExpressions requirement with operator Exists, template.metadata.labels must have its key"
-	msgMismatchDoesNotExist = "selector does not match template labels: for every selector.matchExpressions requirement with operator DoesNotExist, template.metadata.labels must not have its key"
+	msgMismatchPrefix     = "selector does not match template labels"
+	msgMismatchLabelKey   = msgMismatchPrefix + ": every selector.matchLabels key must be in template.metadata.labels"
+	msgMismatchLabelValue = msgMismatchPrefix + ": every selector.matchLabels value must equal template.metadata.labels at the same key"
+	msgMismatchIn         = msgMismatchPrefix + ": for every selector.matchExpressions requirement with operator In," +
+		" template.metadata.labels must have its key, with one of its values"
+	msgMismatchNotIn = msgMismatchPrefix + ": for every selector.matchExpressions requirement with operator NotIn," +
+		" template.metadata.labels must not have its key with one of its values"
+	msgMismatchExists = msgMismatchPrefix + ": for every selector.matchExpressions requirement with operator Exists," +
+		" template.metadata.labels must have its key"
+	msgMismatchDoesNotExist = msgMismatchPrefix + ": for every selector.matchExpressions requirement with operator DoesNotExist," +
+		" template.metadata.labels must not have its key"
 
 	msgRestartPolicy  = "template.spec.restartPolicy must be Always (or omitted): agent pods are restarted in place"
 	msgActiveDeadline = "template.spec.activeDeadlineSeconds is not supported: agent pods run until replaced; remove it"
 	msgNoContainers   = "template.spec.containers must name at least one container"
 
-	msgIntOrPercent   = "must be a non-negative integer or a percentage from 0% to 100%"
-	msgBothNonZero    = "maxSurge and maxUnavailable cannot both be non-zero: to surge, set maxUnavailable: 0 (or omit maxUnavailable); otherwise set maxSurge: 0 (or omit maxSurge)"
+	msgIntOrPercent = "must be a non-negative integer or a percentage from 0% to 100%"
+	msgBothNonZero  = "maxSurge and maxUnavailable cannot both be non-zero: " +
+		"to surge, set maxUnavailable: 0 (or omit maxUnavailable); otherwise set maxSurge: 0 (or omit maxSurge)"
 	msgBothZero       = "maxUnavailable and maxSurge cannot both be 0: set maxUnavailable to at least 1 (or omit maxUnavailable), or set maxSurge to at least 1"
 	msgMinimumZero    = "should be greater than or equal to 0"
 	msgRequired       = "Required value"
@@ -262,7 +267,8 @@ var _ = Describe("NodeAgentSet CRD validation", func() {
 		Entry("rule 2 (matchLabels): a missing key is rejected",
 			templateLabels(map[string]string{"tier": "node"}), rejected(fieldTemplateLabels, msgMismatchLabelKey)),
 		Entry("rule 2 (matchLabels): a missing key with an empty selector value is rejected",
-			all(selector(map[string]string{"app": "agent", "canary": ""}), templateLabels(map[string]string{"app": "agent"})), rejected(fieldTemplateLabels, msgMismatchLabelKey)),
+			all(selector(map[string]string{"app": "agent", "canary": ""}), templateLabels(map[string]string{"app": "agent"})),
+			rejected(fieldTemplateLabels, msgMismatchLabelKey)),
 		Entry("rule 2 (matchLabels): a template without labels is rejected",
 			templateLabels(nil), rejected(fieldTemplateLabels, msgMismatchLabelKey)),
 		Entry("rule 2 (matchLabels): a different value is rejected",
@@ -283,7 +289,8 @@ var _ = Describe("NodeAgentSet CRD validation", func() {
 		Entry("rule 2 (In): the 8th of 8 values is checked and accepted",
 			all(selector(nil, req("app", metav1.LabelSelectorOpIn, values(8)...)), templateLabels(map[string]string{"app": "v8"})), accepted),
 		Entry("rule 2 (In): a value outside 8 values is rejected",
-			all(selector(nil, req("app", metav1.LabelSelectorOpIn, values(8)...)), templateLabels(map[string]string{"app": "v9"})), rejected(fieldTemplateLabels, msgMismatchIn)),
+			all(selector(nil, req("app", metav1.LabelSelectorOpIn, values(8)...)), templateLabels(map[string]string{"app": "v9"})),
+			rejected(fieldTemplateLabels, msgMismatchIn)),
 		Entry("rule 2 (In): the 9th of 9 values is accepted",
 			all(selector(nil, req("app", metav1.LabelSelectorOpIn, values(9)...)), templateLabels(map[string]string{"app": "v9"})), accepted),
 		Entry("rule 2 (In, CEL limit): with more than 8 values only the key is checked, so a value outside them is accepted",
@@ -300,7 +307,8 @@ var _ = Describe("NodeAgentSet CRD validation", func() {
 		Entry("rule 2 (NotIn): a label value among the values is rejected",
 			selector(nil, req("app", metav1.LabelSelectorOpNotIn, "other", "agent")), rejected(fieldTemplateLabels, msgMismatchNotIn)),
 		Entry("rule 2 (NotIn): the 8th of 8 values is checked and rejected",
-			all(selector(nil, req("app", metav1.LabelSelectorOpNotIn, values(8)...)), templateLabels(map[string]string{"app": "v8"})), rejected(fieldTemplateLabels, msgMismatchNotIn)),
+			all(selector(nil, req("app", metav1.LabelSelectorOpNotIn, values(8)...)), templateLabels(map[string]string{"app": "v8"})),
+			rejected(fieldTemplateLabels, msgMismatchNotIn)),
 		Entry("rule 2 (NotIn, CEL limit): with more than 8 values the value is not checked",
 			all(selector(nil, req("app", metav1.LabelSelectorOpNotIn, values(9)...)), templateLabels(map[string]string{"app": "v1"})), accepted),
 
@@ -471,6 +479,7 @@ var _ = Describe("NodeAgentSet CRD validation", func() {
 			name := create(nil)
 			n := getTyped(ns, name)
 			Expect(n.Spec.RevisionHistoryLimit).To(Equal(ptr.To[int32](10)))
+			Expect(n.Spec.ProgressDeadlineSeconds).To(Equal(ptr.To[int32](600)))
 			Expect(n.Spec.MinReadySeconds).To(BeZero())
 			Expect(n.Spec.UpdateStrategy.Type).To(Equal(nasv1alpha1.RollingUpdateStrategyType))
 			Expect(n.Spec.UpdateStrategy.RollingUpdate).NotTo(BeNil())
@@ -610,6 +619,7 @@ var _ = Describe("NodeAgentSet CRD validation", func() {
 			n.Spec.Template = realisticTemplate()
 			n.Spec.MinReadySeconds = 15
 			n.Spec.RevisionHistoryLimit = ptr.To[int32](5)
+			n.Spec.ProgressDeadlineSeconds = ptr.To[int32](300)
 			n.Spec.UpdateStrategy = nasv1alpha1.NodeAgentSetUpdateStrategy{
 				Type:          nasv1alpha1.RollingUpdateStrategyType,
 				RollingUpdate: &nasv1alpha1.RollingUpdateNodeAgentSet{MaxUnavailable: num(0), MaxSurge: str("10%")},
