@@ -107,6 +107,7 @@ func Compute(in Input) Plan {
 	p.Status, p.Nodes = w.status(&req)
 	p.CurrentRevision = w.currentRevision()
 	p.Rollout = w.rollout()
+	p.SurgeBlockedByHostPort = w.strategy.surgeBlockedByHostPort
 	p.RequeueAfter = req.after()
 	return p
 }
@@ -263,4 +264,6 @@ type strategy struct {
 	paused bool
 	// partition: how many eligible nodes (the last by name) the rollout leaves alone.
 	partition int
+	// surgeBlockedByHostPort: maxSurge was asked for, but the template binds host ports.
+	surgeBlockedByHostPort bool
 }

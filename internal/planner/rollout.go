@@ -30,7 +30,9 @@ import (
 // resolveStrategy turns the spec's update strategy into numbers for desired eligible nodes.
 //
 // An omitted maxUnavailable is 1, or 0 when maxSurge is non-zero: unlike upstream, a user who writes
-// only maxSurge gets a surge rollout rather than a rejected object.
+// only maxSurge gets a surge rollout rather than a rejected object. A surge rollout of a template that
+// binds host ports becomes delete-first with maxUnavailable = maxSurge (upstream leaves the surge pod
+// Pending forever).
 func resolveStrategy(set *nasv1alpha1.NodeAgentSet, desired int) strategy {
 	us := set.Spec.UpdateStrategy
 	if us.Type == nasv1alpha1.OnDeleteStrategyType {
@@ -45,6 +47,12 @@ func resolveStrategy(set *nasv1alpha1.NodeAgentSet, desired int) strategy {
 	// AllowsSurge scales against a single node).
 	s.surge = scaled(ru.MaxSurge, 1) > 0
 	s.maxSurge = scaled(ru.MaxSurge, desired)
+	if s.surge && len(HostPorts(&set.Spec.Template.Spec)) > 0 {
+		// Two pods that bind the same host port cannot share a node: the surge pod would stay
+		// Pending forever. Replace delete-first instead, with the surge budget as the budget.
+		return strategy{rollingUpdate: true, paused: s.paused, partition: s.partition,
+			maxUnavailable: max(s.maxSurge, 1), surgeBlockedByHostPort: true}
+	}
 	switch {
 	case ru.MaxUnavailable != nil:
 		s.maxUnavailable = scaled(ru.MaxUnavailable, desired)
@@ -257,4 +265,21 @@ func latest(ts ...time.Time) time.Time {
 // clamp limits n to [0, hi].
 func clamp(n, hi int) int {
 	return max(0, min(n, hi))
+}
+
+// HostPorts lists the host ports the template's containers bind: explicit hostPorts, and with
+// hostNetwork every containerPort.
+func HostPorts(spec *corev1.PodSpec) []int32 {
+	var ports []int32
+	for _, c := range spec.Containers {
+		for _, p := range c.Ports {
+			switch {
+			case p.HostPort > 0:
+				ports = append(ports, p.HostPort)
+			case spec.HostNetwork && p.ContainerPort > 0:
+				ports = append(ports, p.ContainerPort)
+			}
+		}
+	}
+	return ports
 }

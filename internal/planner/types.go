@@ -70,6 +70,9 @@ type Plan struct {
 	CurrentRevision string
 	// Rollout summarises the progress of the current template.
 	Rollout Rollout
+	// SurgeBlockedByHostPort: maxSurge is set but the template binds host ports, so the rolling
+	// update replaces delete-first, with maxSurge as its maxUnavailable.
+	SurgeBlockedByHostPort bool
 	// Nodes holds, keyed by name, every node that is excluded from the set or should run the agent but
 	// has no available pod: what status messages and tools explain. Healthy nodes are left out.
 	Nodes map[string]NodeState

@@ -24,6 +24,9 @@ const (
 	EventFailedCreate     = "FailedCreate"
 	EventSuccessfulDelete = "SuccessfulDelete"
 	EventFailedDelete     = "FailedDelete"
+	// EventSurgeBlockedByHostPort is ours: a surge rollout of a template that binds host ports is
+	// carried out delete-first.
+	EventSurgeBlockedByHostPort = "SurgeBlockedByHostPort"
 )
 
 // slowStartInitialBatch is the first create batch; batches double while they all succeed.

@@ -116,6 +116,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		FailedPodBackoffUntil: r.failedPodBackoff(set, pods, now),
 	})
 
+	if plan.SurgeBlockedByHostPort && !plan.Rollout.Complete {
+		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update",
+			"The template binds host ports %v, so a second pod cannot run next to the old one: maxSurge is applied "+
+				"as delete-then-create with the same budget as maxUnavailable", planner.HostPorts(&set.Spec.Template.Spec))
+	}
 	verdict, applyErr := r.carryOut(ctx, set, hash, &plan)
 	if applyErr == nil {
 		applyErr = r.cleanupHistory(ctx, set, history, pods)

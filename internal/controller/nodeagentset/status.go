@@ -92,6 +92,9 @@ func progressingCondition(in statusInput) metav1.Condition {
 	if r.Partition > 0 {
 		progress += fmt.Sprintf("; partition: %d nodes, from %s on by name, keep their pods", r.Partition, r.FirstPartitionedNode)
 	}
+	if in.plan.SurgeBlockedByHostPort {
+		progress += "; the template binds host ports, so maxSurge is applied delete-first"
+	}
 	deadline, rolling := progressDeadline(in.set, r)
 	switch {
 	case r.Complete:
