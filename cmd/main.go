@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -47,9 +48,11 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's namespace).")
-	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", -1, "Client-side limit of API requests per second; negative: no limit (controller-runtime's default, server-side priority and fairness applies).")
+	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", -1, "Client-side limit of API requests per second; "+
+		"negative: no limit (controller-runtime's default, server-side priority and fairness applies).")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 0, "Client-side burst of API requests above --kube-api-qps; 0 keeps the client default.")
-	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 2, "How many NodeAgentSets are reconciled in parallel (upstream --concurrent-daemonset-syncs defaults to 2).")
+	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 2, "How many NodeAgentSets are reconciled in parallel "+
+		"(upstream --concurrent-daemonset-syncs defaults to 2).")
 	o.zap = zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	o.zap.BindFlags(fs)
 	return o, fs.Parse(args)
@@ -121,10 +124,11 @@ func run(opts options) error {
 		return err
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := nodeagentset.SetupIndexes(ctx, mgr); err != nil {
+	if err := nodeagentset.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	reconciler := nodeagentset.NewReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder(nodeagentset.ControllerName), clock.RealClock{})
+	reconciler.Metrics = nodeagentset.NewMetrics(metrics.Registry)
 	if err := reconciler.SetupWithManager(mgr, nodeagentset.Options{MaxConcurrentReconciles: opts.maxConcurrentReconciles}); err != nil {
 		return err
 	}

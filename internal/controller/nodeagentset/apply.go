@@ -57,6 +57,7 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 			err := r.Client.Delete(ctx, d.Pod, client.Preconditions{UID: &d.Pod.UID})
 			switch {
 			case err == nil:
+				r.Metrics.podDeleted(set, d.Reason)
 				r.Recorder.Eventf(set, d.Pod, corev1.EventTypeNormal, EventSuccessfulDelete, "Delete", "Deleted pod: %s", d.Pod.Name)
 				log.FromContext(ctx).V(2).Info("Deleted pod", "pod", client.ObjectKeyFromObject(d.Pod), "node", d.Node, "reason", d.Reason)
 			case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
@@ -95,6 +96,7 @@ func (r *Reconciler) createPod(ctx context.Context, set *nasv1alpha1.NodeAgentSe
 	err := r.Client.Create(ctx, pod)
 	switch {
 	case err == nil:
+		r.Metrics.podCreated(set)
 		r.Recorder.Eventf(set, pod, corev1.EventTypeNormal, EventSuccessfulCreate, "Create", "Created pod: %s", pod.Name)
 		log.FromContext(ctx).V(2).Info("Created pod", "pod", client.ObjectKeyFromObject(pod), "node", node)
 		return nil

@@ -51,6 +51,8 @@ type Reconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.Clock
+	// Metrics, when set, receive the per-set series.
+	Metrics *Metrics
 
 	failedPods *flowcontrol.Backoff
 	templates  *templateChecker
@@ -82,6 +84,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.templates.forget(req.NamespacedName)
+			r.Metrics.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -216,6 +219,7 @@ func failedPodBackoffKey(set *nasv1alpha1.NodeAgentSet, node string) string {
 // fields this controller owns: conditions of other types written by others survive.
 func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgentSet, in statusInput) error {
 	updated := computeStatus(in)
+	r.Metrics.observeStatus(set, &updated)
 	if !statusChanged(&set.Status, &updated) {
 		return nil
 	}

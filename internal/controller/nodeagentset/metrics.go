@@ -1,0 +1,111 @@
+package nodeagentset
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
+)
+
+// Metrics are the per-set series the controller exports next to controller-runtime's, in the style of
+// kube-state-metrics' kube_daemonset_* series.
+type Metrics struct {
+	desired      *prometheus.GaugeVec
+	current      *prometheus.GaugeVec
+	ready        *prometheus.GaugeVec
+	available    *prometheus.GaugeVec
+	unavailable  *prometheus.GaugeVec
+	updated      *prometheus.GaugeVec
+	misscheduled *prometheus.GaugeVec
+	progressing  *prometheus.GaugeVec
+	stuck        *prometheus.GaugeVec
+	created      *prometheus.CounterVec
+	deleted      *prometheus.CounterVec
+}
+
+var setLabels = []string{"namespace", "nodeagentset"}
+
+// NewMetrics creates the series and registers them with reg (controller-runtime's metrics.Registry
+// in the manager).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nodeagentset_" + name, Help: help}, setLabels)
+	}
+	m := &Metrics{
+		desired:      gauge("status_desired_number_scheduled", "Eligible nodes: nodes that should run the agent."),
+		current:      gauge("status_current_number_scheduled", "Eligible nodes that run at least one agent pod."),
+		ready:        gauge("status_number_ready", "Eligible nodes whose agent pod is Ready."),
+		available:    gauge("status_number_available", "Eligible nodes whose agent pod is available (Ready for minReadySeconds)."),
+		unavailable:  gauge("status_number_unavailable", "Eligible nodes without an available agent pod."),
+		updated:      gauge("status_updated_number_scheduled", "Eligible nodes whose agent pod runs the current template."),
+		misscheduled: gauge("status_number_misscheduled", "Nodes that run an agent pod but are not eligible."),
+		progressing: gauge("rollout_progressing",
+			"1 while a rollout of the current template is under way (not complete, not paused, within its deadline), else 0."),
+		stuck: gauge("rollout_stuck",
+			"1 when the rollout made no progress for progressDeadlineSeconds (Progressing=False, ProgressDeadlineExceeded), else 0."),
+		created: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodeagentset_pods_created_total", Help: "Agent pods created.",
+		}, setLabels),
+		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodeagentset_pods_deleted_total", Help: "Agent pods deleted, by reason (Failed, Succeeded, Duplicate, NodeIneligible, NodeGone, SurgeReplaced, Outdated).",
+		}, append(setLabels, "reason")),
+	}
+	reg.MustRegister(m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled,
+		m.progressing, m.stuck, m.created, m.deleted)
+	return m
+}
+
+// observeStatus sets the gauges of a set from the status it was just given.
+func (m *Metrics) observeStatus(set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.NodeAgentSetStatus) {
+	if m == nil {
+		return
+	}
+	l := prometheus.Labels{"namespace": set.Namespace, "nodeagentset": set.Name}
+	m.desired.With(l).Set(float64(st.DesiredNumberScheduled))
+	m.current.With(l).Set(float64(st.CurrentNumberScheduled))
+	m.ready.With(l).Set(float64(st.NumberReady))
+	m.available.With(l).Set(float64(st.NumberAvailable))
+	m.unavailable.With(l).Set(float64(st.NumberUnavailable))
+	m.updated.With(l).Set(float64(st.UpdatedNumberScheduled))
+	m.misscheduled.With(l).Set(float64(st.NumberMisscheduled))
+	progressing, stuck := 0.0, 0.0
+	for _, c := range st.Conditions {
+		if c.Type != nasv1alpha1.ConditionProgressing {
+			continue
+		}
+		switch c.Reason {
+		case nasv1alpha1.ReasonRollingOut:
+			progressing = 1
+		case nasv1alpha1.ReasonProgressDeadlineExceeded:
+			stuck = 1
+		}
+	}
+	m.progressing.With(l).Set(progressing)
+	m.stuck.With(l).Set(stuck)
+}
+
+func (m *Metrics) podCreated(set *nasv1alpha1.NodeAgentSet) {
+	if m != nil {
+		m.created.WithLabelValues(set.Namespace, set.Name).Inc()
+	}
+}
+
+func (m *Metrics) podDeleted(set *nasv1alpha1.NodeAgentSet, reason planner.DeleteReason) {
+	if m != nil {
+		m.deleted.WithLabelValues(set.Namespace, set.Name, string(reason)).Inc()
+	}
+}
+
+// forget drops every series of a set that no longer exists.
+func (m *Metrics) forget(key types.NamespacedName) {
+	if m == nil {
+		return
+	}
+	l := prometheus.Labels{"namespace": key.Namespace, "nodeagentset": key.Name}
+	for _, g := range []*prometheus.GaugeVec{m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled, m.progressing, m.stuck} {
+		g.Delete(l)
+	}
+	m.created.Delete(l)
+	m.deleted.DeletePartialMatch(l)
+}
