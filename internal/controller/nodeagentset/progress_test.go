@@ -66,7 +66,7 @@ func TestProgressingCondition(t *testing.T) {
 		},
 		{
 			name: "partition and host ports are explained", set: rolling, now: t0.Time, hostPort: true,
-			rollout: planner.Rollout{Target: 3, UpdatedAvailable: 1, LastProgress: started, Partition: 2, FirstPartitionedNode: "node-3"},
+			rollout:    planner.Rollout{Target: 3, UpdatedAvailable: 1, LastProgress: started, Partition: 2, FirstPartitionedNode: "node-3"},
 			wantStatus: metav1.ConditionTrue, wantReason: nasv1alpha1.ReasonRollingOut,
 			wantMessage: "1 of 3 eligible nodes run an available pod of revision h2; partition: 2 nodes, from node-3 on by name, " +
 				"keep their pods; the template binds host ports, so maxSurge is applied delete-first",
