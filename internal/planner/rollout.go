@@ -234,10 +234,13 @@ func (w *world) rollout() Rollout {
 		r.Target++
 		newPod, oldPod, _ := w.updatedPods(v)
 		if newPod != nil {
-			r.LastProgress = latest(r.LastProgress, newPod.CreationTimestamp.Time, availableAt(newPod, minReady))
+			r.LastProgress = latest(r.LastProgress, newPod.CreationTimestamp.Time)
 		}
 		switch {
 		case newPod != nil && IsPodAvailable(newPod, minReady, now):
+			// Only once it is available: a Ready pod within minReadySeconds would date progress in the
+			// future, and one that never stays Ready that long would keep postponing the deadline.
+			r.LastProgress = latest(r.LastProgress, availableAt(newPod, minReady))
 			if oldPod == nil {
 				r.UpdatedAvailable++
 			}

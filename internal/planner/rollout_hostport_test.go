@@ -64,7 +64,7 @@ func TestSurgeWithHostPortPlansDeleteFirst(t *testing.T) {
 		s.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 9100, HostPort: 9100}}
 	})
 	nodes := newNodes(0, 5, nil)
-	var pods []*corev1.Pod
+	pods := make([]*corev1.Pod, 0, len(nodes))
 	for _, n := range nodes {
 		pods = append(pods, newPod(n.Name+"-old", n.Name, withHash("old"), ready))
 	}
