@@ -77,6 +77,18 @@ func newScheme() *runtime.Scheme {
 	return scheme
 }
 
+// stripNode drops what the controller never reads from a cached node, the bulk of a node object: the
+// image list, volume bookkeeping and managed fields. Labels, taints, conditions and addresses stay.
+func stripNode(obj any) (any, error) {
+	if node, ok := obj.(*corev1.Node); ok {
+		node.ManagedFields = nil
+		node.Status.Images = nil
+		node.Status.VolumesInUse = nil
+		node.Status.VolumesAttached = nil
+	}
+	return obj, nil
+}
+
 func run(opts options) error {
 	setupLog := ctrl.Log.WithName("setup")
 	restConfig, err := ctrl.GetConfig()
@@ -107,8 +119,11 @@ func run(opts options) error {
 		// Leaving the lease on shutdown lets the next replica take over at once.
 		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{
-			// managedFields are never read; dropping them saves memory on every cached pod and node.
+			// managedFields are never read; dropping them saves memory on every cached object.
 			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Node{}: {Transform: stripNode},
+			},
 		},
 		Client: client.Options{
 			Cache: &client.CacheOptions{

@@ -54,7 +54,7 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 		}
 		wg.Go(func() {
 			// The UID precondition makes sure we delete the pod we looked at, not a namesake.
-			err := r.Client.Delete(ctx, d.Pod, client.Preconditions{UID: &d.Pod.UID})
+			err := r.Client.Delete(ctx, d.Pod.DeepCopy(), client.Preconditions{UID: &d.Pod.UID})
 			switch {
 			case err == nil:
 				r.Metrics.podDeleted(set, d.Reason)

@@ -22,17 +22,22 @@ type observation struct {
 // observe reads the nodes and the set's candidate pods through the cache indexes. The client waits
 // until the cache has seen this controller's own earlier writes (read-your-writes), so a pod created
 // by the previous pass is never missed.
+//
+// The objects are the cache's own, not copies (a pass over 5,000 nodes would otherwise copy every
+// node): they are read-only from here on; whatever writes makes a copy first.
 func (r *Reconciler) observe(ctx context.Context, set *nasv1alpha1.NodeAgentSet) (*observation, error) {
 	var nodes corev1.NodeList
-	if err := r.Client.List(ctx, &nodes); err != nil {
+	if err := r.Client.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
 	var owned corev1.PodList
-	if err := r.Client.List(ctx, &owned, client.InNamespace(set.Namespace), client.MatchingFields{indexPodController: string(set.UID)}); err != nil {
+	if err := r.Client.List(ctx, &owned, client.InNamespace(set.Namespace),
+		client.MatchingFields{indexPodController: string(set.UID)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing owned pods: %w", err)
 	}
 	var orphans corev1.PodList
-	if err := r.Client.List(ctx, &orphans, client.InNamespace(set.Namespace), client.MatchingFields{indexPodOrphan: set.Namespace}); err != nil {
+	if err := r.Client.List(ctx, &orphans, client.InNamespace(set.Namespace),
+		client.MatchingFields{indexPodOrphan: set.Namespace}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing orphan pods: %w", err)
 	}
 	obs := &observation{

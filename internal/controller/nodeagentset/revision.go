@@ -304,25 +304,30 @@ func (r *Reconciler) bumpCollisionCount(ctx context.Context, set *nasv1alpha1.No
 }
 
 // dropDuplicateRevisions relabels pods that carry a duplicate's hash with the kept revision's hash,
-// then deletes the duplicates (rule 40).
+// then deletes the duplicates (rule 40). A relabelled pod replaces its entry in pods, so the plan of
+// this same pass sees it as updated (otherwise the rolling update would replace a pod whose only
+// change is its label); the cache's object is never modified.
 func (r *Reconciler) dropDuplicateRevisions(ctx context.Context, keep *appsv1.ControllerRevision, dups []*appsv1.ControllerRevision, pods []*corev1.Pod) error {
 	if len(dups) == 0 {
 		return nil
 	}
 	hash := keep.Labels[nasv1alpha1.ControllerRevisionHashLabel]
-	for _, pod := range pods {
-		if pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] == hash {
+	dupHashes := make(map[string]bool, len(dups))
+	for _, d := range dups {
+		dupHashes[d.Labels[nasv1alpha1.ControllerRevisionHashLabel]] = true
+	}
+	delete(dupHashes, hash)
+	for i, pod := range pods {
+		if !dupHashes[pod.Labels[nasv1alpha1.ControllerRevisionHashLabel]] {
 			continue
 		}
-		isDup := false
-		for _, d := range dups {
-			isDup = isDup || pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] == d.Labels[nasv1alpha1.ControllerRevisionHashLabel]
-		}
-		if !isDup {
-			continue
-		}
+		relabelled := pod.DeepCopy()
 		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, nasv1alpha1.ControllerRevisionHashLabel, hash)
-		if err := r.Client.Patch(ctx, pod.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(patch))); client.IgnoreNotFound(err) != nil {
+		err := r.Client.Patch(ctx, relabelled, client.RawPatch(types.MergePatchType, []byte(patch)))
+		switch {
+		case err == nil:
+			pods[i] = relabelled
+		case !apierrors.IsNotFound(err):
 			return fmt.Errorf("relabelling pod %s: %w", pod.Name, err)
 		}
 	}
