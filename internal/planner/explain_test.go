@@ -17,7 +17,10 @@ func TestPodProblem(t *testing.T) {
 	unschedulable := func(p *corev1.Pod) {
 		p.Spec.NodeName = ""
 		p.Status.Phase = corev1.PodPending
-		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/1 nodes are available: insufficient memory."}}
+		p.Status.Conditions = []corev1.PodCondition{{
+			Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+			Reason: "Unschedulable", Message: "0/1 nodes are available: insufficient memory.",
+		}}
 	}
 	tests := []struct {
 		name string
@@ -27,19 +30,33 @@ func TestPodProblem(t *testing.T) {
 	}{
 		{name: "no pod", node: readyNode, want: "no agent pod yet"},
 		{name: "terminating", pod: newPod("p", "n", terminating, phase(corev1.PodFailed)), node: readyNode, want: "agent pod terminating"},
-		{name: "failed with reason", pod: newPod("p", "n", phase(corev1.PodFailed), func(p *corev1.Pod) { p.Status.Reason = "Evicted" }), node: readyNode, want: "agent pod failed (Evicted)"},
+		{
+			name: "failed with reason",
+			pod:  newPod("p", "n", phase(corev1.PodFailed), func(p *corev1.Pod) { p.Status.Reason = "Evicted" }),
+			node: readyNode, want: "agent pod failed (Evicted)",
+		},
 		{name: "failed without reason", pod: newPod("p", "n", phase(corev1.PodFailed)), node: readyNode, want: "agent pod failed"},
 		{name: "succeeded", pod: newPod("p", "n", phase(corev1.PodSucceeded)), node: readyNode, want: "agent pod exited"},
-		{name: "unschedulable", pod: newPod("p", "", unschedulable), node: readyNode, want: "agent pod pending: Unschedulable (0/1 nodes are available: insufficient memory.)"},
+		{
+			name: "unschedulable", pod: newPod("p", "", unschedulable), node: readyNode,
+			want: "agent pod pending: Unschedulable (0/1 nodes are available: insufficient memory.)",
+		},
 		{name: "node not ready", pod: newPod("p", "n"), node: notReadyNode, want: "node not ready"},
 		{name: "crash loop", pod: newPod("p", "n", waiting("CrashLoopBackOff")), node: readyNode, want: "container agent: CrashLoopBackOff"},
 		{name: "image pull", pod: newPod("p", "n", waiting("ImagePullBackOff")), node: readyNode, want: "container agent: ImagePullBackOff"},
-		{name: "creating is not a problem yet", pod: newPod("p", "n", waiting("ContainerCreating"), phase(corev1.PodPending)), node: readyNode, want: "agent pod starting"},
+		{
+			name: "creating is not a problem yet",
+			pod:  newPod("p", "n", waiting("ContainerCreating"), phase(corev1.PodPending)), node: readyNode, want: "agent pod starting",
+		},
 		{name: "not scheduled yet", pod: newPod("p", "", phase(corev1.PodPending)), node: readyNode, want: "agent pod not scheduled yet"},
 		{name: "running, not ready", pod: newPod("p", "n", notReady), node: readyNode, want: "agent pod not ready"},
 		{name: "ready, not yet available", pod: newPod("p", "n", ready), node: readyNode, want: "agent pod ready for less than minReadySeconds"},
 		{name: "unknown node is not blamed", pod: newPod("p", "n", notReady), want: "agent pod not ready"},
-		{name: "a node without conditions counts as ready", pod: newPod("p", "n", notReady), node: newNode("n", nil, func(n *corev1.Node) { n.Status.Conditions = nil }), want: "agent pod not ready"},
+		{
+			name: "a node without conditions counts as ready",
+			pod:  newPod("p", "n", notReady), node: newNode("n", nil, func(n *corev1.Node) { n.Status.Conditions = nil }),
+			want: "agent pod not ready",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -290,10 +290,10 @@ func assertPlan(t *testing.T, p Plan, wantCreates []string, wantDeletes []del) {
 	}
 }
 
-func nodeNames(prefix string, idx ...int) []string {
+func nodeNames(idx ...int) []string {
 	out := make([]string, 0, len(idx))
 	for _, i := range idx {
-		out = append(out, fmt.Sprintf("%s-%d", prefix, i))
+		out = append(out, fmt.Sprintf("node-%d", i))
 	}
 	return out
 }

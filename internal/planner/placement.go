@@ -16,13 +16,13 @@ import (
 type ExclusionKind string
 
 const (
-	// ExcludedByNodeName: the template names another node in spec.nodeName.
+	// ExcludedByNodeName means the template names another node in spec.nodeName.
 	ExcludedByNodeName ExclusionKind = "NodeNameMismatch"
-	// ExcludedByNodeSelector: a template nodeSelector entry does not match the node's labels.
+	// ExcludedByNodeSelector means a template nodeSelector entry does not match the node's labels.
 	ExcludedByNodeSelector ExclusionKind = "NodeSelectorMismatch"
-	// ExcludedByNodeAffinity: no term of the template's required node affinity matches the node.
+	// ExcludedByNodeAffinity means no term of the template's required node affinity matches the node.
 	ExcludedByNodeAffinity ExclusionKind = "NodeAffinityMismatch"
-	// ExcludedByTaint: the node has a NoSchedule or NoExecute taint the template does not tolerate.
+	// ExcludedByTaint means the node has a NoSchedule or NoExecute taint the template does not tolerate.
 	ExcludedByTaint ExclusionKind = "TaintNotTolerated"
 )
 

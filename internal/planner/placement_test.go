@@ -215,7 +215,9 @@ func TestPlaceNodeSelection(t *testing.T) {
 		{
 			name: "preferred affinity is ignored",
 			spec: corev1.PodSpec{Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
-				PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 100, Preference: term(req("zone", corev1.NodeSelectorOpIn, "b"))}},
+				PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{
+					Weight: 100, Preference: term(req("zone", corev1.NodeSelectorOpIn, "b")),
+				}},
 			}}},
 			node: gpuNode, want: eligible,
 		},
@@ -260,10 +262,18 @@ func TestPlaceTaints(t *testing.T) {
 		want        verdict
 	}{
 		{name: "no taints", want: eligible},
-		{name: "untolerated NoSchedule: keep running, no new pod", taints: []corev1.Taint{dedicatedNoSchedule}, want: keepRunning("taint dedicated=gpu:NoSchedule not tolerated")},
+		{
+			name:   "untolerated NoSchedule: keep running, no new pod",
+			taints: []corev1.Taint{dedicatedNoSchedule},
+			want:   keepRunning("taint dedicated=gpu:NoSchedule not tolerated"),
+		},
 		{name: "untolerated NoExecute: evict", taints: []corev1.Taint{dedicatedNoExecute}, want: evict("taint dedicated=gpu:NoExecute not tolerated")},
 		{name: "PreferNoSchedule is ignored", taints: []corev1.Taint{taint("dedicated", "gpu", corev1.TaintEffectPreferNoSchedule)}, want: eligible},
-		{name: "taint without value renders key:Effect", taints: []corev1.Taint{taint("dedicated", "", corev1.TaintEffectNoSchedule)}, want: keepRunning("taint dedicated:NoSchedule not tolerated")},
+		{
+			name:   "taint without value renders key:Effect",
+			taints: []corev1.Taint{taint("dedicated", "", corev1.TaintEffectNoSchedule)},
+			want:   keepRunning("taint dedicated:NoSchedule not tolerated"),
+		},
 		{
 			name:   "untolerated NoSchedule and NoExecute: NoExecute wins",
 			taints: []corev1.Taint{dedicatedNoSchedule, taint("other", "x", corev1.TaintEffectNoExecute)},
@@ -281,16 +291,20 @@ func TestPlaceTaints(t *testing.T) {
 			want:        keepRunning("taint dedicated=gpu:NoSchedule not tolerated"),
 		},
 		{
-			name:        "Equal toleration with the taint's value",
-			taints:      []corev1.Taint{dedicatedNoSchedule},
-			tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "gpu", Effect: corev1.TaintEffectNoSchedule}},
-			want:        eligible,
+			name:   "Equal toleration with the taint's value",
+			taints: []corev1.Taint{dedicatedNoSchedule},
+			tolerations: []corev1.Toleration{{
+				Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "gpu", Effect: corev1.TaintEffectNoSchedule,
+			}},
+			want: eligible,
 		},
 		{
-			name:        "Equal toleration with another value",
-			taints:      []corev1.Taint{dedicatedNoSchedule},
-			tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "cpu", Effect: corev1.TaintEffectNoSchedule}},
-			want:        keepRunning("taint dedicated=gpu:NoSchedule not tolerated"),
+			name:   "Equal toleration with another value",
+			taints: []corev1.Taint{dedicatedNoSchedule},
+			tolerations: []corev1.Toleration{{
+				Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "cpu", Effect: corev1.TaintEffectNoSchedule,
+			}},
+			want: keepRunning("taint dedicated=gpu:NoSchedule not tolerated"),
 		},
 		{
 			name:        "Exists toleration ignores the value",
@@ -317,17 +331,25 @@ func TestPlaceTaints(t *testing.T) {
 			want:        evict("taint dedicated=gpu:NoExecute not tolerated"),
 		},
 		{
-			name:        "tolerationSeconds is ignored: a time-limited NoExecute toleration counts as tolerated",
-			taints:      []corev1.Taint{dedicatedNoExecute},
-			tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](10)}},
-			want:        eligible,
+			name:   "tolerationSeconds is ignored: a time-limited NoExecute toleration counts as tolerated",
+			taints: []corev1.Taint{dedicatedNoExecute},
+			tolerations: []corev1.Toleration{{
+				Key: "dedicated", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](10),
+			}},
+			want: eligible,
 		},
 		{name: "automatic: not-ready NoExecute", taints: []corev1.Taint{taint(corev1.TaintNodeNotReady, "", corev1.TaintEffectNoExecute)}, want: eligible},
 		{name: "automatic: unreachable NoExecute", taints: []corev1.Taint{taint(corev1.TaintNodeUnreachable, "", corev1.TaintEffectNoExecute)}, want: eligible},
 		{name: "automatic: disk-pressure NoSchedule", taints: []corev1.Taint{taint(corev1.TaintNodeDiskPressure, "", corev1.TaintEffectNoSchedule)}, want: eligible},
-		{name: "automatic: memory-pressure NoSchedule", taints: []corev1.Taint{taint(corev1.TaintNodeMemoryPressure, "", corev1.TaintEffectNoSchedule)}, want: eligible},
+		{
+			name:   "automatic: memory-pressure NoSchedule",
+			taints: []corev1.Taint{taint(corev1.TaintNodeMemoryPressure, "", corev1.TaintEffectNoSchedule)}, want: eligible,
+		},
 		{name: "automatic: pid-pressure NoSchedule", taints: []corev1.Taint{taint(corev1.TaintNodePIDPressure, "", corev1.TaintEffectNoSchedule)}, want: eligible},
-		{name: "automatic: cordoned node (unschedulable NoSchedule)", taints: []corev1.Taint{taint(corev1.TaintNodeUnschedulable, "", corev1.TaintEffectNoSchedule)}, want: eligible},
+		{
+			name:   "automatic: cordoned node (unschedulable NoSchedule)",
+			taints: []corev1.Taint{taint(corev1.TaintNodeUnschedulable, "", corev1.TaintEffectNoSchedule)}, want: eligible,
+		},
 		{
 			name:   "network-unavailable is not tolerated without hostNetwork",
 			taints: []corev1.Taint{taint(corev1.TaintNodeNetworkUnavailable, "", corev1.TaintEffectNoSchedule)},

@@ -64,7 +64,7 @@ func (sc scenario) input(strategy nasv1alpha1.NodeAgentSetUpdateStrategy) Input 
 	}
 }
 
-func (sc scenario) run(t *testing.T, strategy nasv1alpha1.NodeAgentSetUpdateStrategy) Plan {
+func (sc scenario) run(t *testing.T, strategy nasv1alpha1.NodeAgentSetUpdateStrategy) {
 	t.Helper()
 	in := sc.input(strategy)
 	p := Compute(in)
@@ -75,7 +75,6 @@ func (sc scenario) run(t *testing.T, strategy nasv1alpha1.NodeAgentSetUpdateStra
 	if p.RequeueAfter != sc.requeue {
 		t.Errorf("requeueAfter = %v, want %v", p.RequeueAfter, sc.requeue)
 	}
-	return p
 }
 
 // runBoth runs every scenario with OnDelete and with RollingUpdate{maxUnavailable: 1}.
@@ -144,7 +143,7 @@ func TestPlanPlacement(t *testing.T) {
 	runBoth(t, []scenario{
 		{
 			name: "#3 five nodes, no constraints", nodes: newNodes(0, 5, nil),
-			creates: nodeNames("node", 0, 1, 2, 3, 4),
+			creates: nodeNames(0, 1, 2, 3, 4),
 			status:  &Counters{DesiredNumberScheduled: 5, NumberUnavailable: 5},
 		},
 		{name: "#9 no nodes", status: &Counters{}},
@@ -190,7 +189,7 @@ func TestPlanPlacement(t *testing.T) {
 		{
 			name: "#21/#29 nodeSelector: 3 of 7 nodes labeled", set: []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)},
 			nodes:   concat(newNodes(0, 4, nil), newNodes(4, 3, blueLabels)),
-			creates: nodeNames("node", 4, 5, 6),
+			creates: nodeNames(4, 5, 6),
 			status:  &Counters{DesiredNumberScheduled: 3, NumberUnavailable: 3},
 		},
 		{
@@ -221,7 +220,7 @@ func TestPlanPlacement(t *testing.T) {
 			name:    "#30 required affinity color In [blue]: 3 of 7",
 			set:     []func(*nasv1alpha1.NodeAgentSet){withRequiredAffinity(term(req("color", corev1.NodeSelectorOpIn, "blue")))},
 			nodes:   concat(newNodes(0, 4, nil), newNodes(4, 3, blueLabels)),
-			creates: nodeNames("node", 4, 5, 6),
+			creates: nodeNames(4, 5, 6),
 		},
 		{
 			name: "integration #4 required affinity: ORed label term and name term",
@@ -230,7 +229,7 @@ func TestPlanPlacement(t *testing.T) {
 				fieldTerm(req("metadata.name", corev1.NodeSelectorOpIn, "node-1")),
 			)},
 			nodes:   concat(newNodes(0, 2, nil), newNodes(2, 2, map[string]string{"zone": "test"}), newNodes(4, 2, nil)),
-			creates: nodeNames("node", 1, 2, 3),
+			creates: nodeNames(1, 2, 3),
 		},
 		{
 			name:   "#37 untolerated NoSchedule taint, no pod: nothing",
@@ -238,8 +237,10 @@ func TestPlanPlacement(t *testing.T) {
 			status: &Counters{},
 		},
 		{
-			name:    "#38 tolerated NoSchedule taint",
-			set:     []func(*nasv1alpha1.NodeAgentSet){withTolerations(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "user1", Effect: corev1.TaintEffectNoSchedule})},
+			name: "#38 tolerated NoSchedule taint",
+			set: []func(*nasv1alpha1.NodeAgentSet){withTolerations(corev1.Toleration{
+				Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "user1", Effect: corev1.TaintEffectNoSchedule,
+			})},
 			nodes:   []*corev1.Node{newNode("node-0", nil, withTaints(taint("dedicated", "user1", corev1.TaintEffectNoSchedule)))},
 			creates: []string{"node-0"},
 		},
@@ -258,8 +259,10 @@ func TestPlanPlacement(t *testing.T) {
 			creates: []string{"node-0"},
 		},
 		{
-			name:    "#41 tolerations on an untainted node",
-			set:     []func(*nasv1alpha1.NodeAgentSet){withTolerations(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "user1", Effect: corev1.TaintEffectNoSchedule})},
+			name: "#41 tolerations on an untainted node",
+			set: []func(*nasv1alpha1.NodeAgentSet){withTolerations(corev1.Toleration{
+				Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "user1", Effect: corev1.TaintEffectNoSchedule,
+			})},
 			nodes:   newNodes(0, 1, nil),
 			creates: []string{"node-0"},
 		},
@@ -333,21 +336,21 @@ func TestPlanExistingPods(t *testing.T) {
 	runBoth(t, []scenario{
 		{
 			name: "#20 existing pods: one per node is kept, empty nodes get one", nodes: newNodes(0, 5, nil), pods: dealsWithExisting,
-			creates: nodeNames("node", 0, 4),
+			creates: nodeNames(0, 4),
 			deletes: delsOf(DeleteDuplicate, concat(dealsWithExisting[2:3], dealsWithExisting[4:8])...),
 			status:  &Counters{DesiredNumberScheduled: 5, CurrentNumberScheduled: 3, UpdatedNumberScheduled: 3, NumberUnavailable: 5},
 		},
 		{
 			name: "#22 nodeSelector: pods on unselected nodes are deleted", set: []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)},
 			nodes: concat(newNodes(0, 5, nil), newNodes(5, 5, blueLabels)), pods: unselected,
-			creates: nodeNames("node", 5, 6, 7, 8, 9),
+			creates: nodeNames(5, 6, 7, 8, 9),
 			deletes: delsOf(DeleteNodeIneligible, unselected...),
 			status:  &Counters{DesiredNumberScheduled: 5, NumberMisscheduled: 2, NumberUnavailable: 5},
 		},
 		{
 			name: "#23 nodeSelector with existing pods everywhere", set: []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)},
 			nodes: concat(newNodes(0, 5, nil), newNodes(5, 5, blueLabels)), pods: selectorExisting,
-			creates: nodeNames("node", 5, 7, 8),
+			creates: nodeNames(5, 7, 8),
 			deletes: concat(delsOf(DeleteNodeIneligible, selectorExisting[:8]...), delsOf(DeleteDuplicate, selectorExisting[9:21]...)),
 			status:  &Counters{DesiredNumberScheduled: 5, CurrentNumberScheduled: 2, NumberMisscheduled: 3, UpdatedNumberScheduled: 2, NumberUnavailable: 5},
 		},
@@ -406,8 +409,10 @@ func TestPlanExistingPods(t *testing.T) {
 				newPod("failed-deleted-3", "node-3", phase(corev1.PodFailed), terminating),
 				newPod("running-3", "node-3", ready),
 			},
-			creates: nodeNames("node", 0, 1),
-			status:  &Counters{DesiredNumberScheduled: 4, CurrentNumberScheduled: 2, UpdatedNumberScheduled: 2, NumberReady: 1, NumberAvailable: 1, NumberUnavailable: 3},
+			creates: nodeNames(0, 1),
+			status: &Counters{
+				DesiredNumberScheduled: 4, CurrentNumberScheduled: 2, UpdatedNumberScheduled: 2, NumberReady: 1, NumberAvailable: 1, NumberUnavailable: 3,
+			},
 		},
 		{
 			name: "duplicates: bound before unbound, then oldest, then by name", nodes: newNodes(0, 1, nil),
@@ -582,13 +587,13 @@ func TestSurgePlan(t *testing.T) {
 	runWith(t, maxSurge(intstr.FromInt32(1)), []scenario{
 		{
 			name: "#59 existing pods", nodes: newNodes(0, 5, nil), pods: dealsWithExisting,
-			creates: nodeNames("node", 0, 4),
+			creates: nodeNames(0, 4),
 			deletes: delsOf(DeleteDuplicate, concat(dealsWithExisting[2:3], dealsWithExisting[4:8])...),
 		},
 		{
 			name:  "#60 ready old pods: the oldest stays next to the unready new pod, the other goes",
 			nodes: newNodes(0, 5, nil), pods: layout(noop, readyNoTime),
-			creates: nodeNames("node", 0, 3, 4),
+			creates: nodeNames(0, 3, 4),
 			deletes: []del{{"node-1-delete", "node-1", DeleteDuplicate}},
 		},
 		{
@@ -599,7 +604,7 @@ func TestSurgePlan(t *testing.T) {
 		{
 			name:  "#62 an unready oldest old pod goes as soon as a new pod exists",
 			nodes: newNodes(0, 5, nil), pods: layout(noop, unready),
-			creates: nodeNames("node", 0, 3, 4),
+			creates: nodeNames(0, 3, 4),
 			deletes: []del{{"node-1-delete", "node-1", DeleteDuplicate}, {"node-1-old", "node-1", DeleteSurgeReplaced}},
 		},
 		{
@@ -607,7 +612,7 @@ func TestSurgePlan(t *testing.T) {
 			name:  "#63 new pod Ready for less than minReadySeconds: the oldest old pod stays",
 			set:   []func(*nasv1alpha1.NodeAgentSet){withMinReadySeconds(15)},
 			nodes: newNodes(0, 5, nil), pods: layout(readySince(at(50)), readyNoTime), now: at(60),
-			creates: nodeNames("node", 0, 3, 4),
+			creates: nodeNames(0, 3, 4),
 			deletes: []del{{"node-1-delete", "node-1", DeleteDuplicate}},
 			requeue: 5 * time.Second,
 		},
@@ -615,7 +620,7 @@ func TestSurgePlan(t *testing.T) {
 			name:  "#64 new pod available: both old pods go",
 			set:   []func(*nasv1alpha1.NodeAgentSet){withMinReadySeconds(15)},
 			nodes: newNodes(0, 5, nil), pods: layout(readySince(at(50)), readyNoTime), now: at(70),
-			creates: nodeNames("node", 0, 3, 4),
+			creates: nodeNames(0, 3, 4),
 			deletes: []del{{"node-1-delete", "node-1", DeleteDuplicate}, {"node-1-old", "node-1", DeleteSurgeReplaced}},
 		},
 		{
@@ -659,7 +664,8 @@ func TestSurgePlan(t *testing.T) {
 			deletes: []del{{"node-0-b", "node-0", DeleteDuplicate}},
 		},
 		{
-			name: "untolerated NoExecute taint: old and new pods all go", nodes: []*corev1.Node{newNode("node-0", nil, withTaints(taint("x", "", corev1.TaintEffectNoExecute)))},
+			name:    "untolerated NoExecute taint: old and new pods all go",
+			nodes:   []*corev1.Node{newNode("node-0", nil, withTaints(taint("x", "", corev1.TaintEffectNoExecute)))},
 			pods:    []*corev1.Pod{old("node-0-old", "node-0", at(1), ready), newPod("node-0-new", "node-0")},
 			deletes: []del{{"node-0-old", "node-0", DeleteNodeIneligible}, {"node-0-new", "node-0", DeleteNodeIneligible}},
 		},
@@ -702,7 +708,9 @@ func TestStatusCounters(t *testing.T) {
 			},
 			backoff: map[string]time.Time{"node-2": t0.Add(time.Second)}, requeue: time.Second,
 			creates: []string{"node-3"},
-			status:  &Counters{DesiredNumberScheduled: 4, CurrentNumberScheduled: 3, UpdatedNumberScheduled: 3, NumberReady: 1, NumberAvailable: 1, NumberUnavailable: 3},
+			status: &Counters{
+				DesiredNumberScheduled: 4, CurrentNumberScheduled: 3, UpdatedNumberScheduled: 3, NumberReady: 1, NumberAvailable: 1, NumberUnavailable: 3,
+			},
 		},
 		{
 			name: "misscheduled: every ineligible node with a pod, whatever the reason",
@@ -718,7 +726,9 @@ func TestStatusCounters(t *testing.T) {
 				newPod("a", "a-noschedule", ready), newPod("b", "b-noexecute", ready), newPod("c", "c-unselected", ready), newPod("e", "e-eligible", ready),
 			},
 			deletes: []del{{"b", "b-noexecute", DeleteNodeIneligible}, {"c", "c-unselected", DeleteNodeIneligible}},
-			status:  &Counters{DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, NumberMisscheduled: 3, NumberReady: 1, NumberAvailable: 1, UpdatedNumberScheduled: 1},
+			status: &Counters{
+				DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, NumberMisscheduled: 3, NumberReady: 1, NumberAvailable: 1, UpdatedNumberScheduled: 1,
+			},
 		},
 		{
 			name: "pods on nodes that do not exist are not counted", nodes: newNodes(0, 1, nil),
@@ -741,7 +751,9 @@ func TestStatusCounters(t *testing.T) {
 				newPod("c", "node-2", readySince(t0.Add(-10*time.Second))),
 			},
 			requeue: 2 * time.Second,
-			status:  &Counters{DesiredNumberScheduled: 3, CurrentNumberScheduled: 3, UpdatedNumberScheduled: 3, NumberReady: 3, NumberAvailable: 1, NumberUnavailable: 2},
+			status: &Counters{
+				DesiredNumberScheduled: 3, CurrentNumberScheduled: 3, UpdatedNumberScheduled: 3, NumberReady: 3, NumberAvailable: 1, NumberUnavailable: 2,
+			},
 		},
 		{
 			// A Ready condition without a transition time never turns available with time alone, so
@@ -817,13 +829,14 @@ func TestPlanNodes(t *testing.T) {
 			t.Errorf("node %s: reason %q, want %q", name, got, w.reason)
 		}
 	}
-	if st := p.Nodes["tainted"]; st.Placement.ShouldRun || !st.Placement.ShouldContinueRunning || st.Placement.Exclusion == nil || st.Placement.Exclusion.Kind != ExcludedByTaint {
+	if st := p.Nodes["tainted"]; st.Placement.ShouldRun || !st.Placement.ShouldContinueRunning ||
+		st.Placement.Exclusion == nil || st.Placement.Exclusion.Kind != ExcludedByTaint {
 		t.Errorf("tainted node placement = %+v", st.Placement)
 	}
 }
 
 func keys(m map[string]NodeState) []string {
-	out := []string{}
+	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
@@ -831,7 +844,7 @@ func keys(m map[string]NodeState) []string {
 }
 
 func keysOf[V any](m map[string]V) []string {
-	out := []string{}
+	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
@@ -848,7 +861,7 @@ func TestBurstReplicas(t *testing.T) {
 		}
 		return out
 	}
-	var nodes []*corev1.Node
+	nodes := make([]*corev1.Node, 0, 300)
 	for _, n := range names(0, 300) {
 		nodes = append(nodes, newNode(n, nil))
 	}
@@ -866,7 +879,7 @@ func TestBurstReplicas(t *testing.T) {
 			sc.run(t, st.strategy)
 		})
 		t.Run("deletes/"+st.name, func(t *testing.T) {
-			var pods []*corev1.Pod
+			pods := make([]*corev1.Pod, 0, 300)
 			for _, n := range names(0, 300) {
 				pods = append(pods, newPod(n+"-pod", n))
 			}

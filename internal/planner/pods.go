@@ -24,13 +24,13 @@ func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
 	return podCondition(pod, corev1.PodReady)
 }
 
-// IsPodReady: the Ready condition is True.
+// IsPodReady reports whether the Ready condition is True.
 func IsPodReady(pod *corev1.Pod) bool {
 	c := readyCondition(pod)
 	return c != nil && c.Status == corev1.ConditionTrue
 }
 
-// IsPodAvailable: Ready, and Ready for at least minReadySeconds at now.
+// IsPodAvailable reports whether the pod is Ready, and has been Ready for at least minReadySeconds at now.
 func IsPodAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
 	c := readyCondition(pod)
 	if c == nil || c.Status != corev1.ConditionTrue {
@@ -52,7 +52,7 @@ func availableAt(pod *corev1.Pod, minReadySeconds int32) time.Time {
 	return c.LastTransitionTime.Add(time.Duration(minReadySeconds) * time.Second)
 }
 
-// IsPodUpdated: the pod carries the current revision hash (rule 43). An empty hash matches nothing.
+// IsPodUpdated reports whether the pod carries the current revision hash (rule 43). An empty hash matches nothing.
 func IsPodUpdated(pod *corev1.Pod, hash string) bool {
 	return hash != "" && pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] == hash
 }

@@ -29,7 +29,10 @@ func TestCreatePodTemplate(t *testing.T) {
 		wantLabels map[string]string
 	}{
 		{name: "empty hash: no hash label", hash: "", wantLabels: setLabels},
-		{name: "hash label added", hash: "3242341807", wantLabels: map[string]string{"name": "simple-daemon", "type": "production", "controller-revision-hash": "3242341807"}},
+		{
+			name: "hash label added", hash: "3242341807",
+			wantLabels: map[string]string{"name": "simple-daemon", "type": "production", "controller-revision-hash": "3242341807"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,18 +222,25 @@ func hostAccessSet() *nasv1alpha1.NodeAgentSet {
 				RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
 					term(req("kubernetes.io/arch", corev1.NodeSelectorOpIn, "amd64")),
 				}},
-				PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 10, Preference: term(req("zone", corev1.NodeSelectorOpIn, "a"))}},
+				PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{
+					Weight: 10, Preference: term(req("zone", corev1.NodeSelectorOpIn, "a")),
+				}},
 			},
 			PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
 				LabelSelector: &metav1.LabelSelector{MatchLabels: setLabels}, TopologyKey: corev1.LabelHostname,
 			}}},
 		}
-		spec.Volumes = []corev1.Volume{{Name: "host-root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/", Type: ptr.To(corev1.HostPathDirectory)}}}}
+		spec.Volumes = []corev1.Volume{{
+			Name:         "host-root",
+			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/", Type: ptr.To(corev1.HostPathDirectory)}},
+		}}
 		spec.Containers = []corev1.Container{{
 			Name: "agent", Image: "example.com/agent:1",
 			Ports:           []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9100, HostPort: 9100}},
 			SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true), Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}}},
-			VolumeMounts:    []corev1.VolumeMount{{Name: "host-root", MountPath: "/host", ReadOnly: true, MountPropagation: ptr.To(corev1.MountPropagationHostToContainer)}},
+			VolumeMounts: []corev1.VolumeMount{{
+				Name: "host-root", MountPath: "/host", ReadOnly: true, MountPropagation: ptr.To(corev1.MountPropagationHostToContainer),
+			}},
 		}}
 	})
 }
@@ -242,21 +252,7 @@ func TestNewPod(t *testing.T) {
 	before := set.DeepCopy()
 	pod := NewPod(set, "node-7", curHash)
 
-	t.Run("metadata", func(t *testing.T) {
-		if pod.Name != "" || pod.GenerateName != "foo-" || pod.Namespace != "kube-system" {
-			t.Errorf("name %q, generateName %q, namespace %q; want \"\", \"foo-\", \"kube-system\"", pod.Name, pod.GenerateName, pod.Namespace)
-		}
-		wantLabels := map[string]string{"name": "simple-daemon", "type": "production", "controller-revision-hash": curHash}
-		if !reflect.DeepEqual(pod.Labels, wantLabels) {
-			t.Errorf("labels = %v, want %v", pod.Labels, wantLabels)
-		}
-		if !reflect.DeepEqual(pod.Annotations, set.Spec.Template.Annotations) {
-			t.Errorf("annotations = %v, want the template's %v", pod.Annotations, set.Spec.Template.Annotations)
-		}
-		if !reflect.DeepEqual(pod.Finalizers, []string{"example.com/cleanup"}) {
-			t.Errorf("finalizers = %v, want the template's", pod.Finalizers)
-		}
-	})
+	t.Run("metadata", func(t *testing.T) { checkNewPodMetadata(t, pod, set) })
 
 	t.Run("controller owner reference", func(t *testing.T) {
 		want := []metav1.OwnerReference{{
@@ -283,22 +279,7 @@ func TestNewPod(t *testing.T) {
 		}
 	})
 
-	t.Run("host access passed through", func(t *testing.T) {
-		s := pod.Spec
-		c := s.Containers[0]
-		switch {
-		case !s.HostNetwork, !s.HostPID, !s.HostIPC:
-			t.Errorf("host namespaces dropped: hostNetwork=%t hostPID=%t hostIPC=%t", s.HostNetwork, s.HostPID, s.HostIPC)
-		case c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged:
-			t.Errorf("privileged dropped: %+v", c.SecurityContext)
-		case len(c.Ports) != 1 || c.Ports[0].HostPort != 9100:
-			t.Errorf("hostPort dropped: %+v", c.Ports)
-		case len(s.Volumes) != 1 || s.Volumes[0].HostPath == nil || s.Volumes[0].HostPath.Path != "/":
-			t.Errorf("hostPath dropped: %+v", s.Volumes)
-		case s.PriorityClassName != "system-node-critical":
-			t.Errorf("priorityClassName = %q", s.PriorityClassName)
-		}
-	})
+	t.Run("host access passed through", func(t *testing.T) { checkHostAccess(t, pod.Spec) })
 
 	t.Run("the set is not modified and pods share nothing with it", func(t *testing.T) {
 		if !reflect.DeepEqual(set, before) {
@@ -322,6 +303,42 @@ func TestNewPod(t *testing.T) {
 			t.Errorf("TargetNodeName = (%q, %t), want node-7", node, ok)
 		}
 	})
+}
+
+// checkNewPodMetadata checks the metadata NewPod gives a pod of hostAccessSet.
+func checkNewPodMetadata(t *testing.T, pod *corev1.Pod, set *nasv1alpha1.NodeAgentSet) {
+	t.Helper()
+	if pod.Name != "" || pod.GenerateName != "foo-" || pod.Namespace != "kube-system" {
+		t.Errorf("name %q, generateName %q, namespace %q; want \"\", \"foo-\", \"kube-system\"", pod.Name, pod.GenerateName, pod.Namespace)
+	}
+	wantLabels := map[string]string{"name": "simple-daemon", "type": "production", "controller-revision-hash": curHash}
+	if !reflect.DeepEqual(pod.Labels, wantLabels) {
+		t.Errorf("labels = %v, want %v", pod.Labels, wantLabels)
+	}
+	if !reflect.DeepEqual(pod.Annotations, set.Spec.Template.Annotations) {
+		t.Errorf("annotations = %v, want the template's %v", pod.Annotations, set.Spec.Template.Annotations)
+	}
+	if !reflect.DeepEqual(pod.Finalizers, []string{"example.com/cleanup"}) {
+		t.Errorf("finalizers = %v, want the template's", pod.Finalizers)
+	}
+}
+
+// checkHostAccess checks that the host access of hostAccessSet reaches the pod's spec.
+func checkHostAccess(t *testing.T, s corev1.PodSpec) {
+	t.Helper()
+	c := s.Containers[0]
+	switch {
+	case !s.HostNetwork, !s.HostPID, !s.HostIPC:
+		t.Errorf("host namespaces dropped: hostNetwork=%t hostPID=%t hostIPC=%t", s.HostNetwork, s.HostPID, s.HostIPC)
+	case c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged:
+		t.Errorf("privileged dropped: %+v", c.SecurityContext)
+	case len(c.Ports) != 1 || c.Ports[0].HostPort != 9100:
+		t.Errorf("hostPort dropped: %+v", c.Ports)
+	case len(s.Volumes) != 1 || s.Volumes[0].HostPath == nil || s.Volumes[0].HostPath.Path != "/":
+		t.Errorf("hostPath dropped: %+v", s.Volumes)
+	case s.PriorityClassName != "system-node-critical":
+		t.Errorf("priorityClassName = %q", s.PriorityClassName)
+	}
 }
 
 func TestNewPodWithoutHostNetworkHasNoNetworkUnavailableToleration(t *testing.T) {

@@ -225,7 +225,8 @@ func TestDaemonSetUpdatesPodsWithMaxSurge(t *testing.T) {
 func TestDaemonSetUpdatesPodsNotMatchTaintsWithMaxSurge(t *testing.T) {
 	nodes := newNodes(0, 5, nil)
 	nodes[0].Spec.Taints = []corev1.Taint{{Key: "node-role.kubernetes.io/control-plane", Effect: corev1.TaintEffectNoSchedule}}
-	set := newSet(withStrategy(maxSurge(intOrStr(1))), withTolerations(corev1.Toleration{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists}))
+	set := newSet(withStrategy(maxSurge(intOrStr(1))),
+		withTolerations(corev1.Toleration{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists}))
 	w := newFakeWorld(t, set, nodes)
 	w.expect([2]int{5, 0})
 	w.markAllReady()
@@ -514,26 +515,58 @@ func TestGetUnavailableNumbers(t *testing.T) {
 		surge    bool
 	}{
 		{name: "no nodes, maxUnavailable 0", strategy: ru(zero, nil), want: [4]int{0, 0, 0, 0}},
-		{name: "two Ready nodes, maxUnavailable 1", strategy: ru(one, nil), nodes: newNodes(0, 2, nil), pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{0, 1, 2, 0}},
-		{name: "one node without pods, maxUnavailable 0: defaults to 1", strategy: ru(zero, nil), nodes: newNodes(0, 2, nil), pods: readyPod("node-0"), want: [4]int{0, 1, 2, 1}},
-		{name: "maxSurge 0 and maxUnavailable 0: defaults to 1", strategy: ru(zero, zero), nodes: newNodes(0, 2, nil), pods: readyPod("node-0"), want: [4]int{0, 1, 2, 1}},
-		{name: "maxUnavailable 50% of 2", strategy: ru(pct("50%"), nil), nodes: newNodes(0, 2, nil), pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{0, 1, 2, 0}},
-		{name: "maxSurge 50% of 2", strategy: ru(zero, pct("50%")), nodes: newNodes(0, 2, nil), pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{1, 0, 2, 0}, surge: true},
-		{name: "maxSurge 100% of 2", strategy: ru(zero, pct("100%")), nodes: newNodes(0, 2, nil), pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{2, 0, 2, 0}, surge: true},
+		{
+			name: "two Ready nodes, maxUnavailable 1", strategy: ru(one, nil), nodes: newNodes(0, 2, nil),
+			pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{0, 1, 2, 0},
+		},
+		{
+			name: "one node without pods, maxUnavailable 0: defaults to 1", strategy: ru(zero, nil), nodes: newNodes(0, 2, nil),
+			pods: readyPod("node-0"), want: [4]int{0, 1, 2, 1},
+		},
+		{
+			name: "maxSurge 0 and maxUnavailable 0: defaults to 1", strategy: ru(zero, zero), nodes: newNodes(0, 2, nil),
+			pods: readyPod("node-0"), want: [4]int{0, 1, 2, 1},
+		},
+		{
+			name: "maxUnavailable 50% of 2", strategy: ru(pct("50%"), nil), nodes: newNodes(0, 2, nil),
+			pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{0, 1, 2, 0},
+		},
+		{
+			name: "maxSurge 50% of 2", strategy: ru(zero, pct("50%")), nodes: newNodes(0, 2, nil),
+			pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{1, 0, 2, 0}, surge: true,
+		},
+		{
+			name: "maxSurge 100% of 2", strategy: ru(zero, pct("100%")), nodes: newNodes(0, 2, nil),
+			pods: concat(readyPod("node-0"), readyPod("node-1")), want: [4]int{2, 0, 2, 0}, surge: true,
+		},
 		{
 			name: "maxUnavailable 50% of 3, one pod terminating, one node empty", strategy: ru(pct("50%"), nil), nodes: newNodes(0, 3, nil),
 			pods: concat(readyPod("node-0"), newPods("node-1", 1, ready, terminating)), want: [4]int{0, 2, 3, 1},
 		},
 		{name: "percentages round up: maxUnavailable 1% of 5", strategy: ru(pct("1%"), nil), nodes: newNodes(0, 5, nil), want: [4]int{0, 1, 5, 5}},
 		{name: "percentages round up: maxSurge 30% of 5", strategy: ru(zero, pct("30%")), nodes: newNodes(0, 5, nil), want: [4]int{2, 0, 5, 5}, surge: true},
-		{name: "ineligible nodes are not desired", strategy: ru(pct("50%"), nil), nodes: concat(newNodes(0, 3, nil), newNodes(3, 2, nil, withTaints(taint("x", "", corev1.TaintEffectNoSchedule)))), want: [4]int{0, 2, 3, 3}},
+		{
+			name: "ineligible nodes are not desired", strategy: ru(pct("50%"), nil),
+			nodes: concat(newNodes(0, 3, nil), newNodes(3, 2, nil, withTaints(taint("x", "", corev1.TaintEffectNoSchedule)))),
+			want:  [4]int{0, 2, 3, 3},
+		},
 		{name: "maxUnavailable omitted, no maxSurge: 1", strategy: ru(nil, nil), nodes: newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4}},
 		{name: "maxUnavailable omitted, maxSurge 0: 1", strategy: ru(nil, zero), nodes: newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4}},
 		{name: "maxUnavailable omitted, maxSurge 0%: 1", strategy: ru(nil, pct("0%")), nodes: newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4}},
-		{name: "maxUnavailable omitted, maxSurge 2: 0 (deliberate difference 3)", strategy: ru(nil, ptrTo(intstr.FromInt32(2))), nodes: newNodes(0, 4, nil), want: [4]int{2, 0, 4, 4}, surge: true},
-		{name: "maxUnavailable omitted, maxSurge 25%: 0 (deliberate difference 3)", strategy: ru(nil, pct("25%")), nodes: newNodes(0, 4, nil), want: [4]int{1, 0, 4, 4}, surge: true},
+		{
+			name:     "maxUnavailable omitted, maxSurge 2: 0 (deliberate difference 3)",
+			strategy: ru(nil, ptrTo(intstr.FromInt32(2))), nodes: newNodes(0, 4, nil), want: [4]int{2, 0, 4, 4}, surge: true,
+		},
+		{
+			name:     "maxUnavailable omitted, maxSurge 25%: 0 (deliberate difference 3)",
+			strategy: ru(nil, pct("25%")), nodes: newNodes(0, 4, nil), want: [4]int{1, 0, 4, 4}, surge: true,
+		},
 		{name: "malformed maxUnavailable counts as 0, so 1", strategy: ru(pct("abc"), nil), nodes: newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4}},
-		{name: "rollingUpdate omitted: maxUnavailable 1", strategy: nasv1alpha1.NodeAgentSetUpdateStrategy{Type: nasv1alpha1.RollingUpdateStrategyType}, nodes: newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4}},
+		{
+			name:     "rollingUpdate omitted: maxUnavailable 1",
+			strategy: nasv1alpha1.NodeAgentSetUpdateStrategy{Type: nasv1alpha1.RollingUpdateStrategyType},
+			nodes:    newNodes(0, 4, nil), want: [4]int{0, 1, 4, 4},
+		},
 		{name: "a surge percentage allows surge even when no node is desired", strategy: ru(zero, pct("10%")), want: [4]int{0, 0, 0, 0}, surge: true},
 	}
 	for _, tt := range tests {
@@ -572,7 +605,7 @@ func TestRollingUpdateDeleteFirst(t *testing.T) {
 		return newPod(node+"-new", node, mutate...)
 	}
 	outdated := func(nodes ...string) []del {
-		out := []del{}
+		out := make([]del, 0, len(nodes))
 		for _, n := range nodes {
 			out = append(out, del{Pod: n + "-old", Node: n, Reason: DeleteOutdated})
 		}
@@ -673,17 +706,17 @@ func TestRollingUpdateSurge(t *testing.T) {
 		{
 			name: "available old pods: the first maxSurge nodes by name", strategy: maxSurge(intOrStr(2)), nodes: newNodes(0, 4, nil),
 			pods:    []*corev1.Pod{old("node-3", ready), old("node-2", ready), old("node-1", ready), old("node-0", ready)},
-			creates: nodeNames("node", 0, 1),
+			creates: nodeNames(0, 1),
 		},
 		{
 			name: "new pods not yet available use the budget up", strategy: maxSurge(intOrStr(2)), nodes: newNodes(0, 4, nil),
 			pods:    []*corev1.Pod{old("node-0", ready), cur("node-0"), old("node-1", ready), old("node-2", ready), old("node-3", ready)},
-			creates: nodeNames("node", 1),
+			creates: nodeNames(1),
 		},
 		{
 			name: "unavailable old pods get their new pod at once, beyond the budget", strategy: maxSurge(intOrStr(1)), nodes: newNodes(0, 4, nil),
 			pods:    []*corev1.Pod{old("node-0", ready), cur("node-0"), old("node-1"), old("node-2", notReady), old("node-3", ready)},
-			creates: nodeNames("node", 1, 2),
+			creates: nodeNames(1, 2),
 		},
 		{
 			name: "an unavailable old pod on a node that stopped qualifying is deleted", strategy: maxSurge(intOrStr(1)),
@@ -726,7 +759,10 @@ func TestRollingUpdateSurge(t *testing.T) {
 		},
 		{
 			name: "nodes with two pods of a kind are left to manage and use the budget up", strategy: maxSurge(intOrStr(1)), nodes: newNodes(0, 2, nil),
-			pods:    []*corev1.Pod{newPod("a", "node-0", ready, terminating), cur("node-0", ready), newPod("b", "node-0", notReady, phase(corev1.PodFailed)), old("node-1", ready)},
+			pods: []*corev1.Pod{
+				newPod("a", "node-0", ready, terminating), cur("node-0", ready),
+				newPod("b", "node-0", notReady, phase(corev1.PodFailed)), old("node-1", ready),
+			},
 			backoff: map[string]time.Time{"node-0": t0.Add(time.Minute)},
 		},
 	}

@@ -41,8 +41,15 @@ func TestWithAutomaticTolerations(t *testing.T) {
 		want        []corev1.Toleration
 	}{
 		{name: "no user tolerations", want: autoTolerations},
-		{name: "hostNetwork adds network-unavailable last", hostNetwork: true, want: concat(autoTolerations, []corev1.Toleration{networkUnavailable})},
-		{name: "user tolerations come first, in their order", user: []corev1.Toleration{gpu, exists("b", "")}, want: concat([]corev1.Toleration{gpu, exists("b", "")}, autoTolerations)},
+		{
+			name: "hostNetwork adds network-unavailable last", hostNetwork: true,
+			want: concat(autoTolerations, []corev1.Toleration{networkUnavailable}),
+		},
+		{
+			name: "user tolerations come first, in their order",
+			user: []corev1.Toleration{gpu, exists("b", "")},
+			want: concat([]corev1.Toleration{gpu, exists("b", "")}, autoTolerations),
+		},
 		{
 			name: "same key, operator, value and effect: replaced in place, tolerationSeconds dropped",
 			user: []corev1.Toleration{gpu, notReadyFor(300)},
@@ -61,7 +68,9 @@ func TestWithAutomaticTolerations(t *testing.T) {
 		{
 			name: "same key with operator Equal is kept and the automatic one appended",
 			user: []corev1.Toleration{{Key: "node.kubernetes.io/unreachable", Operator: corev1.TolerationOpEqual, Effect: corev1.TaintEffectNoExecute}},
-			want: concat([]corev1.Toleration{{Key: "node.kubernetes.io/unreachable", Operator: corev1.TolerationOpEqual, Effect: corev1.TaintEffectNoExecute}}, autoTolerations),
+			want: concat([]corev1.Toleration{{
+				Key: "node.kubernetes.io/unreachable", Operator: corev1.TolerationOpEqual, Effect: corev1.TaintEffectNoExecute,
+			}}, autoTolerations),
 		},
 		{
 			name: "an empty-key Exists toleration is not merged with the automatic ones",
@@ -69,8 +78,11 @@ func TestWithAutomaticTolerations(t *testing.T) {
 			want: concat([]corev1.Toleration{{Operator: corev1.TolerationOpExists}}, autoTolerations),
 		},
 		{
-			name:        "user network-unavailable toleration with hostNetwork is replaced in place",
-			user:        []corev1.Toleration{{Key: "node.kubernetes.io/network-unavailable", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule, TolerationSeconds: ptr.To[int64](5)}, gpu},
+			name: "user network-unavailable toleration with hostNetwork is replaced in place",
+			user: []corev1.Toleration{{
+				Key: "node.kubernetes.io/network-unavailable", Operator: corev1.TolerationOpExists,
+				Effect: corev1.TaintEffectNoSchedule, TolerationSeconds: ptr.To[int64](5),
+			}, gpu},
 			hostNetwork: true,
 			want:        concat([]corev1.Toleration{networkUnavailable, gpu}, autoTolerations),
 		},

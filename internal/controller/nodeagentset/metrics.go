@@ -48,7 +48,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "nodeagentset_pods_created_total", Help: "Agent pods created.",
 		}, setLabels),
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nodeagentset_pods_deleted_total", Help: "Agent pods deleted, by reason (Failed, Succeeded, Duplicate, NodeIneligible, NodeGone, SurgeReplaced, Outdated).",
+			Name: "nodeagentset_pods_deleted_total",
+			Help: "Agent pods deleted, by reason (Failed, Succeeded, Duplicate, NodeIneligible, NodeGone, SurgeReplaced, Outdated).",
 		}, append(setLabels, "reason")),
 	}
 	reg.MustRegister(m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled,

@@ -98,8 +98,9 @@ func TestRequeueAtProgressDeadline(t *testing.T) {
 }
 
 func TestRenderStuckCapsTheList(t *testing.T) {
-	var stuck []planner.StuckNode
-	for _, n := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+	names := []string{"a", "b", "c", "d", "e", "f", "g"}
+	stuck := make([]planner.StuckNode, 0, len(names))
+	for _, n := range names {
 		stuck = append(stuck, planner.StuckNode{Node: n, Reason: "r"})
 	}
 	if got, want := renderStuck(stuck), "a (r), b (r), c (r), d (r), e (r), and 2 more"; got != want {

@@ -342,7 +342,9 @@ func (r *Reconciler) dropDuplicateRevisions(ctx context.Context, keep *appsv1.Co
 // ensureRevisionMeta gives the current revision the hash label (named after the revision when
 // missing, rule 39), the highest number (rule 41: a rollback renumbers the reused revision), and the
 // date of the rollout when the set's spec changed since it was stamped.
-func (r *Reconciler) ensureRevisionMeta(ctx context.Context, set *nasv1alpha1.NodeAgentSet, cr *appsv1.ControllerRevision, next int64) (*appsv1.ControllerRevision, error) {
+func (r *Reconciler) ensureRevisionMeta(
+	ctx context.Context, set *nasv1alpha1.NodeAgentSet, cr *appsv1.ControllerRevision, next int64,
+) (*appsv1.ControllerRevision, error) {
 	updated := cr.DeepCopy()
 	changed := stampRollout(updated, set.Generation, r.Clock.Now())
 	if _, ok := updated.Labels[nasv1alpha1.ControllerRevisionHashLabel]; !ok {

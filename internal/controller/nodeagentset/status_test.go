@@ -230,7 +230,8 @@ func TestRequeueAfter(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := requeueAfter(&nasv1alpha1.NodeAgentSet{}, planner.Plan{RequeueAfter: tc.plan, Rollout: planner.Rollout{Complete: true}}, tc.verdict, t0.Time); got != tc.want {
+			plan := planner.Plan{RequeueAfter: tc.plan, Rollout: planner.Rollout{Complete: true}}
+			if got := requeueAfter(&nasv1alpha1.NodeAgentSet{}, plan, tc.verdict, t0.Time); got != tc.want {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})

@@ -82,7 +82,7 @@ var _ = Describe("Launching pods", func() {
 			g.Expect(available.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(available.Reason).To(Equal(nasv1alpha1.ReasonAllNodesAvailable))
 		})
-		Expect(s.events("agent")[EventSuccessfulCreate]).To(HaveLen(5))
+		Expect(s.events()[EventSuccessfulCreate]).To(HaveLen(5))
 	}, strategies)
 
 	It("schedules by ORed required affinity terms, matchExpressions or matchFields", func() {
@@ -271,7 +271,7 @@ var _ = Describe("Pods in the wrong state", func() {
 		if phase == corev1.PodFailed {
 			reason = EventFailedDaemonPod
 		}
-		Expect(s.events("agent")[reason]).To(ContainElement(ContainSubstring(victim.Name)))
+		Expect(s.events()[reason]).To(ContainElement(ContainSubstring(victim.Name)))
 		if finalizer {
 			// The terminal pod is held by its finalizer, yet it counts as gone: a replacement runs.
 			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(&victim), &victim)).To(Succeed())
@@ -424,7 +424,8 @@ var _ = Describe("Status", func() {
 		})
 		Expect(k8s.Status().Update(ctx, set)).To(Succeed())
 		Expect(k8s.Status().Patch(ctx, s.getSet("agent"), client.RawPatch(types.MergePatchType,
-			[]byte(`{"status":{"conditions":[{"type":"StatusPatched","status":"True","reason":"E2E","message":"patched","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`)))).To(Succeed())
+			[]byte(`{"status":{"conditions":[{"type":"StatusPatched","status":"True","reason":"E2E",`+
+				`"message":"patched","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`)))).To(Succeed())
 
 		// Make the controller write status again: a second node joins.
 		s.addNode("node-1")
@@ -460,17 +461,17 @@ var _ = Describe("Templates the API server refuses as a Pod", func() {
 			g.Expect(valid.Message).To(ContainSubstring("Duplicate value: \"agent\""))
 			available := condition(got, nasv1alpha1.ConditionAvailable)
 			g.Expect(available.Reason).To(Equal(nasv1alpha1.ReasonPodTemplateRejected))
-			g.Expect(s.events("agent")[EventFailedCreate]).To(ContainElement(ContainSubstring("Duplicate value")))
+			g.Expect(s.events()[EventFailedCreate]).To(ContainElement(ContainSubstring("Duplicate value")))
 		})
 		// Nothing is created, and the failure is not retried in a hot loop.
-		failures := len(s.events("agent")[EventFailedCreate])
+		failures := len(s.events()[EventFailedCreate])
 		k.consistently(3*time.Second, func(g Gomega) {
 			g.Expect(s.pods()).To(BeEmpty())
-			g.Expect(len(s.events("agent")[EventFailedCreate])).To(Equal(failures))
+			g.Expect(s.events()[EventFailedCreate]).To(HaveLen(failures))
 		})
 
 		// Fixing the template clears the condition and launches the pods.
-		s.updateSet("agent", func(set *nasv1alpha1.NodeAgentSet) {
+		s.updateSet(func(set *nasv1alpha1.NodeAgentSet) {
 			set.Spec.Template.Spec.InitContainers[0].Name = "init"
 		})
 		k.eventually(func(g Gomega) {
@@ -520,6 +521,6 @@ var _ = Describe("Partial create failures", func() {
 			g.Expect(s.pods()).To(HaveLen(2))
 			g.Expect(statusCounters(s.getSet("agent"))).To(Equal(counters{Desired: 5, Current: 2, Ready: 2, Available: 2, Unavailable: 3, Updated: 2}))
 		})
-		Expect(s.events("agent")[EventFailedCreate]).To(ContainElement(ContainSubstring("exceeded quota")))
+		Expect(s.events()[EventFailedCreate]).To(ContainElement(ContainSubstring("exceeded quota")))
 	})
 })

@@ -72,7 +72,7 @@ func withTaint(key, value string, effect corev1.TaintEffect) nodeOpt {
 func unschedulable() nodeOpt { return func(n *corev1.Node) { n.Spec.Unschedulable = true } }
 
 // addNode creates a node of the scenario; conditions are set through the status subresource.
-func (s *scenario) addNode(name string, opts ...nodeOpt) *corev1.Node {
+func (s *scenario) addNode(name string, opts ...nodeOpt) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 		Name:   s.nodeName(name),
 		Labels: map[string]string{"scenario": s.label, corev1.LabelHostname: s.nodeName(name)},
@@ -83,12 +83,12 @@ func (s *scenario) addNode(name string, opts ...nodeOpt) *corev1.Node {
 	Expect(k8s.Create(ctx, node)).To(Succeed())
 	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
 	Expect(k8s.Status().Update(ctx, node)).To(Succeed())
-	return node
 }
 
-func (s *scenario) addNodes(n int, opts ...nodeOpt) {
+// addNodes creates n plain nodes, node-0 to node-<n-1>.
+func (s *scenario) addNodes(n int) {
 	for i := range n {
-		s.addNode(fmt.Sprintf("node-%d", i), opts...)
+		s.addNode(fmt.Sprintf("node-%d", i))
 	}
 }
 
@@ -137,10 +137,12 @@ func (s *scenario) getSet(name string) *nasv1alpha1.NodeAgentSet {
 	return set
 }
 
-func (s *scenario) updateSet(name string, mutate func(*nasv1alpha1.NodeAgentSet)) {
+// updateSet applies mutate to the set named agent (the one every test that updates a set creates),
+// retrying on conflicts.
+func (s *scenario) updateSet(mutate func(*nasv1alpha1.NodeAgentSet)) {
 	Eventually(func() error {
 		set := &nasv1alpha1.NodeAgentSet{}
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: name}, set); err != nil {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: "agent"}, set); err != nil {
 			return err
 		}
 		mutate(set)
@@ -171,8 +173,9 @@ func (s *scenario) livePodsByNode() map[string][]corev1.Pod {
 // nodesWithPods returns the (short) names of nodes that run exactly one live pod; it fails the poll
 // if a node has more than one.
 func (s *scenario) nodesWithPods(g Gomega) []string {
-	var names []string
-	for node, pods := range s.livePodsByNode() {
+	byNode := s.livePodsByNode()
+	names := make([]string, 0, len(byNode))
+	for node, pods := range byNode {
 		g.Expect(pods).To(HaveLen(1), "node %s has %d pods", node, len(pods))
 		names = append(names, strings.TrimPrefix(node, s.label+"-"))
 	}
@@ -247,13 +250,14 @@ func (k *kubelet) consistently(d time.Duration, f func(g Gomega)) {
 	}, d, interval).Should(Succeed())
 }
 
-// events returns the reasons of the events about the set, with their messages.
-func (s *scenario) events(setName string) map[string][]string {
+// events returns the reasons of the events about the set named agent (the one every test that looks
+// at events creates), with their messages.
+func (s *scenario) events() map[string][]string {
 	var list corev1.EventList
 	Expect(k8s.List(ctx, &list, client.InNamespace(s.ns))).To(Succeed())
 	out := map[string][]string{}
 	for _, e := range list.Items {
-		if e.InvolvedObject.Kind == "NodeAgentSet" && e.InvolvedObject.Name == setName {
+		if e.InvolvedObject.Kind == "NodeAgentSet" && e.InvolvedObject.Name == "agent" {
 			out[e.Reason] = append(out[e.Reason], e.Message)
 		}
 	}
