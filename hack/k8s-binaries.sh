@@ -59,12 +59,35 @@ GO
   echo "$dir"
 }
 
+# The version a binary of k8s.io/kubernetes reports: the module alone says v0.0.0-master (hack/lib/version.sh
+# normally stamps it), and kwokctl picks each component's flags by the version it reports (at v0.0.0 it
+# would pass long-removed ones such as --insecure-port), so stamp the real one.
+kube_ldflags() {
+  local minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
+  local x
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    x+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=${K8S_VERSION%%.*} -X $pkg.gitMinor=$minor"
+    x+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  printf '%s\n' "-s -w$x"
+}
+
+# kube_version_ok NAME: the cached binary exists and reports v$K8S_VERSION (a binary built without the
+# version stamp is relinked, which the Go build cache makes cheap).
+kube_version_ok() {
+  local bin="$out/$1" v
+  [[ -x "$bin" ]] || return 1
+  if [[ "$1" == kubectl ]]; then v="$("$bin" version --client 2>/dev/null || true)"
+  else v="$("$bin" --version 2>/dev/null || true)"; fi
+  [[ "$v" == *"v$K8S_VERSION"* ]]
+}
+
 build_kube() {
   local name="$1"
-  [[ -x "$out/$name" ]] && return
+  kube_version_ok "$name" && return
   local dir; dir="$(kube_module)"
   log "building $name (k8s.io/kubernetes v$K8S_VERSION)"
-  (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$out/$name.tmp" "k8s.io/kubernetes/cmd/$name")
+  (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="$(kube_ldflags)" -o "$out/$name.tmp" "k8s.io/kubernetes/cmd/$name")
   mv "$out/$name.tmp" "$out/$name"
 }
 
