@@ -5,16 +5,12 @@ package controller
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -26,8 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/controller/nodeagentset"
+	"github.com/nodeagentset/nodeagentset/test/integration/testenv"
 )
 
 var (
@@ -37,7 +33,7 @@ var (
 	cfg       *rest.Config
 	k8s       client.Client
 	clientset *kubernetes.Clientset
-	scheme    = runtime.NewScheme()
+	scheme    = testenv.Scheme()
 )
 
 func TestController(t *testing.T) {
@@ -48,18 +44,8 @@ func TestController(t *testing.T) {
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx, cancel = context.WithCancel(context.Background())
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(nasv1alpha1.AddToScheme(scheme))
-
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	// As upstream's DaemonSet integration tests: without a node lifecycle controller, nothing would
-	// lift the not-ready taint this admission plugin puts on every new node.
-	testEnv.ControlPlane.GetAPIServer().Configure().Append("disable-admission-plugins", "TaintNodesByCondition")
 	var err error
-	cfg, err = testEnv.Start()
+	testEnv, cfg, err = testenv.Start(scheme)
 	Expect(err).NotTo(HaveOccurred())
 
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})

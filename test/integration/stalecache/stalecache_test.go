@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,10 +19,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -37,6 +33,7 @@ import (
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/controller/nodeagentset"
 	"github.com/nodeagentset/nodeagentset/internal/planner"
+	"github.com/nodeagentset/nodeagentset/test/integration/testenv"
 )
 
 const (
@@ -53,7 +50,7 @@ var (
 	testEnv *envtest.Environment
 	direct  client.Client
 	mgr     ctrl.Manager
-	scheme  = runtime.NewScheme()
+	scheme  = testenv.Scheme()
 )
 
 func TestStaleCache(t *testing.T) {
@@ -64,14 +61,9 @@ func TestStaleCache(t *testing.T) {
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx, cancel = context.WithCancel(context.Background())
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(nasv1alpha1.AddToScheme(scheme))
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	testEnv.ControlPlane.GetAPIServer().Configure().Append("disable-admission-plugins", "TaintNodesByCondition")
-	cfg, err := testEnv.Start()
+	var cfg *rest.Config
+	var err error
+	testEnv, cfg, err = testenv.Start(scheme)
 	Expect(err).NotTo(HaveOccurred())
 	direct, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
