@@ -119,11 +119,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		FailedPodBackoffUntil: r.failedPodBackoff(set, pods, now),
 	})
 
-	if plan.SurgeBlockedByHostPort && !plan.Rollout.Complete {
-		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update",
-			"The template binds host ports %v, so a second pod cannot run next to the old one: maxSurge is applied "+
-				"as delete-then-create with the same budget as maxUnavailable", planner.HostPorts(&set.Spec.Template.Spec))
-	}
 	verdict, applyErr := r.carryOut(ctx, set, hash, &plan)
 	if applyErr == nil {
 		applyErr = r.cleanupHistory(ctx, set, history, pods)
@@ -138,8 +133,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 // carryOut checks the template with the API server when the plan creates pods, then applies the plan.
-// A rejected template creates nothing; its deletes still happen.
+// A rejected template creates nothing; its deletes still happen. It returns the latest verdict on the
+// template, nil when none was needed.
 func (r *Reconciler) carryOut(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, plan *planner.Plan) (*templateVerdict, error) {
+	if plan.SurgeBlockedByHostPort && !plan.Rollout.Complete {
+		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update",
+			"The template binds host ports %v, so a second pod cannot run next to the old one: maxSurge is applied "+
+				"as delete-then-create with the same budget as maxUnavailable", planner.HostPorts(&set.Spec.Template.Spec))
+	}
 	var verdict *templateVerdict
 	if len(plan.Creates) > 0 {
 		v, err := r.templates.check(ctx, set, hash, plan.Creates[0])
@@ -155,8 +156,9 @@ func (r *Reconciler) carryOut(ctx context.Context, set *nasv1alpha1.NodeAgentSet
 		verdict = &v
 	}
 	err := r.apply(ctx, set, hash, *plan)
-	if verdict != nil && !verdict.accepted {
-		// A create may have just found the template rejected; report the latest verdict.
+	if verdict != nil {
+		// A real create may have found the template rejected after all (an admission policy that
+		// dry-run did not trip): report the latest verdict.
 		if v, ok := r.templates.cached(set, hash); ok {
 			verdict = &v
 		}
