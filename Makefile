@@ -9,15 +9,15 @@ SHELL = /usr/bin/env bash -o pipefail
 
 LOCALBIN ?= $(CURDIR)/bin
 K8S_BIN ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
+# Our kubectl (built by hack/k8s-binaries.sh, `make cluster-binaries`) once it exists, else the one on PATH.
+KUBECTL ?= $(if $(wildcard $(K8S_BIN)/kubectl),$(K8S_BIN)/kubectl,kubectl)
 GO ?= go
 
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
-KUSTOMIZE_VERSION ?= v5.8.3
 
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
-KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 
 # envtest's control plane: respect KUBEBUILDER_ASSETS when the user already set it.
 KUBEBUILDER_ASSETS ?= $(K8S_BIN)
@@ -36,7 +36,7 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the markers.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:generateEmbeddedObjectMeta=true paths="./..." output:crd:artifacts:config=config/crd/bases
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -58,15 +58,18 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (config in .golangci.yml).
 lint-fix: $(GOLANGCI_LINT) ## golangci-lint with fixes.
 	$(GOLANGCI_LINT) run --fix ./...
 
+# What controller-gen writes: make verify checks these, and only these, against the commit.
+GENERATED = api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml
+
 .PHONY: verify
 verify: manifests generate ## Regenerate everything and fail when the committed files differ.
-	@git diff --exit-code -- api config || { echo "generated files are out of date: run 'make manifests generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: commit them"; exit 1; }
+	@git diff --exit-code -- $(GENERATED) || { echo "generated files are out of date: run 'make manifests generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: commit them"; exit 1; }
 
 ##@ Test
 
 .PHONY: test
-test: test-unit test-integration ## Run every test.
+test: test-unit test-integration test-e2e ## Run every test.
 
 .PHONY: test-unit
 test-unit: ## Unit tests (no API server): planner, pod building, status.
@@ -75,6 +78,10 @@ test-unit: ## Unit tests (no API server): planner, pod building, status.
 .PHONY: test-integration
 test-integration: envtest-assets ## Integration tests against a real API server (envtest).
 	$(GO) test ./test/integration/... -timeout 30m -v -ginkgo.v=false
+
+.PHONY: test-e2e
+test-e2e: cluster-binaries ## End-to-end tests on their own local cluster (nodeagentset-e2e), the controller as its ServiceAccount.
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd from Go modules into bin/k8s/<version> (cached).
@@ -95,24 +102,75 @@ run: manifests generate fmt vet ## Run the controller from your host against the
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
 
+# kubectl runs any executable named kubectl-<name> on PATH as `kubectl <name>`. PLUGIN_DIR: where
+# install-plugin puts kubectl-nas; default GOBIN, else GOPATH/bin.
+PLUGIN_DIR ?= $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
+
+.PHONY: build-plugin
+build-plugin: ## Build the kubectl plugin into bin/kubectl-nas.
+	$(GO) build -trimpath -ldflags "-s -w" -o bin/kubectl-nas ./cmd/kubectl-nas
+
+.PHONY: install-plugin
+install-plugin: build-plugin ## Install kubectl-nas into PLUGIN_DIR (on PATH), for `kubectl nas`.
+	install -d "$(PLUGIN_DIR)"
+	install -m 0755 bin/kubectl-nas "$(PLUGIN_DIR)/kubectl-nas"
+	@echo "installed $(PLUGIN_DIR)/kubectl-nas"
+	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) ;; *) echo "note: $(PLUGIN_DIR) is not on PATH: add it, or run make install-plugin PLUGIN_DIR=<a folder on PATH>";; esac
+
 ##@ Deployment
 
+# kustomize through `kubectl kustomize` (kubectl 1.37 bundles kustomize v5.8): the standalone kustomize
+# v5.8.3 needs Go 1.27 to install.
 .PHONY: install
-install: manifests $(KUSTOMIZE) ## Install the CRDs into the current cluster (server-side apply: the CRD is too large for client-side apply).
-	$(KUSTOMIZE) build config/crd | kubectl apply --server-side --force-conflicts -f -
+install: manifests ## Install the CRDs into the current cluster (server-side apply: the CRD is too large for client-side apply).
+	$(KUBECTL) kustomize config/crd | $(KUBECTL) apply --server-side --force-conflicts -f -
 
 .PHONY: uninstall
-uninstall: manifests $(KUSTOMIZE) ## Remove the CRDs from the current cluster.
-	$(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found -f -
+uninstall: manifests ## Remove the CRDs from the current cluster.
+	$(KUBECTL) kustomize config/crd | $(KUBECTL) delete --ignore-not-found -f -
 
+# deploy sets the image in a throw-away overlay of config/default (in the git-ignored .demo/: kustomize
+# takes relative paths only), so that it leaves the tree clean.
 .PHONY: deploy
-deploy: manifests $(KUSTOMIZE) ## Deploy the controller to the current cluster with image IMG.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default | kubectl apply --server-side --force-conflicts -f -
+deploy: manifests ## Deploy the controller to the current cluster with image IMG.
+	@mkdir -p .demo; tmp="$$(mktemp -d .demo/deploy.XXXXXX)"; trap 'rm -rf "$$tmp"' EXIT; img='$(IMG)'; name="$$img"; ref=""; \
+	case "$$img" in \
+	  *@*) name="$${img%@*}"; ref="  digest: \"$${img#*@}\"" ;; \
+	  *:*) tag="$${img##*:}"; if [[ "$$tag" != */* ]]; then name="$${img%:*}"; ref="  newTag: \"$$tag\""; fi ;; \
+	esac; \
+	{ printf 'resources:\n- %s\nimages:\n- name: controller\n  newName: "%s"\n' "../../config/default" "$$name"; \
+	  [ -z "$$ref" ] || echo "$$ref"; } >"$$tmp/kustomization.yaml"; \
+	echo "deploying config/default with image $$img"; \
+	$(KUBECTL) kustomize "$$tmp" | $(KUBECTL) apply --server-side --force-conflicts -f -
 
 .PHONY: undeploy
-undeploy: $(KUSTOMIZE) ## Remove the controller from the current cluster.
-	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
+undeploy: ## Remove the controller from the current cluster.
+	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+##@ Local cluster
+
+# Worker nodes of the local cluster (plus one control-plane node): make cluster-up LOCAL_CLUSTER_WORKERS=10
+LOCAL_CLUSTER_WORKERS ?= 4
+
+.PHONY: cluster-binaries
+cluster-binaries: ## Build the local cluster's binaries (control plane, kubectl, kwok, kwokctl) into bin/k8s/<version> (cached).
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN_DIR=$(K8S_BIN) hack/k8s-binaries.sh kube-apiserver etcd kube-scheduler kube-controller-manager kubectl kwok kwokctl
+
+.PHONY: cluster-up
+cluster-up: cluster-binaries ## Start (or reuse) the local kwok cluster on 127.0.0.1; prints the KUBECONFIG to export.
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) hack/local-cluster.sh up $(LOCAL_CLUSTER_WORKERS)
+
+.PHONY: cluster-down
+cluster-down: ## Delete the local cluster.
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) hack/local-cluster.sh down
+
+.PHONY: demo
+demo: ## Local cluster + CRD + the controller (as its ServiceAccount) + config/samples + a rolling update; stays up.
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) LOCAL_CLUSTER_WORKERS=$(LOCAL_CLUSTER_WORKERS) GO=$(GO) hack/demo.sh up
+
+.PHONY: demo-down
+demo-down: ## Stop the demo's controller and delete the local cluster.
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) hack/demo.sh down
 
 ##@ Tools
 
@@ -125,8 +183,6 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
-$(KUSTOMIZE): | $(LOCALBIN)
-	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
 
 # go-install-tool installs a Go module's command into bin/ under a versioned name.
 define go-install-tool

@@ -1,0 +1,46 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	SetDefaultEventuallyTimeout(2 * time.Minute)
+	SetDefaultEventuallyPollingInterval(time.Second)
+	SetDefaultConsistentlyDuration(3 * time.Second)
+	SetDefaultConsistentlyPollingInterval(500 * time.Millisecond)
+	RunSpecs(t, "NodeAgentSet e2e suite")
+}
+
+var env *environment
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	env = newEnvironment()
+	env.start(ctx)
+}, NodeTimeout(15*time.Minute))
+
+// AfterSuite stops the controller and fails the suite when its log shows a refused request: the RBAC
+// of config/rbac misses a permission the controller uses. The cluster goes in the cleanup that
+// BeforeSuite registered (after this).
+var _ = AfterSuite(func(ctx SpecContext) {
+	if env == nil {
+		return
+	}
+	env.stopManager()
+	env.checkManagerLog()
+}, NodeTimeout(2*time.Minute))
+
+// Every spec: the controller must still be running, and a failed spec gets the end of its log.
+var _ = AfterEach(func() {
+	if CurrentSpecReport().Failed() {
+		AddReportEntry("controller log (last 40 lines)", env.managerLogTail(40))
+	}
+	Expect(env.managerExited()).To(BeFalse(), "the controller exited:\n%s", env.managerLogTail(40))
+})
