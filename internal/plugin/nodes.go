@@ -1,0 +1,353 @@
+package plugin
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/printers"
+
+	"github.com/nodeagentset/nodeagentset/internal/planner"
+)
+
+// ReportGroupVersion names the objects `kubectl nas nodes|why -o json|yaml` print. They are computed
+// by the plugin; no API server serves them.
+var ReportGroupVersion = schema.GroupVersion{Group: "plugin.nodeagentset.io", Version: "v1alpha1"}
+
+// NodeReport is one node as a NodeAgentSet sees it: a row of `kubectl nas nodes`, and the object
+// `kubectl nas why -o json|yaml` prints.
+type NodeReport struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        ReportMeta `json:"metadata"`
+	// NodeAgentSet is the set, namespace/name.
+	NodeAgentSet string `json:"nodeAgentSet"`
+	// NodeExists is false for a node that pods of the set target but that does not exist.
+	NodeExists bool `json:"nodeExists"`
+	// Eligible: the node should run the agent.
+	Eligible bool `json:"eligible"`
+	// ShouldContinueRunning: an agent pod already on the node may stay.
+	ShouldContinueRunning bool `json:"shouldContinueRunning"`
+	// Exclusion says why the node is not eligible.
+	Exclusion *ReportExclusion `json:"exclusion,omitempty"`
+	// Pod is the agent pod the set's status looks at (the node's oldest); nil when there is none.
+	Pod *ReportPod `json:"pod,omitempty"`
+	// OtherPods are the node's other live agent pods (during a surge, the new one).
+	OtherPods []ReportPod `json:"otherPods,omitempty"`
+	// Healthy: eligible, with an available agent pod.
+	Healthy bool `json:"healthy"`
+	// Partitioned: the node is in the rollout's partition and keeps its pod.
+	Partitioned bool `json:"partitioned,omitempty"`
+	// Reason says what is not healthy; empty for a healthy pod of the current revision and for an
+	// excluded node without a pod.
+	Reason string `json:"reason,omitempty"`
+	// Explanation is the plain-language explanation of `kubectl nas why`, one sentence a line.
+	Explanation []string `json:"explanation,omitempty"`
+}
+
+// ReportMeta names the node.
+type ReportMeta struct {
+	Name string `json:"name"`
+}
+
+// ReportExclusion is the planner's reason for excluding a node.
+type ReportExclusion struct {
+	Kind    planner.ExclusionKind `json:"kind"`
+	Detail  string                `json:"detail"`
+	Message string                `json:"message"`
+}
+
+// ReportPod is an agent pod.
+type ReportPod struct {
+	Name              string          `json:"name"`
+	Phase             corev1.PodPhase `json:"phase,omitempty"`
+	Revision          int64           `json:"revision,omitempty"`
+	RevisionHash      string          `json:"revisionHash,omitempty"`
+	Updated           bool            `json:"updated"`
+	Ready             bool            `json:"ready"`
+	ReadyContainers   string          `json:"readyContainers"`
+	Available         bool            `json:"available"`
+	Terminating       bool            `json:"terminating,omitempty"`
+	CreationTimestamp metav1.Time     `json:"creationTimestamp"`
+	// Problem is what keeps the pod from being available, as the planner says it.
+	Problem string `json:"problem,omitempty"`
+}
+
+// GetObjectKind and DeepCopyObject make NodeReport a runtime.Object for the printers.
+var _ runtime.Object = &NodeReport{}
+
+// DeepCopyObject copies the report.
+func (r *NodeReport) DeepCopyObject() runtime.Object {
+	out := *r
+	if r.Exclusion != nil {
+		e := *r.Exclusion
+		out.Exclusion = &e
+	}
+	if r.Pod != nil {
+		p := *r.Pod
+		p.CreationTimestamp = *r.Pod.CreationTimestamp.DeepCopy()
+		out.Pod = &p
+	}
+	out.OtherPods = append([]ReportPod(nil), r.OtherPods...)
+	out.Explanation = append([]string(nil), r.Explanation...)
+	return &out
+}
+
+// NodeReportList is what `kubectl nas nodes -o json|yaml` prints: a kubectl List of NodeReports.
+type NodeReportList struct {
+	metav1.TypeMeta `json:",inline"`
+	Items           []NodeReport `json:"items"`
+}
+
+// DeepCopyObject copies the list.
+func (l *NodeReportList) DeepCopyObject() runtime.Object {
+	out := &NodeReportList{TypeMeta: l.TypeMeta, Items: make([]NodeReport, len(l.Items))}
+	for i := range l.Items {
+		out.Items[i] = *l.Items[i].DeepCopyObject().(*NodeReport)
+	}
+	return out
+}
+
+// nodeReport builds the report of a node: placement from the planner's Placer, problems from the
+// planner's plan (PodProblem), the rest from the pods.
+func (s *snapshot) nodeReport(r *nodeReport) *NodeReport {
+	out := &NodeReport{
+		TypeMeta:              metav1.TypeMeta{APIVersion: ReportGroupVersion.String(), Kind: "NodeAgentSetNode"},
+		Metadata:              ReportMeta{Name: r.name},
+		NodeAgentSet:          s.set.Namespace + "/" + s.set.Name,
+		NodeExists:            r.node != nil,
+		Eligible:              r.node != nil && r.placement.ShouldRun,
+		ShouldContinueRunning: r.node != nil && r.placement.ShouldContinueRunning,
+		Healthy:               r.healthy,
+		Partitioned:           r.partitioned,
+	}
+	if e := r.placement.Exclusion; e != nil && r.node != nil {
+		out.Exclusion = &ReportExclusion{Kind: e.Kind, Detail: e.Detail, Message: e.String()}
+	}
+	for _, pod := range r.pods {
+		p := s.reportPod(pod, r.node)
+		if pod == r.pod {
+			out.Pod = &p
+		} else {
+			out.OtherPods = append(out.OtherPods, p)
+		}
+	}
+	out.Reason = s.reason(r)
+	return out
+}
+
+func (s *snapshot) reportPod(pod *corev1.Pod, node *corev1.Node) ReportPod {
+	rev, hash := s.revisionOf(pod)
+	p := ReportPod{
+		Name:              pod.Name,
+		Phase:             pod.Status.Phase,
+		Revision:          rev,
+		RevisionHash:      hash,
+		Updated:           s.updated(pod),
+		Ready:             planner.IsPodReady(pod),
+		ReadyContainers:   readyContainers(pod),
+		Available:         s.available(pod),
+		Terminating:       pod.DeletionTimestamp != nil,
+		CreationTimestamp: pod.CreationTimestamp,
+	}
+	if !p.Available {
+		p.Problem = planner.PodProblem(pod, node)
+	}
+	return p
+}
+
+// readyContainers is kubectl get pods' READY column: ready containers / containers.
+func readyContainers(pod *corev1.Pod) string {
+	ready := 0
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Ready {
+			ready++
+		}
+	}
+	return fmt.Sprintf("%d/%d", ready, len(pod.Spec.Containers))
+}
+
+// reason is the REASON column: why a node is not healthy, or why its healthy pod is not updated.
+func (s *snapshot) reason(r *nodeReport) string {
+	switch {
+	case r.node == nil:
+		return "node does not exist: the controller deletes its agent pods"
+	case !r.placement.ShouldRun:
+		switch {
+		case r.pod == nil:
+			return ""
+		case r.pod.DeletionTimestamp != nil:
+			return "misscheduled: agent pod terminating"
+		case r.placement.ShouldContinueRunning:
+			return "misscheduled: agent pod may stay (NoSchedule taint only)"
+		default:
+			return "misscheduled: the controller deletes the agent pod"
+		}
+	case !r.healthy:
+		return r.problem
+	}
+	var parts []string
+	if r.pod.DeletionTimestamp != nil {
+		parts = append(parts, "agent pod terminating")
+	}
+	surging := false
+	for _, pod := range r.pods {
+		if pod == r.pod || pod.DeletionTimestamp != nil {
+			continue
+		}
+		switch {
+		case s.updated(pod) && !s.available(pod):
+			surging = true
+			parts = append(parts, fmt.Sprintf("surge pod %s: %s", pod.Name, planner.PodProblem(pod, r.node)))
+		case s.updated(pod):
+			surging = true
+			parts = append(parts, fmt.Sprintf("surge pod %s available: the old pod goes next", pod.Name))
+		default:
+			parts = append(parts, fmt.Sprintf("extra pod %s: the controller deletes it", pod.Name))
+		}
+	}
+	if !s.updated(r.pod) && !surging {
+		parts = append([]string{s.outdatedReason(r)}, parts...)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// outdatedReason says why an available pod of an older revision is still there.
+func (s *snapshot) outdatedReason(r *nodeReport) string {
+	switch {
+	case s.onDelete():
+		return "outdated: OnDelete strategy, delete the pod to update it"
+	case s.paused():
+		return "outdated: rollout paused"
+	case r.partitioned:
+		return "outdated: in the rollout partition"
+	default:
+		return "outdated: waiting for the rolling update"
+	}
+}
+
+func newNodesCommand(f *factory) *cobra.Command {
+	printFlags := genericclioptions.NewJSONYamlPrintFlags()
+	var output string
+	cmd := &cobra.Command{
+		Use:   "nodes NAME",
+		Short: "List every node with the NodeAgentSet's verdict and agent pod",
+		Long: `List every node of the cluster, eligible for the NodeAgentSet or not, with its agent pod.
+
+  ELIGIBLE   yes, or no with the reason (nodeName, nodeSelector, node affinity, an untolerated taint)
+  POD        the node's agent pod (the oldest, the one the status counts)
+  REVISION   the revision the pod runs
+  READY      ready containers of the pod
+  AVAILABLE  ready for minReadySeconds: what the rollout counts
+  AGE        the pod's age
+  REASON     for anything not healthy: what the pod waits for, or why an old pod was not replaced
+
+Eligibility and reasons come from the same placement code the controller runs.
+Use 'kubectl nas why NAME NODE' for a full explanation of one node.`,
+		Example: `  kubectl nas nodes log-collector
+  kubectl nas nodes log-collector -o yaml`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.clients()
+			if err != nil {
+				return err
+			}
+			s, err := c.snapshot(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			list := &NodeReportList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
+			for _, r := range s.reports() {
+				list.Items = append(list.Items, *s.nodeReport(r))
+			}
+			if output == "" {
+				return printNodesTable(f.streams.Out, list.Items, s.now)
+			}
+			printer, err := reportPrinter(printFlags, output)
+			if err != nil {
+				return err
+			}
+			return printer.PrintObj(list, f.streams.Out)
+		},
+	}
+	addReportOutputFlag(cmd, &output, "a table")
+	return cmd
+}
+
+func addReportOutputFlag(cmd *cobra.Command, output *string, human string) {
+	cmd.Flags().StringVarP(output, "output", "o", "", "Output format. One of: (json, yaml). Default: "+human+".")
+}
+
+// reportPrinter is the JSON or YAML printer; other formats are refused as kubectl refuses them.
+func reportPrinter(flags *genericclioptions.JSONYamlPrintFlags, output string) (printers.ResourcePrinter, error) {
+	if output != "json" && output != "yaml" {
+		return nil, fmt.Errorf("unable to match a printer suitable for the output format %q, allowed formats are: json,yaml", output)
+	}
+	return flags.ToPrinter(output)
+}
+
+// printNodesTable prints the reports as kubectl prints a table: upper-case headers, columns aligned
+// with kubectl's tab writer.
+func printNodesTable(out io.Writer, items []NodeReport, now time.Time) error {
+	w := printers.GetNewTabWriter(out)
+	_, _ = fmt.Fprintln(w, "NODE\tELIGIBLE\tPOD\tREVISION\tREADY\tAVAILABLE\tAGE\tREASON")
+	for i := range items {
+		_, _ = fmt.Fprintln(w, strings.Join(tableRow(&items[i], now), "\t"))
+	}
+	return w.Flush()
+}
+
+// tableRow is one row of `kubectl nas nodes`.
+func tableRow(r *NodeReport, now time.Time) []string {
+	eligible := "yes"
+	switch {
+	case !r.NodeExists:
+		eligible = "no: node not found"
+	case r.Exclusion != nil:
+		// The short form ("taint k=v:NoSchedule"); the message and `why` say the rest.
+		eligible = "no: " + r.Exclusion.Detail
+	}
+	pod, revision, ready, available, age := "<none>", "-", "-", "-", "-"
+	if p := r.Pod; p != nil {
+		pod = p.Name
+		switch {
+		case p.Revision > 0:
+			revision = fmt.Sprint(p.Revision)
+		case p.RevisionHash != "":
+			revision = p.RevisionHash
+		}
+		ready = p.ReadyContainers
+		available = yesNo(p.Available)
+		age = duration.HumanDuration(now.Sub(p.CreationTimestamp.Time))
+		if len(r.OtherPods) > 0 {
+			pod = fmt.Sprintf("%s (+%d)", p.Name, len(r.OtherPods))
+		}
+	}
+	return []string{r.Metadata.Name, eligible, pod, revision, ready, available, age, truncate(r.Reason, maxReasonWidth)}
+}
+
+// maxReasonWidth keeps table rows to a terminal's width: a scheduler's message can be long. The full
+// reason is in -o json|yaml and in `kubectl nas why`.
+const maxReasonWidth = 80
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-3]) + "..."
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,191 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+func newRolloutCommand(f *factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rollout SUBCOMMAND",
+		Short: "Manage the rollout of a NodeAgentSet",
+		Long: `Manage the rollout of a NodeAgentSet, as kubectl rollout does for a DaemonSet.
+
+On top of the DaemonSet's subcommands, pause and resume set spec.updateStrategy.rollingUpdate.paused.`,
+		Run: func(cmd *cobra.Command, _ []string) { _ = cmd.Help() },
+	}
+	cmd.AddCommand(
+		newRolloutStatusCommand(f),
+		newRolloutHistoryCommand(f),
+		newRolloutUndoCommand(f),
+		newRolloutRestartCommand(f),
+		newRolloutPauseCommand(f, true),
+		newRolloutPauseCommand(f, false),
+	)
+	return cmd
+}
+
+type statusOptions struct {
+	watch    bool
+	revision int64
+	timeout  time.Duration
+}
+
+func newRolloutStatusCommand(f *factory) *cobra.Command {
+	o := &statusOptions{watch: true}
+	cmd := &cobra.Command{
+		Use:   "status NAME",
+		Short: "Show the status of the rollout",
+		Long: `Show the status of the rollout.
+
+By default 'rollout status' watches the status of the latest rollout until it is done, and exits
+non-zero when the rollout made no progress for spec.progressDeadlineSeconds (the stuck nodes are
+named). Use --watch=false to print the status once and exit.`,
+		Example: `  # Watch the rollout of the NodeAgentSet log-collector
+  kubectl nas rollout status log-collector
+
+  # Give up after five minutes
+  kubectl nas rollout status log-collector --timeout 5m`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.revision < 0 {
+				return fmt.Errorf("revision must be a positive integer: %v", o.revision)
+			}
+			c, err := f.clients()
+			if err != nil {
+				return err
+			}
+			return o.run(cmd.Context(), c, args[0], f.streams.Out)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.watch, "watch", "w", o.watch, "Watch the status of the rollout until it's done.")
+	cmd.Flags().Int64Var(&o.revision, "revision", o.revision,
+		"Accepted for compatibility with kubectl rollout status; ignored, as for DaemonSets.")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", o.timeout,
+		"The length of time to wait before ending watch, zero means never. Any other values should contain a corresponding time unit (e.g. 1s, 2m, 3h).")
+	return cmd
+}
+
+// run watches the set, as kubectl rollout status does: list+watch of the one object, the status
+// printed on every change, until it is done, --watch=false, the timeout or an error.
+func (o *statusOptions) run(ctx context.Context, c *clients, name string, out io.Writer) error {
+	// A missing set is an error from the server, as kubectl's resource builder reports it.
+	if _, err := c.getSet(ctx, name); err != nil {
+		return err
+	}
+	fieldSelector := fields.OneTermEqualSelector("metadata.name", name).String()
+	res := c.dynamic.Resource(setGVR).Namespace(c.namespace)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, options metav1.ListOptions) (runtime.Object, error) {
+			options.FieldSelector = fieldSelector
+			return res.List(ctx, options)
+		},
+		WatchFuncWithContext: func(ctx context.Context, options metav1.ListOptions) (watch.Interface, error) {
+			options.FieldSelector = fieldSelector
+			return res.Watch(ctx, options)
+		},
+	}
+	ctx, cancel := watchtools.ContextWithOptionalTimeout(ctx, o.timeout)
+	defer cancel()
+	_, err := watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(e watch.Event) (bool, error) {
+		switch e.Type {
+		case watch.Added, watch.Modified:
+			u, ok := e.Object.(*unstructured.Unstructured)
+			if !ok {
+				return true, fmt.Errorf("internal error: unexpected object %T", e.Object)
+			}
+			set, err := setFromUnstructured(u)
+			if err != nil {
+				return true, err
+			}
+			msg, done, err := rolloutStatus(set)
+			if err != nil {
+				return true, err
+			}
+			_, _ = fmt.Fprint(out, msg)
+			return done || !o.watch, nil
+		case watch.Deleted:
+			return true, errors.New("object has been deleted")
+		default:
+			return true, fmt.Errorf("internal error: unexpected event %#v", e)
+		}
+	})
+	return err
+}
+
+// rolloutStatus evaluates a set as kubectl's DaemonSetStatusViewer evaluates a DaemonSet, with what a
+// NodeAgentSet adds: a progress deadline (an error, as for a Deployment), a partition (as for a
+// StatefulSet) and pause. It returns the message to print (ending in a newline) and whether the
+// rollout is done.
+func rolloutStatus(set *nasv1alpha1.NodeAgentSet) (string, bool, error) {
+	strategy := set.Spec.UpdateStrategy
+	if strategy.Type != "" && strategy.Type != nasv1alpha1.RollingUpdateStrategyType {
+		return "", false, errors.New("rollout status is only available for RollingUpdate strategy type")
+	}
+	if set.Generation > set.Status.ObservedGeneration {
+		return fmt.Sprintf("Waiting for %s spec update to be observed...\n", setNoun), false, nil
+	}
+	if c := meta.FindStatusCondition(set.Status.Conditions, nasv1alpha1.ConditionProgressing); c != nil &&
+		c.Status == metav1.ConditionFalse && c.Reason == nasv1alpha1.ReasonProgressDeadlineExceeded {
+		return "", false, fmt.Errorf("%s %q exceeded its progress deadline: %s", setNoun, set.Name, c.Message)
+	}
+	st := set.Status
+	paused := ""
+	var partition int32
+	if ru := strategy.RollingUpdate; ru != nil {
+		if ru.Paused {
+			paused = " (rollout paused)"
+		}
+		partition = scaledPartition(ru.Partition, st.DesiredNumberScheduled)
+	}
+	if partition > 0 {
+		target := st.DesiredNumberScheduled - partition
+		if st.UpdatedNumberScheduled < target {
+			return fmt.Sprintf("Waiting for partitioned roll out to finish: %d out of %d new pods have been updated%s...\n",
+				st.UpdatedNumberScheduled, target, paused), false, nil
+		}
+		if st.NumberAvailable < st.DesiredNumberScheduled {
+			return fmt.Sprintf("Waiting for %s %q rollout to finish: %d of %d pods are available%s...\n",
+				setNoun, set.Name, st.NumberAvailable, st.DesiredNumberScheduled, paused), false, nil
+		}
+		return fmt.Sprintf("partitioned roll out complete: %d new pods have been updated...\n", st.UpdatedNumberScheduled), true, nil
+	}
+	if st.UpdatedNumberScheduled < st.DesiredNumberScheduled {
+		return fmt.Sprintf("Waiting for %s %q rollout to finish: %d out of %d new pods have been updated%s...\n",
+			setNoun, set.Name, st.UpdatedNumberScheduled, st.DesiredNumberScheduled, paused), false, nil
+	}
+	if st.NumberAvailable < st.DesiredNumberScheduled {
+		return fmt.Sprintf("Waiting for %s %q rollout to finish: %d of %d updated pods are available%s...\n",
+			setNoun, set.Name, st.NumberAvailable, st.DesiredNumberScheduled, paused), false, nil
+	}
+	return fmt.Sprintf("%s %q successfully rolled out\n", setNoun, set.Name), true, nil
+}
+
+// scaledPartition resolves rollingUpdate.partition against the eligible nodes, rounding up, as the
+// controller does; malformed values (which the schema rejects) count as 0.
+func scaledPartition(v *intstr.IntOrString, desired int32) int32 {
+	if v == nil {
+		return 0
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, int(desired), true)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return int32(min(n, int(desired)))
+}

@@ -1,0 +1,196 @@
+package plugin
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
+)
+
+// snapshot is what nodes and why look at: the set, its revisions, every node, the set's pods, and the
+// planner's verdict on them, computed by the same code the controller runs.
+type snapshot struct {
+	set       *nasv1alpha1.NodeAgentSet
+	nodes     []*corev1.Node
+	hash      string
+	revisions map[string]int64
+	now       time.Time
+	plan      planner.Plan
+	placer    *planner.Placer
+	// byNode holds the live pods of each target node, oldest first.
+	byNode map[string][]*corev1.Pod
+}
+
+func (c *clients) snapshot(ctx context.Context, name string) (*snapshot, error) {
+	set, err := c.getSet(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	history, err := c.history(ctx, set)
+	if err != nil {
+		return nil, err
+	}
+	nodeList, err := c.core.Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	pods, err := c.setPods(ctx, set)
+	if err != nil {
+		return nil, err
+	}
+	nodes := make([]*corev1.Node, 0, len(nodeList.Items))
+	for i := range nodeList.Items {
+		nodes = append(nodes, &nodeList.Items[i])
+	}
+	return newSnapshot(set, history, nodes, pods, time.Now()), nil
+}
+
+func newSnapshot(set *nasv1alpha1.NodeAgentSet, history []*appsv1.ControllerRevision, nodes []*corev1.Node, pods []*corev1.Pod,
+	now time.Time) *snapshot {
+	s := &snapshot{
+		set:       set,
+		nodes:     nodes,
+		hash:      currentHash(set, history),
+		revisions: revisionNumbers(history),
+		now:       now,
+		placer:    planner.NewPlacer(&set.Spec.Template.Spec),
+		byNode:    map[string][]*corev1.Pod{},
+	}
+	if s.hash == "" {
+		s.hash = planner.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
+	}
+	s.plan = planner.Compute(planner.Input{Set: set, Hash: s.hash, Nodes: nodes, Pods: pods, Now: now})
+	for _, pod := range pods {
+		// As the planner: a terminal pod that is being deleted is gone already (rule 20).
+		terminal := pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
+		if terminal && pod.DeletionTimestamp != nil {
+			continue
+		}
+		if name, ok := planner.TargetNodeName(pod); ok {
+			s.byNode[name] = append(s.byNode[name], pod)
+		}
+	}
+	for _, list := range s.byNode {
+		sortOldestFirst(list)
+	}
+	sort.Slice(s.nodes, func(i, j int) bool { return s.nodes[i].Name < s.nodes[j].Name })
+	return s
+}
+
+// sortOldestFirst orders a node's pods the way the controller picks the one status looks at: bound
+// before unbound, then older first, then by name.
+func sortOldestFirst(pods []*corev1.Pod) {
+	sort.SliceStable(pods, func(i, j int) bool {
+		a, b := pods[i], pods[j]
+		if (a.Spec.NodeName != "") != (b.Spec.NodeName != "") {
+			return a.Spec.NodeName != ""
+		}
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return a.Name < b.Name
+	})
+}
+
+// nodeReport is one node as the set sees it.
+type nodeReport struct {
+	name string
+	// node is nil when the set's pods target a node that does not exist.
+	node      *corev1.Node
+	placement planner.Placement
+	// pods are the set's live pods on the node, oldest first; pod is the one status looks at.
+	pods []*corev1.Pod
+	pod  *corev1.Pod
+	// healthy: the node should run the agent and its pod is available.
+	healthy bool
+	// partitioned: the node is in the rollout's partition (the last eligible nodes by name).
+	partitioned bool
+	// problem is the planner's reason for a node that is excluded or lacks an available pod.
+	problem string
+}
+
+// reports returns one report per node, in name order, then one per missing node that pods target.
+func (s *snapshot) reports() []*nodeReport {
+	out := make([]*nodeReport, 0, len(s.nodes))
+	seen := map[string]bool{}
+	for _, n := range s.nodes {
+		seen[n.Name] = true
+		out = append(out, s.report(n.Name, n))
+	}
+	var gone []string
+	for name := range s.byNode {
+		if !seen[name] {
+			gone = append(gone, name)
+		}
+	}
+	sort.Strings(gone)
+	for _, name := range gone {
+		out = append(out, s.report(name, nil))
+	}
+	return out
+}
+
+// reportFor returns the report of the named node; nil when the node neither exists nor has pods.
+func (s *snapshot) reportFor(name string) *nodeReport {
+	for _, n := range s.nodes {
+		if n.Name == name {
+			return s.report(name, n)
+		}
+	}
+	if len(s.byNode[name]) > 0 {
+		return s.report(name, nil)
+	}
+	return nil
+}
+
+func (s *snapshot) report(name string, node *corev1.Node) *nodeReport {
+	r := &nodeReport{name: name, node: node, pods: s.byNode[name]}
+	if len(r.pods) > 0 {
+		r.pod = r.pods[0]
+	}
+	if node == nil {
+		return r
+	}
+	r.placement = s.placer.Place(node)
+	if state, ok := s.plan.Nodes[name]; ok {
+		if state.Pod != nil {
+			r.pod = state.Pod
+		}
+		r.problem = state.Reason(node)
+	} else {
+		r.healthy = r.placement.ShouldRun
+	}
+	first := s.plan.Rollout.FirstPartitionedNode
+	r.partitioned = r.placement.ShouldRun && first != "" && name >= first
+	return r
+}
+
+// updated reports whether a pod runs the current revision.
+func (s *snapshot) updated(pod *corev1.Pod) bool {
+	return planner.IsPodUpdated(pod, s.hash)
+}
+
+// available reports whether a pod counts as available for the set's status (a terminating pod that
+// is still ready does).
+func (s *snapshot) available(pod *corev1.Pod) bool {
+	return planner.IsPodAvailable(pod, s.set.Spec.MinReadySeconds, s.now)
+}
+
+// revisionOf names a pod's revision: its number, or its hash when no revision has it.
+func (s *snapshot) revisionOf(pod *corev1.Pod) (int64, string) {
+	hash := pod.Labels[nasv1alpha1.ControllerRevisionHashLabel]
+	return s.revisions[hash], hash
+}
+
+// onDelete, paused: the update strategy holds old pods back.
+func (s *snapshot) onDelete() bool {
+	return s.set.Spec.UpdateStrategy.Type == nasv1alpha1.OnDeleteStrategyType
+}
+
+func (s *snapshot) paused() bool { return isPaused(s.set) }
