@@ -148,16 +148,16 @@ type NodeAgentSetStatus struct {
 
 	// updatedNumberScheduled is the number of eligible nodes whose agent pod runs the current template.
 	// +optional
-	UpdatedNumberScheduled int32 `json:"updatedNumberScheduled,omitempty"`
+	UpdatedNumberScheduled int32 `json:"updatedNumberScheduled"`
 
 	// numberAvailable is the number of eligible nodes whose agent pod has been Ready for
 	// minReadySeconds.
 	// +optional
-	NumberAvailable int32 `json:"numberAvailable,omitempty"`
+	NumberAvailable int32 `json:"numberAvailable"`
 
 	// numberUnavailable is desiredNumberScheduled minus numberAvailable.
 	// +optional
-	NumberUnavailable int32 `json:"numberUnavailable,omitempty"`
+	NumberUnavailable int32 `json:"numberUnavailable"`
 
 	// updateRevision is the controller-revision-hash of the current template's ControllerRevision: the
 	// revision every new pod gets.

@@ -108,6 +108,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	history, err := r.syncRevisions(ctx, set, pods)
+	if errors.Is(err, errNamespaceTerminating) {
+		// As upstream ignores pod creates refused in a terminating namespace.
+		return ctrl.Result{}, nil
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -36,6 +37,10 @@ const (
 	annotationRolloutStartedAt  = "apps.nodeagentset.io/rollout-started-at"
 	annotationRolloutGeneration = "apps.nodeagentset.io/rollout-generation"
 )
+
+// errNamespaceTerminating: the set's namespace is being deleted, so nothing can be created in it and
+// the set itself is about to go. Not an error worth a retry.
+var errNamespaceTerminating = errors.New("namespace is terminating")
 
 // revisions is a set's history after a sync: the current revision and the older ones.
 type revisions struct {
@@ -266,6 +271,9 @@ func (r *Reconciler) createRevision(ctx context.Context, set *nasv1alpha1.NodeAg
 	if err == nil {
 		log.FromContext(ctx).V(2).Info("Created revision", "revision", cr.Name, "number", revision)
 		return cr, nil
+	}
+	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		return nil, errNamespaceTerminating
 	}
 	if !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("creating revision %s: %w", cr.Name, err)
