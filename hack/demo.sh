@@ -29,6 +29,7 @@ WORKERS="${LOCAL_CLUSTER_WORKERS:-4}"
 NAMESPACE="${DEMO_NAMESPACE:-default}"
 GO="${GO:-go}"
 ROLLOUT_SET="${DEMO_ROLLOUT_SET:-local-metrics-agent}"
+NODES_SET="${DEMO_NODES_SET:-gpu-monitor}"
 ROLLOUT_IMAGE="${DEMO_ROLLOUT_IMAGE:-registry.k8s.io/pause:3.10.1}"
 TIMEOUT="${DEMO_TIMEOUT:-120}"
 
@@ -187,6 +188,7 @@ up() {
   K8S_VERSION="$K8S_VERSION" K8S_BIN_DIR="$K8S_BIN" "$root/hack/k8s-binaries.sh" \
     kube-apiserver etcd kube-scheduler kube-controller-manager kubectl kwok kwokctl
   "$GO" build -o "$manager" ./cmd
+  "$GO" build -o "$root/bin/kubectl-nas" ./cmd/kubectl-nas
 
   say "Starting the local cluster ($WORKERS workers and a control-plane node)"
   "$root/hack/local-cluster.sh" up "$WORKERS" >/dev/null
@@ -240,6 +242,9 @@ up() {
   watch_rollout "$ROLLOUT_SET"
   print_sets
 
+  say "Every node and the agent of $NODES_SET on it: kubectl nas nodes $NODES_SET"
+  "$root/bin/kubectl-nas" --kubeconfig "$kubeconfig" -n "$NAMESPACE" nodes "$NODES_SET"
+
   if grep -qi forbidden "$manager_log"; then
     log "warning: the controller's log has 'forbidden' errors (a permission missing from config/rbac):"
     grep -i forbidden "$manager_log" | tail -n 5 >&2
@@ -248,6 +253,7 @@ up() {
   say "Done in $((SECONDS - start))s. The cluster and the controller stay up:"
   echo "export KUBECONFIG=$kubeconfig"
   echo "make demo-down to remove it"
+  echo "kubectl plugin: bin/kubectl-nas (make install-plugin puts it on PATH as 'kubectl nas')"
 }
 
 down() {
