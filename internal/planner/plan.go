@@ -77,7 +77,7 @@ func newWorld(in Input) *world {
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].name < nodes[j].name })
 	for _, v := range nodes {
-		sortOldestFirst(v.pods)
+		SortOldestFirst(v.pods)
 	}
 	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
 	w.partitioned = partitionNodes(nodes, w.strategy.partition)

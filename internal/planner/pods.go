@@ -57,9 +57,9 @@ func IsPodUpdated(pod *corev1.Pod, hash string) bool {
 	return hash != "" && pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] == hash
 }
 
-// sortOldestFirst orders pods as upstream's podByCreationTimestampAndPhase does (rule 23): bound before
+// SortOldestFirst orders pods as upstream's podByCreationTimestampAndPhase does (rule 23): bound before
 // unbound, then older first, then by name.
-func sortOldestFirst(pods []*corev1.Pod) {
+func SortOldestFirst(pods []*corev1.Pod) {
 	sort.SliceStable(pods, func(i, j int) bool {
 		a, b := pods[i], pods[j]
 		if (a.Spec.NodeName != "") != (b.Spec.NodeName != "") {

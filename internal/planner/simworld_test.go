@@ -323,7 +323,7 @@ func (w *simWorld) podsByNode() map[string][]*corev1.Pod {
 		out[sp.pod.Spec.NodeName] = append(out[sp.pod.Spec.NodeName], sp.pod)
 	}
 	for _, pods := range out {
-		sortOldestFirst(pods)
+		SortOldestFirst(pods)
 	}
 	return out
 }

@@ -77,25 +77,10 @@ func newSnapshot(set *nasv1alpha1.NodeAgentSet, history []*appsv1.ControllerRevi
 		}
 	}
 	for _, list := range s.byNode {
-		sortOldestFirst(list)
+		planner.SortOldestFirst(list)
 	}
 	sort.Slice(s.nodes, func(i, j int) bool { return s.nodes[i].Name < s.nodes[j].Name })
 	return s
-}
-
-// sortOldestFirst orders a node's pods the way the controller picks the one status looks at: bound
-// before unbound, then older first, then by name.
-func sortOldestFirst(pods []*corev1.Pod) {
-	sort.SliceStable(pods, func(i, j int) bool {
-		a, b := pods[i], pods[j]
-		if (a.Spec.NodeName != "") != (b.Spec.NodeName != "") {
-			return a.Spec.NodeName != ""
-		}
-		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-			return a.CreationTimestamp.Before(&b.CreationTimestamp)
-		}
-		return a.Name < b.Name
-	})
 }
 
 // nodeReport is one node as the set sees it.
