@@ -83,6 +83,14 @@ test-integration: envtest-assets ## Integration tests against a real API server 
 test-e2e: cluster-binaries ## End-to-end tests on their own local cluster (nodeagentset-e2e), the controller as its ServiceAccount.
 	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m
 
+# The benchmark against the upstream DaemonSet controller on its own kwok cluster (docs/benchmarks.md).
+NODES ?= 1000
+PAIRS ?= 3
+MODE ?= equal
+.PHONY: bench
+bench: cluster-binaries ## Benchmark NodeAgentSet vs the DaemonSet controller (NODES=1000 PAIRS=3 MODE=equal|defaults).
+	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --nodes $(NODES) --pairs $(PAIRS) --mode $(MODE) --k8s-bin $(K8S_BIN)
+
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd from Go modules into bin/k8s/<version> (cached).
 	@if [ "$(KUBEBUILDER_ASSETS)" = "$(K8S_BIN)" ]; then K8S_VERSION=$(K8S_VERSION) hack/k8s-binaries.sh kube-apiserver etcd; \

@@ -1,0 +1,1022 @@
+// Command bench compares the NodeAgentSet controller with the upstream DaemonSet controller (inside
+// kube-controller-manager) side by side on one dedicated local kwok cluster. See docs/benchmarks.md.
+//
+//	go run ./hack/bench --nodes 1000 --pairs 3 --mode equal
+//	go run ./hack/bench --smoke
+//
+// It creates its own cluster (kwokctl, binary runtime, name nodeagentset-bench, state under
+// .demo/bench), runs kube-controller-manager itself (only the controllers the comparison needs, with
+// the client budget of the mode) and the NodeAgentSet controller (bin built from ./cmd), both with the
+// cluster's admin credentials, and deletes the cluster when it is done, also on failure.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+const (
+	clusterName    = "nodeagentset-bench"
+	image1         = "registry.k8s.io/pause:3.10"
+	image2         = "registry.k8s.io/pause:3.10.1"
+	kcmControllers = "daemonset,nodelifecycle,serviceaccount,serviceaccount-token,garbagecollector,podgc"
+	clkTck         = 100.0
+)
+
+type config struct {
+	nodes   int
+	pairs   int
+	mode    string
+	idle    time.Duration
+	timeout time.Duration
+	root    string
+	k8sBin  string
+	dir     string
+	keep    bool
+}
+
+func main() {
+	var c config
+	smoke := flag.Bool("smoke", false, "quick run: 50 nodes, 1 pair, 10 s idle")
+	flag.IntVar(&c.nodes, "nodes", 1000, "number of kwok nodes")
+	flag.IntVar(&c.pairs, "pairs", 3, "number of DaemonSet/NodeAgentSet trial pairs (A B A B ...)")
+	flag.StringVar(&c.mode, "mode", "equal", "client budgets: equal (both --kube-api-qps=20 --kube-api-burst=30) or defaults (each its shipped defaults)")
+	flag.DurationVar(&c.idle, "idle", 60*time.Second, "idle measurement window")
+	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "limit for each wait")
+	flag.StringVar(&c.k8sBin, "k8s-bin", "", "directory of the Kubernetes binaries (default bin/k8s/$K8S_VERSION)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the cluster afterwards (delete it with kwokctl --name "+clusterName+" delete cluster)")
+	flag.Parse()
+	if *smoke {
+		c.nodes, c.pairs, c.idle = 50, 1, 10*time.Second
+	}
+	if c.mode != "equal" && c.mode != "defaults" {
+		fmt.Fprintln(os.Stderr, "--mode must be equal or defaults")
+		os.Exit(2)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		fatal(err)
+	}
+	c.root = wd
+	if c.k8sBin == "" {
+		v := os.Getenv("K8S_VERSION")
+		if v == "" {
+			v = "1.37.1"
+		}
+		c.k8sBin = filepath.Join(wd, "bin", "k8s", v)
+	}
+	c.dir = filepath.Join(wd, ".demo", "bench")
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, c)
+	cancel()
+	if err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench: error:", err)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[bench %s] %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// proc is a process this program started.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+}
+
+func (p *proc) stop() {
+	if p == nil || p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func start(name, logPath string, bin string, args ...string) (*proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	_ = f.Close()
+	return &proc{name: name, cmd: cmd}, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (c config) kwokctl(args ...string) error {
+	cmd := exec.Command(filepath.Join(c.k8sBin, "kwokctl"), append([]string{"--name", clusterName}, args...)...)
+	cmd.Env = append(os.Environ(),
+		"KWOK_WORKDIR="+filepath.Join(c.dir, "kwok"),
+		"PATH="+c.k8sBin+":"+os.Getenv("PATH"),
+		"KWOK_KUBECTL_BINARY="+filepath.Join(c.k8sBin, "kubectl"),
+		"KWOK_KUBE_VERSION=v"+strings.TrimPrefix(filepath.Base(c.k8sBin), "v"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("kwokctl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func (c config) clusterDir() string { return filepath.Join(c.dir, "kwok", "clusters", clusterName) }
+
+func (c config) deleteCluster() {
+	if _, err := os.Stat(c.clusterDir()); err != nil {
+		return
+	}
+	logf("deleting cluster %s", clusterName)
+	if err := c.kwokctl("delete", "cluster", "--kubeconfig", filepath.Join(c.dir, "kubeconfig")); err != nil {
+		logf("%v", err)
+	}
+}
+
+func (c config) createCluster() error {
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return err
+	}
+	c.deleteCluster()
+	cfg := `apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  bindAddress: 127.0.0.1
+  runtime: binary
+componentsPatches:
+- name: kube-apiserver
+  extraArgs:
+  - key: kubelet-preferred-address-types
+    value: InternalIP
+  - key: disable-admission-plugins
+    value: TaintNodesByCondition
+`
+	cfgPath := filepath.Join(c.dir, "kwokctl.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	b := func(n string) string { return filepath.Join(c.k8sBin, n) }
+	logf("creating cluster %s (kube-controller-manager disabled: this program runs it)", clusterName)
+	return c.kwokctl("--config", cfgPath, "create", "cluster", "--runtime", "binary",
+		"--kube-apiserver-binary", b("kube-apiserver"), "--etcd-binary", b("etcd"),
+		"--kube-scheduler-binary", b("kube-scheduler"), "--kube-controller-manager-binary", b("kube-controller-manager"),
+		"--kwok-controller-binary", b("kwok"), "--disable", "kube-controller-manager",
+		"--kubeconfig", filepath.Join(c.dir, "kubeconfig"), "--wait", "120s", "--timeout", "120s")
+}
+
+// controllers holds the two controller processes and their metrics endpoints.
+type controllers struct {
+	kcm, nas   *proc
+	kcmMetrics string
+	nasMetrics string
+	httpc      *http.Client
+}
+
+func (c config) startControllers(ctx context.Context) (*controllers, error) {
+	cd := c.clusterDir()
+	kcmPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	kcmArgs := []string{
+		"--node-monitor-period=25s", "--node-monitor-grace-period=3m20s",
+		"--kubeconfig=" + filepath.Join(cd, "kubeconfig.yaml"),
+		"--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(kcmPort),
+		"--root-ca-file=" + filepath.Join(cd, "pki", "ca.crt"),
+		"--service-account-private-key-file=" + filepath.Join(cd, "pki", "admin.key"),
+		"--controllers=" + kcmControllers, "--leader-elect=false",
+	}
+	nasMetricsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	nasArgs := []string{
+		"--kubeconfig=" + filepath.Join(c.dir, "kubeconfig"),
+		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(nasMetricsPort), "--metrics-secure=false",
+		"--health-probe-bind-address=127.0.0.1:0",
+	}
+	if c.mode == "equal" {
+		kcmArgs = append(kcmArgs, "--kube-api-qps=20", "--kube-api-burst=30")
+		nasArgs = append(nasArgs, "--kube-api-qps=20", "--kube-api-burst=30")
+	}
+	ctrls := &controllers{
+		kcmMetrics: fmt.Sprintf("https://127.0.0.1:%d/metrics", kcmPort),
+		nasMetrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", nasMetricsPort),
+		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kcm's self-signed serving cert on loopback
+		}},
+	}
+	logf("starting kube-controller-manager (%s)", strings.Join(kcmArgs[len(kcmArgs)-3:], " "))
+	ctrls.kcm, err = start("kube-controller-manager", filepath.Join(c.dir, "kube-controller-manager.log"),
+		filepath.Join(c.k8sBin, "kube-controller-manager"), kcmArgs...)
+	if err != nil {
+		return ctrls, err
+	}
+	logf("starting the NodeAgentSet controller (%s)", strings.Join(nasArgs[3:], " "))
+	ctrls.nas, err = start("manager", filepath.Join(c.dir, "manager.log"), filepath.Join(c.dir, "manager"), nasArgs...)
+	if err != nil {
+		return ctrls, err
+	}
+	for _, u := range []string{ctrls.kcmMetrics, ctrls.nasMetrics} {
+		if err := poll(ctx, 60*time.Second, func() bool { _, e := ctrls.scrape(u); return e == nil }); err != nil {
+			return ctrls, fmt.Errorf("metrics endpoint %s: %w", u, err)
+		}
+	}
+	return ctrls, nil
+}
+
+func (ct *controllers) stop() {
+	if ct == nil {
+		return
+	}
+	ct.nas.stop()
+	ct.kcm.stop()
+}
+
+// scrape sums rest_client_requests_total by method.
+func (ct *controllers) scrape(url string) (map[string]float64, error) {
+	resp, err := ct.httpc.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "rest_client_requests_total{") {
+			continue
+		}
+		i := strings.Index(line, `method="`)
+		j := strings.LastIndex(line, " ")
+		if i < 0 || j < 0 {
+			continue
+		}
+		m := line[i+len(`method="`):]
+		m = m[:strings.Index(m, `"`)]
+		v, err := strconv.ParseFloat(line[j+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[m] += v
+	}
+	return out, sc.Err()
+}
+
+// procStats: CPU seconds (user+system) and peak RSS (VmHWM, MiB) of a pid.
+func procStats(pid int) (cpu, hwmMiB float64) {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+		if len(f) > 12 {
+			u, _ := strconv.ParseFloat(f[11], 64)
+			st, _ := strconv.ParseFloat(f[12], 64)
+			cpu = (u + st) / clkTck
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				f := strings.Fields(l)
+				if len(f) >= 2 {
+					kb, _ := strconv.ParseFloat(f[1], 64)
+					hwmMiB = kb / 1024
+				}
+			}
+		}
+	}
+	return cpu, hwmMiB
+}
+
+type snapshot struct {
+	req map[string]float64
+	cpu float64
+	hwm float64
+}
+
+func (ct *controllers) snap(kind string) (snapshot, error) {
+	p, url := ct.kcm, ct.kcmMetrics
+	if kind == kindNAS {
+		p, url = ct.nas, ct.nasMetrics
+	}
+	r, err := ct.scrape(url)
+	if err != nil {
+		return snapshot{}, err
+	}
+	cpu, hwm := procStats(p.cmd.Process.Pid)
+	return snapshot{req: r, cpu: cpu, hwm: hwm}, nil
+}
+
+func delta(a, b snapshot) map[string]float64 {
+	d := map[string]float64{}
+	for k, v := range b.req {
+		if x := v - a.req[k]; x != 0 {
+			d[k] = x
+		}
+	}
+	return d
+}
+
+func writes(d map[string]float64) float64 {
+	return d["POST"] + d["PUT"] + d["PATCH"] + d["DELETE"]
+}
+
+func poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return errors.New("timed out")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+const (
+	kindDS  = "DaemonSet"
+	kindNAS = "NodeAgentSet"
+)
+
+// tracker follows the pods of one namespace through an informer and keeps, per node, the pods on it.
+type tracker struct {
+	mu         sync.Mutex
+	ns         string
+	n          int
+	rollout    bool
+	pods       map[types.UID]*corev1.Pod
+	readyOn    map[string]int // node -> ready, non-terminating pods
+	onNode     map[string]int // node -> pods bound to it (terminating included)
+	maxOnNode  int
+	maxUnavail int
+}
+
+func podReady(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func (t *tracker) reset(ns string, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ns, t.n, t.rollout = ns, n, false
+	t.pods = map[types.UID]*corev1.Pod{}
+	t.readyOn = map[string]int{}
+	t.onNode = map[string]int{}
+	t.maxOnNode, t.maxUnavail = 0, 0
+}
+
+func (t *tracker) apply(old, cur *corev1.Pod) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := cur
+	if p == nil {
+		p = old
+	}
+	if p == nil || p.Namespace != t.ns {
+		return
+	}
+	if prev, ok := t.pods[p.UID]; ok {
+		if prev.Spec.NodeName != "" {
+			t.onNode[prev.Spec.NodeName]--
+			if podReady(prev) {
+				t.readyOn[prev.Spec.NodeName]--
+				if t.readyOn[prev.Spec.NodeName] == 0 {
+					delete(t.readyOn, prev.Spec.NodeName)
+				}
+			}
+		}
+		delete(t.pods, p.UID)
+	}
+	if cur != nil {
+		t.pods[cur.UID] = cur
+		if nn := cur.Spec.NodeName; nn != "" {
+			t.onNode[nn]++
+			if t.onNode[nn] > t.maxOnNode {
+				t.maxOnNode = t.onNode[nn]
+			}
+			if podReady(cur) {
+				t.readyOn[nn]++
+			}
+		}
+	}
+	if t.rollout {
+		if u := t.n - len(t.readyOn); u > t.maxUnavail {
+			t.maxUnavail = u
+		}
+	}
+}
+
+func (t *tracker) startRollout() {
+	t.mu.Lock()
+	t.rollout = true
+	t.mu.Unlock()
+}
+
+// done: exactly one pod per node, every one Ready with the given image, n nodes.
+func (t *tracker) done(img string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.pods) != t.n || len(t.readyOn) != t.n {
+		return false
+	}
+	for _, p := range t.pods {
+		if p.Spec.NodeName == "" || !podReady(p) || len(p.Spec.Containers) == 0 || p.Spec.Containers[0].Image != img {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *tracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pods)
+}
+
+type result struct {
+	kind       string
+	cover      float64
+	rollout    float64
+	maxUnavail int
+	maxOnNode  int
+	coverReq   map[string]float64
+	rolloutReq map[string]float64
+	cpu        float64
+	hwm        float64
+}
+
+type bench struct {
+	c  config
+	cs *kubernetes.Clientset
+	cl client.Client
+	ct *controllers
+	tr *tracker
+}
+
+func (b *bench) ensureNamespace(ctx context.Context, ns string) error {
+	_, err := b.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	// The pods need the default ServiceAccount (kube-controller-manager's serviceaccount controller).
+	return poll(ctx, 60*time.Second, func() bool {
+		_, e := b.cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return e == nil
+	})
+}
+
+func template(img string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "bench-agent"}},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "agent", Image: img,
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}},
+		},
+	}
+}
+
+func (b *bench) create(ctx context.Context, kind, ns string) error {
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "bench-agent"}}
+	mu := intstr.FromString("10%")
+	zero := intstr.FromInt32(0)
+	if kind == kindDS {
+		ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns}, Spec: appsv1.DaemonSetSpec{
+			Selector: sel, Template: template(image1),
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: &mu, MaxSurge: &zero}},
+		}}
+		return b.cl.Create(ctx, ds)
+	}
+	nas := &v1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns}, Spec: v1alpha1.NodeAgentSetSpec{
+		Selector: sel, Template: template(image1),
+		UpdateStrategy: v1alpha1.NodeAgentSetUpdateStrategy{Type: v1alpha1.NodeAgentSetUpdateStrategyType("RollingUpdate"),
+			RollingUpdate: &v1alpha1.RollingUpdateNodeAgentSet{MaxUnavailable: &mu, MaxSurge: &zero}},
+	}}
+	return b.cl.Create(ctx, nas)
+}
+
+func (b *bench) setImage(ctx context.Context, kind, ns, img string) error {
+	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"agent","image":%q}]}}}}`, img)
+	var obj client.Object = &appsv1.DaemonSet{}
+	pt := types.StrategicMergePatchType
+	if kind == kindNAS {
+		obj = &v1alpha1.NodeAgentSet{}
+		pt = types.MergePatchType
+		patch = fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"agent","image":%q,"resources":{"requests":{"cpu":"10m","memory":"16Mi"}}}]}}}}`, img)
+	}
+	obj.SetName("agent")
+	obj.SetNamespace(ns)
+	return b.cl.Patch(ctx, obj, client.RawPatch(pt, []byte(patch)))
+}
+
+// statusDone: the object's status reports n nodes desired, current, ready, available and updated, for
+// its current generation.
+func (b *bench) statusDone(ctx context.Context, kind, ns string) bool {
+	n := int32(b.c.nodes)
+	key := client.ObjectKey{Namespace: ns, Name: "agent"}
+	if kind == kindDS {
+		var ds appsv1.DaemonSet
+		if b.cl.Get(ctx, key, &ds) != nil {
+			return false
+		}
+		s := ds.Status
+		return s.ObservedGeneration == ds.Generation && s.DesiredNumberScheduled == n && s.CurrentNumberScheduled == n &&
+			s.NumberReady == n && s.NumberAvailable == n && s.UpdatedNumberScheduled == n && s.NumberMisscheduled == 0
+	}
+	var nas v1alpha1.NodeAgentSet
+	if b.cl.Get(ctx, key, &nas) != nil {
+		return false
+	}
+	s := nas.Status
+	return s.ObservedGeneration == nas.Generation && s.DesiredNumberScheduled == n && s.CurrentNumberScheduled == n &&
+		s.NumberReady == n && s.NumberAvailable == n && s.UpdatedNumberScheduled == n && s.NumberMisscheduled == 0
+}
+
+func (b *bench) waitDone(ctx context.Context, kind, ns, img string) error {
+	return poll(ctx, b.c.timeout, func() bool { return b.tr.done(img) && b.statusDone(ctx, kind, ns) })
+}
+
+func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
+	ns := fmt.Sprintf("bench-%s-%d", strings.ToLower(kind), i)
+	r := result{kind: kind}
+	if err := b.ensureNamespace(ctx, ns); err != nil {
+		return r, err
+	}
+	b.tr.reset(ns, b.c.nodes)
+	s0, err := b.ct.snap(kind)
+	if err != nil {
+		return r, err
+	}
+	t0 := time.Now()
+	if err := b.create(ctx, kind, ns); err != nil {
+		return r, err
+	}
+	if err := b.waitDone(ctx, kind, ns, image1); err != nil {
+		return r, fmt.Errorf("%s coverage: %w (%d pods)", kind, err, b.tr.count())
+	}
+	r.cover = time.Since(t0).Seconds()
+	s1, err := b.ct.snap(kind)
+	if err != nil {
+		return r, err
+	}
+	b.tr.startRollout()
+	t1 := time.Now()
+	if err := b.setImage(ctx, kind, ns, image2); err != nil {
+		return r, err
+	}
+	if err := b.waitDone(ctx, kind, ns, image2); err != nil {
+		return r, fmt.Errorf("%s rollout: %w", kind, err)
+	}
+	r.rollout = time.Since(t1).Seconds()
+	s2, err := b.ct.snap(kind)
+	if err != nil {
+		return r, err
+	}
+	b.tr.mu.Lock()
+	r.maxUnavail, r.maxOnNode = b.tr.maxUnavail, b.tr.maxOnNode
+	b.tr.mu.Unlock()
+	r.coverReq, r.rolloutReq = delta(s0, s1), delta(s1, s2)
+	r.cpu, r.hwm = s2.cpu-s0.cpu, s2.hwm
+	logf("%s #%d: coverage %.1fs, rollout %.1fs, max unavailable %d, max pods/node %d, writes %.0f+%.0f, cpu %.1fs, peak RSS %.0f MiB",
+		kind, i, r.cover, r.rollout, r.maxUnavail, r.maxOnNode, writes(r.coverReq), writes(r.rolloutReq), r.cpu, r.hwm)
+	if err := b.deleteAndWait(ctx, kind, ns); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func (b *bench) deleteAndWait(ctx context.Context, kind, ns string) error {
+	var obj client.Object = &appsv1.DaemonSet{}
+	if kind == kindNAS {
+		obj = &v1alpha1.NodeAgentSet{}
+	}
+	obj.SetName("agent")
+	obj.SetNamespace(ns)
+	if err := b.cl.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if err := poll(ctx, b.c.timeout, func() bool {
+		l, e := b.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		return e == nil && len(l.Items) == 0
+	}); err != nil {
+		return fmt.Errorf("waiting for the pods of %s/%s to go: %w", ns, kind, err)
+	}
+	return nil
+}
+
+func nodeObject(i int) *corev1.Node {
+	name := fmt.Sprintf("worker-%d", i)
+	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("16"), corev1.ResourceMemory: resource.MustParse("64Gi"),
+		corev1.ResourcePods: resource.MustParse("110")}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			Labels: map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+				"kubernetes.io/arch": "amd64", "type": "kwok"}},
+		// No node.kubernetes.io/not-ready taint (the TaintNodesByCondition admission plugin is off): kwok
+		// marks the nodes Ready at once, and lifting 1,000 taints at --kube-api-qps=20 takes minutes.
+		Status: corev1.NodeStatus{Capacity: res, Allocatable: res,
+			Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: name}},
+			NodeInfo:  corev1.NodeSystemInfo{Architecture: "amd64", OperatingSystem: "linux"}},
+	}
+}
+
+func (b *bench) createNodes(ctx context.Context) error {
+	logf("creating %d nodes", b.c.nodes)
+	work := make(chan int)
+	errs := make(chan error, 32)
+	var wg sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		wg.Go(func() {
+			for i := range work {
+				if _, err := b.cs.CoreV1().Nodes().Create(ctx, nodeObject(i), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for i := 1; i <= b.c.nodes; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	logf("waiting for %d Ready, untainted nodes", b.c.nodes)
+	return poll(ctx, b.c.timeout, func() bool {
+		l, err := b.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil || len(l.Items) != b.c.nodes {
+			return false
+		}
+		for _, n := range l.Items {
+			if len(n.Spec.Taints) > 0 {
+				return false
+			}
+			ready := false
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready = true
+				}
+			}
+			if !ready {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (c config) buildManager() error {
+	logf("building the controller (go build ./cmd)")
+	cmd := exec.Command("go", "build", "-o", filepath.Join(c.dir, "manager"), "./cmd")
+	cmd.Dir = c.root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build ./cmd: %w\n%s", err, out)
+	}
+	return nil
+}
+
+func (c config) applyCRD() error {
+	cmd := exec.Command(filepath.Join(c.k8sBin, "kubectl"), "--kubeconfig", filepath.Join(c.dir, "kubeconfig"),
+		"apply", "--server-side", "-f", filepath.Join(c.root, "config", "crd", "bases"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("applying the CRD: %w\n%s", err, out)
+	}
+	// kubectl wait fails while the CRD has no conditions yet: retry.
+	var out2 []byte
+	for range 60 {
+		cmd = exec.Command(filepath.Join(c.k8sBin, "kubectl"), "--kubeconfig", filepath.Join(c.dir, "kubeconfig"),
+			"wait", "--for=condition=Established", "--timeout=10s", "crd/nodeagentsets.apps.nodeagentset.io")
+		if out2, err = cmd.CombinedOutput(); err == nil {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("waiting for the CRD: %w\n%s", err, out2)
+}
+
+type idleResult struct {
+	req map[string]float64
+	cpu float64
+}
+
+func (b *bench) idle(ctx context.Context) (map[string]idleResult, error) {
+	out := map[string]idleResult{}
+	for _, kind := range []string{kindDS, kindNAS} {
+		ns := "bench-idle-" + strings.ToLower(kind)
+		if err := b.ensureNamespace(ctx, ns); err != nil {
+			return nil, err
+		}
+		b.tr.reset(ns, b.c.nodes)
+		if err := b.create(ctx, kind, ns); err != nil {
+			return nil, err
+		}
+		if err := b.waitDone(ctx, kind, ns, image1); err != nil {
+			return nil, fmt.Errorf("idle %s: %w", kind, err)
+		}
+	}
+	logf("idle: both objects settled on %d nodes; measuring %s", b.c.nodes, b.c.idle)
+	// Let the last status writes land.
+	time.Sleep(5 * time.Second)
+	s0 := map[string]snapshot{}
+	for _, kind := range []string{kindDS, kindNAS} {
+		s, err := b.ct.snap(kind)
+		if err != nil {
+			return nil, err
+		}
+		s0[kind] = s
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(b.c.idle):
+	}
+	for _, kind := range []string{kindDS, kindNAS} {
+		s, err := b.ct.snap(kind)
+		if err != nil {
+			return nil, err
+		}
+		out[kind] = idleResult{req: delta(s0[kind], s), cpu: s.cpu - s0[kind].cpu}
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, c config) (err error) {
+	began := time.Now()
+	if err := c.buildManager(); err != nil {
+		return err
+	}
+	if !c.keep {
+		defer c.deleteCluster()
+	}
+	if err := c.createCluster(); err != nil {
+		return err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(c.dir, "kubeconfig"))
+	if err != nil {
+		return err
+	}
+	rc.QPS, rc.Burst = 2000, 4000
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	cl, err := client.New(rc, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	if err := c.applyCRD(); err != nil {
+		return err
+	}
+	ct, err := c.startControllers(ctx)
+	defer ct.stop()
+	if err != nil {
+		return err
+	}
+	b := &bench{c: c, cs: cs, cl: cl, ct: ct, tr: &tracker{}}
+	b.tr.reset("", c.nodes)
+	if err := b.createNodes(ctx); err != nil {
+		return err
+	}
+
+	// One informer on every pod of the cluster: the tracker keeps the trial's namespace.
+	f := informers.NewSharedInformerFactory(cs, 0)
+	inf := f.Core().V1().Pods().Informer()
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { p, _ := o.(*corev1.Pod); b.tr.apply(nil, p) },
+		UpdateFunc: func(o, n any) { op, _ := o.(*corev1.Pod); np, _ := n.(*corev1.Pod); b.tr.apply(op, np) },
+		DeleteFunc: func(o any) {
+			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			p, _ := o.(*corev1.Pod)
+			b.tr.apply(p, nil)
+		},
+	}); err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	f.Start(stop)
+	f.WaitForCacheSync(stop)
+
+	results := map[string][]result{}
+	for i := 1; i <= c.pairs; i++ {
+		for _, kind := range []string{kindDS, kindNAS} {
+			r, err := b.trial(ctx, kind, i)
+			if err != nil {
+				return err
+			}
+			results[kind] = append(results[kind], r)
+		}
+	}
+	idle, err := b.idle(ctx)
+	if err != nil {
+		return err
+	}
+	ds, dsHWM := procStats(ct.kcm.cmd.Process.Pid)
+	nas, nasHWM := procStats(ct.nas.cmd.Process.Pid)
+	_, _ = ds, nas
+	printTable(os.Stdout, c, results, idle, dsHWM, nasHWM, time.Since(began))
+	return nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func maxInt(xs []int) int {
+	m := 0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
+func printTable(w io.Writer, c config, res map[string][]result, idle map[string]idleResult, dsHWM, nasHWM float64, took time.Duration) {
+	type row struct {
+		name string
+		f    func(r result) float64
+		max  bool
+	}
+	methods := []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+	rows := []row{
+		{"coverage (s)", func(r result) float64 { return r.cover }, false},
+		{"rollout at 10% (s)", func(r result) float64 { return r.rollout }, false},
+		{"max nodes without a Ready pod during rollout (budget " + strconv.Itoa((c.nodes+9)/10) + ")", func(r result) float64 { return float64(r.maxUnavail) }, true},
+		{"max pods on one node", func(r result) float64 { return float64(r.maxOnNode) }, true},
+		{"coverage: API writes per node", func(r result) float64 { return writes(r.coverReq) / float64(c.nodes) }, false},
+		{"rollout: API writes per node", func(r result) float64 { return writes(r.rolloutReq) / float64(c.nodes) }, false},
+	}
+	for _, m := range methods {
+		rows = append(rows, row{"requests " + m + " (coverage+rollout)", func(r result) float64 { return r.coverReq[m] + r.rolloutReq[m] }, false})
+	}
+	rows = append(rows,
+		row{"CPU seconds (trial)", func(r result) float64 { return r.cpu }, false},
+		row{"peak RSS (MiB, process lifetime)", func(r result) float64 { return r.hwm }, true},
+	)
+	fmt.Fprintf(w, "\nNodeAgentSet vs DaemonSet: %d nodes, %d pair(s), mode %s, run took %s\n\n", c.nodes, c.pairs, c.mode, took.Round(time.Second))
+	fmt.Fprintf(w, "| metric (median of %d; max where marked) | DaemonSet (kcm) | NodeAgentSet | ratio NAS/DS |\n|---|---:|---:|---:|\n", c.pairs)
+	for _, r := range rows {
+		var a, b float64
+		ai := make([]int, 0, len(res[kindDS]))
+		bi := make([]int, 0, len(res[kindNAS]))
+		af := make([]float64, 0, len(res[kindDS]))
+		bf := make([]float64, 0, len(res[kindNAS]))
+		for _, x := range res[kindDS] {
+			af = append(af, r.f(x))
+			ai = append(ai, int(r.f(x)))
+		}
+		for _, x := range res[kindNAS] {
+			bf = append(bf, r.f(x))
+			bi = append(bi, int(r.f(x)))
+		}
+		name := r.name
+		if r.max {
+			a, b = float64(maxInt(ai)), float64(maxInt(bi))
+			name += " (max)"
+		} else {
+			a, b = median(af), median(bf)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, num(a), num(b), ratio(b, a))
+	}
+	for _, m := range append([]string{"total"}, methods...) {
+		get := func(k string) float64 {
+			if m == "total" {
+				t := 0.0
+				for _, v := range idle[k].req {
+					t += v
+				}
+				return t
+			}
+			return idle[k].req[m]
+		}
+		a, b := get(kindDS), get(kindNAS)
+		fmt.Fprintf(w, "| idle %s: requests %s | %s | %s | %s |\n", c.idle, m, num(a), num(b), ratio(b, a))
+	}
+	a, b := writes(idle[kindDS].req), writes(idle[kindNAS].req)
+	fmt.Fprintf(w, "| idle %s: writes | %s | %s | %s |\n", c.idle, num(a), num(b), ratio(b, a))
+	fmt.Fprintf(w, "| idle %s: CPU seconds | %s | %s | %s |\n", c.idle, num(idle[kindDS].cpu), num(idle[kindNAS].cpu), ratio(idle[kindNAS].cpu, idle[kindDS].cpu))
+	fmt.Fprintf(w, "| peak RSS at the end (MiB) | %s | %s | %s |\n", num(dsHWM), num(nasHWM), ratio(nasHWM, dsHWM))
+	fmt.Fprintln(w)
+	for _, kind := range []string{kindDS, kindNAS} {
+		for i, r := range res[kind] {
+			fmt.Fprintf(w, "- %s #%d: coverage %.1f s, rollout %.1f s, max unavailable %d, max pods/node %d\n", kind, i+1, r.cover, r.rollout, r.maxUnavail, r.maxOnNode)
+		}
+	}
+}
+
+func num(x float64) string {
+	if x == float64(int64(x)) {
+		return strconv.FormatInt(int64(x), 10)
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64)
+}
+
+func ratio(b, a float64) string {
+	if a == 0 {
+		if b == 0 {
+			return "-"
+		}
+		return "inf"
+	}
+	return strconv.FormatFloat(b/a, 'f', 2, 64)
+}
