@@ -10,11 +10,11 @@ import (
 // Reason is a short, human-readable explanation of a NodeState, e.g. "taint dedicated=gpu:NoSchedule
 // not tolerated", "no agent pod yet" or "container agent: CrashLoopBackOff". Nodes with the same
 // cause get the same text, so status messages can group them.
-func (s NodeState) Reason(node *corev1.Node) string {
+func (s NodeState) Reason() string {
 	if !s.Placement.ShouldRun && s.Placement.Exclusion != nil {
 		return s.Placement.Exclusion.String()
 	}
-	return PodProblem(s.Pod, node)
+	return PodProblem(s.Pod, s.Node)
 }
 
 // PodProblem says what keeps an agent pod from being available, most specific cause first.

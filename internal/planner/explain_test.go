@@ -69,11 +69,11 @@ func TestPodProblem(t *testing.T) {
 
 func TestNodeStateReason(t *testing.T) {
 	excluded := NodeState{Placement: NewPlacer(&corev1.PodSpec{NodeSelector: map[string]string{"gpu": "true"}}).Place(newNode("n", nil))}
-	if got := excluded.Reason(newNode("n", nil)); got != "nodeSelector gpu=true does not match" {
+	if got := excluded.Reason(); got != "nodeSelector gpu=true does not match" {
 		t.Errorf("excluded node reason = %q", got)
 	}
 	missing := NodeState{Placement: Placement{ShouldRun: true, ShouldContinueRunning: true}}
-	if got := missing.Reason(newNode("n", nil)); got != "no agent pod yet" {
+	if got := missing.Reason(); got != "no agent pod yet" {
 		t.Errorf("empty node reason = %q", got)
 	}
 }

@@ -797,10 +797,6 @@ func TestPlanNodes(t *testing.T) {
 		},
 	}.input(onDelete())
 	p := Compute(in)
-	nodeByName := map[string]*corev1.Node{}
-	for _, n := range in.Nodes {
-		nodeByName[n.Name] = n
-	}
 	want := map[string]struct {
 		pod    string
 		reason string
@@ -825,7 +821,10 @@ func TestPlanNodes(t *testing.T) {
 		if gotPod != w.pod {
 			t.Errorf("node %s: pod %q, want %q", name, gotPod, w.pod)
 		}
-		if got := st.Reason(nodeByName[name]); got != w.reason {
+		if st.Node == nil || st.Node.Name != name {
+			t.Errorf("node %s: state carries node %v", name, st.Node)
+		}
+		if got := st.Reason(); got != w.reason {
 			t.Errorf("node %s: reason %q, want %q", name, got, w.reason)
 		}
 	}

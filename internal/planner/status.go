@@ -21,12 +21,12 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 			if len(v.pods) > 0 {
 				c.NumberMisscheduled++
 			}
-			states[v.name] = NodeState{Placement: v.placement, Pod: first(v.pods)}
+			states[v.name] = NodeState{Placement: v.placement, Node: v.node, Pod: first(v.pods)}
 			continue
 		}
 		c.DesiredNumberScheduled++
 		if len(v.pods) == 0 {
-			states[v.name] = NodeState{Placement: v.placement}
+			states[v.name] = NodeState{Placement: v.placement, Node: v.node}
 			continue
 		}
 		c.CurrentNumberScheduled++
@@ -41,7 +41,7 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 		if available {
 			c.NumberAvailable++
 		} else {
-			states[v.name] = NodeState{Placement: v.placement, Pod: pod}
+			states[v.name] = NodeState{Placement: v.placement, Node: v.node, Pod: pod}
 		}
 		if IsPodUpdated(pod, w.in.Hash) {
 			c.UpdatedNumberScheduled++

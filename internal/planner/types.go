@@ -92,6 +92,8 @@ type Counters struct {
 // NodeState is a node that is excluded or lacks an available agent pod.
 type NodeState struct {
 	Placement Placement
+	// Node is the node itself.
+	Node *corev1.Node
 	// Pod is the node's oldest agent pod, the one status looks at; nil when there is none.
 	Pod *corev1.Pod
 }

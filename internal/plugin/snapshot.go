@@ -147,7 +147,7 @@ func (s *snapshot) report(name string, node *corev1.Node) *nodeReport {
 		if state.Pod != nil {
 			r.pod = state.Pod
 		}
-		r.problem = state.Reason(node)
+		r.problem = state.Reason()
 	} else {
 		r.healthy = r.placement.ShouldRun
 	}

@@ -128,7 +128,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		applyErr = r.cleanupHistory(ctx, set, history, pods)
 	}
 	statusErr := r.writeStatus(ctx, set, statusInput{
-		set: set, plan: plan, hash: hash, nodes: nodesByName(obs.nodes), synced: applyErr == nil, template: verdict, now: metav1.NewTime(now),
+		set: set, plan: plan, hash: hash, synced: applyErr == nil, template: verdict, now: metav1.NewTime(now),
 	})
 	if err := errors.Join(applyErr, statusErr); err != nil {
 		return ctrl.Result{}, err
@@ -241,14 +241,6 @@ func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgent
 
 func isEmptySelector(sel *metav1.LabelSelector) bool {
 	return sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0)
-}
-
-func nodesByName(nodes []*corev1.Node) map[string]*corev1.Node {
-	out := make(map[string]*corev1.Node, len(nodes))
-	for _, n := range nodes {
-		out[n.Name] = n
-	}
-	return out
 }
 
 // SetupWithManager registers the controller and its watches: sets (spec changes only), their

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,8 +22,7 @@ type statusInput struct {
 	set  *nasv1alpha1.NodeAgentSet
 	plan planner.Plan
 	// hash is the controller-revision-hash of the current template.
-	hash  string
-	nodes map[string]*corev1.Node
+	hash string
 	// synced: the pass carried out its plan without error, so observedGeneration may advance.
 	synced bool
 	// template is the dry-run verdict on the current template, nil when none was needed.
@@ -145,7 +143,7 @@ func setCondition(st *nasv1alpha1.NodeAgentSetStatus, now metav1.Time, c metav1.
 // also names why nodes are excluded, so "why is there no agent on my node" has an answer on the set.
 func availableCondition(in statusInput) metav1.Condition {
 	c := in.plan.Status
-	unavailable, excluded := groupReasons(in.plan.Nodes, in.nodes)
+	unavailable, excluded := groupReasons(in.plan.Nodes)
 	cond := metav1.Condition{Type: nasv1alpha1.ConditionAvailable}
 	switch {
 	case in.template != nil && !in.template.accepted && c.NumberAvailable < c.DesiredNumberScheduled:
@@ -168,10 +166,10 @@ func availableCondition(in statusInput) metav1.Condition {
 
 // groupReasons renders "2 nodes: taint dedicated=gpu:NoSchedule not tolerated, 1 node: ..." for the
 // unavailable and the excluded nodes, most frequent cause first.
-func groupReasons(states map[string]planner.NodeState, nodes map[string]*corev1.Node) (unavailable, excluded string) {
+func groupReasons(states map[string]planner.NodeState) (unavailable, excluded string) {
 	unavailableCounts, excludedCounts := map[string]int{}, map[string]int{}
-	for name, s := range states {
-		reason := s.Reason(nodes[name])
+	for _, s := range states {
+		reason := s.Reason()
 		if s.Placement.ShouldRun {
 			unavailableCounts[reason]++
 		} else {
