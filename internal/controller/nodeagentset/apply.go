@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -35,12 +40,78 @@ const slowStartInitialBatch = 1
 // apply carries out a plan: deletes first (in parallel), then creates in slow-start batches. It
 // returns the errors it met; NotFound on delete is not one, nor a create refused because the namespace
 // is terminating.
+//
+// A pass records one SuccessfulDelete and one SuccessfulCreate event for all the pods it deleted or
+// created, not one per pod: see podBatchNote.
 func (r *Reconciler) apply(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, plan planner.Plan) error {
 	return errors.Join(r.deletePods(ctx, set, plan.Deletes), r.createPods(ctx, set, hash, plan.Creates))
 }
 
+// podBatchEventNames is how many pod names a batch event lists before it counts the rest.
+const podBatchEventNames = 5
+
+// podBatchEventNoteLimit keeps a batch note well inside the 1 KiB events.k8s.io allows.
+const podBatchEventNoteLimit = 800
+
+// podBatchNote words one event for the pods a pass created or deleted: "Created pod: a" for one,
+// "Created 250 pods: a, b, c, d, e and 245 more" for many (upstream's message, aggregated).
+//
+// One event per pass, rather than one per pod as upstream's recorder is asked for, is what keeps
+// events from doubling the controller's writes: upstream's core/v1 recorder drops most per-pod
+// events in its spam filter, while the events.k8s.io recorder sends every event whose related
+// object differs. Batch events have no related object, so the recorder folds the batches of
+// consecutive passes into one event series.
+func podBatchNote(verb string, names []string) string {
+	if len(names) == 1 {
+		return verb + " pod: " + names[0]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %d pods: ", verb, len(names))
+	listed := 0
+	for _, name := range names {
+		if listed == podBatchEventNames || b.Len()+len(name) > podBatchEventNoteLimit {
+			break
+		}
+		if listed > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(name)
+		listed++
+	}
+	if rest := len(names) - listed; rest > 0 {
+		fmt.Fprintf(&b, " and %d more", rest)
+	}
+	return b.String()
+}
+
+// identityRecorder records events about a set against the set's identity (namespace, name, UID),
+// not against the version of it a pass read: the events.k8s.io recorder folds only events whose
+// regarding reference is equal, resourceVersion included, and every status write moves the
+// resourceVersion.
+type identityRecorder struct {
+	events.EventRecorder
+}
+
+func (r identityRecorder) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
+	if set, ok := regarding.(*nasv1alpha1.NodeAgentSet); ok {
+		regarding = &nasv1alpha1.NodeAgentSet{TypeMeta: set.TypeMeta,
+			ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: set.Name, UID: set.UID}}
+	}
+	r.EventRecorder.Eventf(regarding, related, eventtype, reason, action, note, args...)
+}
+
+// recordBatch records the batch event for the pods one pass created or deleted, if any.
+func (r *Reconciler) recordBatch(set *nasv1alpha1.NodeAgentSet, reason, action, verb string, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	slices.Sort(names)
+	r.Recorder.Eventf(set, nil, corev1.EventTypeNormal, reason, action, "%s", podBatchNote(verb, names))
+}
+
 func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, deletions []planner.Deletion) error {
 	errs := make([]error, len(deletions))
+	deleted := make([]string, len(deletions))
 	var wg sync.WaitGroup
 	for i, d := range deletions {
 		switch d.Reason {
@@ -58,7 +129,7 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 			switch {
 			case err == nil:
 				r.Metrics.podDeleted(set, d.Reason)
-				r.Recorder.Eventf(set, d.Pod, corev1.EventTypeNormal, EventSuccessfulDelete, "Delete", "Deleted pod: %s", d.Pod.Name)
+				deleted[i] = d.Pod.Name
 				log.FromContext(ctx).V(2).Info("Deleted pod", "pod", client.ObjectKeyFromObject(d.Pod), "node", d.Node, "reason", d.Reason)
 			case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 				// Gone already, or replaced by a namesake: nothing of ours to delete.
@@ -69,6 +140,7 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 		})
 	}
 	wg.Wait()
+	r.recordBatch(set, EventSuccessfulDelete, "Delete", "Deleted", slices.DeleteFunc(deleted, func(n string) bool { return n == "" }))
 	return errors.Join(errs...)
 }
 
@@ -76,14 +148,18 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 // costs one failed call, not one per node. After a batch with a failure the rest waits for the next
 // pass.
 func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, nodes []string) error {
+	var created []string
+	defer func() { r.recordBatch(set, EventSuccessfulCreate, "Create", "Created", created) }()
 	for batch, start := slowStartInitialBatch, 0; start < len(nodes); start, batch = start+batch, batch*2 {
 		end := min(start+batch, len(nodes))
 		errs := make([]error, end-start)
+		names := make([]string, end-start)
 		var wg sync.WaitGroup
 		for i, node := range nodes[start:end] {
-			wg.Go(func() { errs[i] = r.createPod(ctx, set, hash, node) })
+			wg.Go(func() { names[i], errs[i] = r.createPod(ctx, set, hash, node) })
 		}
 		wg.Wait()
+		created = append(created, slices.DeleteFunc(names, func(n string) bool { return n == "" })...)
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
@@ -91,22 +167,22 @@ func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 	return nil
 }
 
-func (r *Reconciler) createPod(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash, node string) error {
+// createPod creates the pod for one node and returns its name, or "" when no pod was created.
+func (r *Reconciler) createPod(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash, node string) (string, error) {
 	pod := planner.NewPod(set, node, hash)
 	err := r.Client.Create(ctx, pod)
 	switch {
 	case err == nil:
 		r.Metrics.podCreated(set)
-		r.Recorder.Eventf(set, pod, corev1.EventTypeNormal, EventSuccessfulCreate, "Create", "Created pod: %s", pod.Name)
 		log.FromContext(ctx).V(2).Info("Created pod", "pod", client.ObjectKeyFromObject(pod), "node", node)
-		return nil
+		return pod.Name, nil
 	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
-		return nil
+		return "", nil
 	default:
 		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventFailedCreate, "Create", "Error creating: %v", err)
 		if isTemplateRejection(err) {
 			r.templates.reject(set, hash, err)
 		}
-		return fmt.Errorf("creating pod on node %s: %w", node, err)
+		return "", fmt.Errorf("creating pod on node %s: %w", node, err)
 	}
 }

@@ -54,8 +54,9 @@ type Reconciler struct {
 	// Metrics, when set, receive the per-set series.
 	Metrics *Metrics
 
-	failedPods *flowcontrol.Backoff
-	templates  *templateChecker
+	failedPods   *flowcontrol.Backoff
+	templates    *templateChecker
+	statusWrites *statusWrites
 }
 
 // NewReconciler builds a reconciler; clk is injected so tests control time.
@@ -63,10 +64,12 @@ func NewReconciler(c client.Client, apiReader client.Reader, recorder events.Eve
 	return &Reconciler{
 		Client:     c,
 		APIReader:  apiReader,
-		Recorder:   recorder,
+		Recorder:   identityRecorder{recorder},
 		Clock:      clk,
 		failedPods: flowcontrol.NewFakeBackOff(failedPodBackoffInitial, failedPodBackoffMax, clk),
 		templates:  newTemplateChecker(c, clk),
+
+		statusWrites: newStatusWrites(),
 	}
 }
 
@@ -84,6 +87,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.templates.forget(req.NamespacedName)
+			r.statusWrites.forget(req.NamespacedName)
 			r.Metrics.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -127,13 +131,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if applyErr == nil {
 		applyErr = r.cleanupHistory(ctx, set, history, pods)
 	}
-	statusErr := r.writeStatus(ctx, set, statusInput{
+	statusWait, statusErr := r.writeStatus(ctx, set, statusInput{
 		set: set, plan: plan, hash: hash, synced: applyErr == nil, template: verdict, now: metav1.NewTime(now),
 	})
 	if err := errors.Join(applyErr, statusErr); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: requeueAfter(set, plan, verdict, now)}, nil
+	return ctrl.Result{RequeueAfter: sooner(requeueAfter(set, plan, verdict, now), statusWait)}, nil
 }
 
 // carryOut checks the template with the API server when the plan creates pods, then applies the plan.
@@ -174,19 +178,22 @@ func (r *Reconciler) carryOut(ctx context.Context, set *nasv1alpha1.NodeAgentSet
 // progress deadline of a rollout passing, or a rejected template's recheck.
 func requeueAfter(set *nasv1alpha1.NodeAgentSet, plan planner.Plan, verdict *templateVerdict, now time.Time) time.Duration {
 	after := plan.RequeueAfter
-	sooner := func(d time.Duration) {
-		if d > 0 && (after == 0 || d < after) {
-			after = d
-		}
-	}
 	if verdict != nil && !verdict.accepted {
-		sooner(templateRecheckInterval)
+		after = sooner(after, templateRecheckInterval)
 	}
 	if deadline, ok := progressDeadline(set, plan.Rollout); ok && deadline.After(now) {
 		// A second late, so that the pass that wakes up finds the deadline passed.
-		sooner(deadline.Sub(now) + time.Second)
+		after = sooner(after, deadline.Sub(now)+time.Second)
 	}
 	return after
+}
+
+// sooner is the earlier of two requeue delays, where 0 means none.
+func sooner(a, b time.Duration) time.Duration {
+	if b > 0 && (a == 0 || b < a) {
+		return b
+	}
+	return a
 }
 
 // failedPodBackoff returns, for each node with a failed pod, until when its deletion must wait.
@@ -222,21 +229,28 @@ func failedPodBackoffKey(set *nasv1alpha1.NodeAgentSet, node string) string {
 }
 
 // writeStatus writes the derived status once, and only when it changed, with server-side apply of the
-// fields this controller owns: conditions of other types written by others survive.
-func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgentSet, in statusInput) error {
+// fields this controller owns: conditions of other types written by others survive. A change of
+// counters alone within statusWriteInterval of the last write waits: writeStatus returns how long, and
+// the pass that comes back then writes the counters of its time.
+func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgentSet, in statusInput) (time.Duration, error) {
 	updated := computeStatus(in)
 	r.Metrics.observeStatus(set, &updated)
 	if !statusChanged(&set.Status, &updated) {
-		return nil
+		return 0, nil
+	}
+	key := client.ObjectKeyFromObject(set)
+	if wait := r.statusWrites.wait(key, &set.Status, &updated, in.now.Time); wait > 0 {
+		return wait, nil
 	}
 	apply, err := statusApplyConfiguration(set, &updated)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(ControllerName), client.ForceOwnership); err != nil {
-		return fmt.Errorf("writing status: %w", err)
+		return 0, fmt.Errorf("writing status: %w", err)
 	}
-	return nil
+	r.statusWrites.wrote(key, in.now.Time)
+	return 0, nil
 }
 
 func isEmptySelector(sel *metav1.LabelSelector) bool {

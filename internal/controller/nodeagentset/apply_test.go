@@ -1,0 +1,117 @@
+package nodeagentset
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
+)
+
+func TestPodBatchNote(t *testing.T) {
+	long := strings.Repeat("x", 253)
+	for _, tc := range []struct {
+		name  string
+		verb  string
+		names []string
+		want  string
+	}{
+		{"one pod reads as upstream's", "Created", []string{"agent-a"}, "Created pod: agent-a"},
+		{"a few are all named", "Deleted", []string{"a", "b", "c"}, "Deleted 3 pods: a, b, c"},
+		{"five are all named", "Created", []string{"a", "b", "c", "d", "e"}, "Created 5 pods: a, b, c, d, e"},
+		{"more than five are counted", "Created", []string{"a", "b", "c", "d", "e", "f", "g"}, "Created 7 pods: a, b, c, d, e and 2 more"},
+		{"long names stop early", "Created", []string{long, long, long, long, long}, "Created 5 pods: " + long + ", " + long + ", " + long + " and 2 more"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := podBatchNote(tc.verb, tc.names)
+			if got != tc.want {
+				t.Errorf("podBatchNote() = %q, want %q", got, tc.want)
+			}
+			if len(got) > 1024 {
+				t.Errorf("note is %d bytes, events.k8s.io allows 1024", len(got))
+			}
+		})
+	}
+}
+
+// One pass that deletes two pods and creates three records one event per reason, naming the pods.
+func TestApplyRecordsOneEventPerPass(t *testing.T) {
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "set-uid"}}
+	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
+	var objs []*corev1.Pod
+	var deletions []planner.Deletion
+	for i := range 2 {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("old-%d", i), UID: "uid"}}
+		objs = append(objs, pod)
+		deletions = append(deletions, planner.Deletion{Pod: pod, Node: fmt.Sprintf("node-%d", i), Reason: planner.DeleteOutdated})
+	}
+	c := fakeReader(objs[0], objs[1])
+	recorder := events.NewFakeRecorder(10)
+	r := NewReconciler(c, c, recorder, clock.RealClock{})
+
+	err := r.apply(context.Background(), set, "hash", planner.Plan{Deletes: deletions, Creates: []string{"node-a", "node-b", "node-c"}})
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	close(recorder.Events)
+	var got []string
+	for e := range recorder.Events {
+		got = append(got, e)
+	}
+	if len(got) != 2 {
+		t.Fatalf("recorded %d events, want 2: %q", len(got), got)
+	}
+	if got[0] != "Normal SuccessfulDelete Deleted 2 pods: old-0, old-1" {
+		t.Errorf("delete event = %q", got[0])
+	}
+	if !strings.HasPrefix(got[1], "Normal SuccessfulCreate Created 3 pods: agent-") {
+		t.Errorf("create event = %q", got[1])
+	}
+	var pods corev1.PodList
+	if err := c.List(context.Background(), &pods); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if !strings.Contains(got[1], p.Name) {
+			t.Errorf("create event %q does not name pod %s", got[1], p.Name)
+		}
+	}
+}
+
+// capturingRecorder keeps the regarding object of each event.
+type capturingRecorder struct{ regarding []runtime.Object }
+
+func (c *capturingRecorder) Eventf(regarding, _ runtime.Object, _, _, _, _ string, _ ...any) {
+	c.regarding = append(c.regarding, regarding)
+}
+
+// Events about two versions of a set regard the same object, so that the recorder can fold them.
+func TestIdentityRecorderDropsTheVersion(t *testing.T) {
+	c := &capturingRecorder{}
+	r := identityRecorder{c}
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "u", ResourceVersion: "7",
+		Generation: 3, Labels: map[string]string{"a": "b"}}}
+	r.Eventf(set, nil, corev1.EventTypeNormal, "R", "A", "n")
+	set.ResourceVersion = "8"
+	r.Eventf(set, nil, corev1.EventTypeNormal, "R", "A", "n")
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", ResourceVersion: "9"}}
+	r.Eventf(pod, nil, corev1.EventTypeNormal, "R", "A", "n")
+	want := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "u"}}
+	for i := range 2 {
+		if !equality.Semantic.DeepEqual(c.regarding[i], want) {
+			t.Errorf("event %d regards %+v, want %+v", i, c.regarding[i], want)
+		}
+	}
+	if c.regarding[2] != pod {
+		t.Errorf("an event about another kind must regard the object as given")
+	}
+}

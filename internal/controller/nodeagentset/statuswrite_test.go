@@ -1,0 +1,97 @@
+package nodeagentset
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+func TestStatusWritesWait(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "agent"}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	moving := func(ready int32) *nasv1alpha1.NodeAgentSetStatus {
+		return &nasv1alpha1.NodeAgentSetStatus{
+			ObservedGeneration: 2, DesiredNumberScheduled: 10, CurrentNumberScheduled: 10, NumberReady: ready,
+			NumberAvailable: ready, NumberUnavailable: 10 - ready, UpdatedNumberScheduled: 10, UpdateRevision: "r2",
+			Conditions: []metav1.Condition{{Type: nasv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue,
+				Reason: "Updating", Message: "some nodes"}},
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		wrote     bool // a write 300ms before now
+		old, next *nasv1alpha1.NodeAgentSetStatus
+		want      time.Duration
+	}{
+		{"first write of a set goes at once", false, moving(3), moving(4), 0},
+		{"counters alone wait out the interval", true, moving(3), moving(4), 700 * time.Millisecond},
+		{"condition wording alone waits too", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(4)
+			s.Conditions[0].Message = "other nodes"
+			return s
+		}(), 700 * time.Millisecond},
+		{"a settled status goes at once", true, moving(9), moving(10), 0},
+		{"a new generation goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(4)
+			s.ObservedGeneration = 3
+			return s
+		}(), 0},
+		{"a new revision goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.CurrentRevision = "r2"
+			return s
+		}(), 0},
+		{"a collision count goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.CollisionCount = ptr.To[int32](1)
+			return s
+		}(), 0},
+		{"a condition's reason goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.Conditions[0].Reason = "ProgressDeadlineExceeded"
+			return s
+		}(), 0},
+		{"a condition's status goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.Conditions[0].Status = metav1.ConditionFalse
+			return s
+		}(), 0},
+		{"a new condition goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable})
+			return s
+		}(), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newStatusWrites()
+			now := t0.Add(time.Second)
+			if tc.wrote {
+				w.wrote(key, now.Add(-300*time.Millisecond))
+			}
+			if got := w.wait(key, tc.old, tc.next, now); got != tc.want {
+				t.Errorf("wait() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("the interval passes", func(t *testing.T) {
+		w := newStatusWrites()
+		w.wrote(key, t0)
+		if got := w.wait(key, moving(3), moving(4), t0.Add(statusWriteInterval)); got != 0 {
+			t.Errorf("wait() = %v after the interval, want 0", got)
+		}
+	})
+	t.Run("a forgotten set starts afresh", func(t *testing.T) {
+		w := newStatusWrites()
+		w.wrote(key, t0)
+		w.forget(key)
+		if got := w.wait(key, moving(3), moving(4), t0); got != 0 {
+			t.Errorf("wait() = %v after forget, want 0", got)
+		}
+	})
+}
