@@ -16,7 +16,7 @@ func TestFlagDefaults(t *testing.T) {
 	if o.kubeAPIQPS >= 0 {
 		t.Errorf("kube-api-qps = %v, want negative (no client-side limit, controller-runtime's default)", o.kubeAPIQPS)
 	}
-	if o.kubeAPIBurst != 0 || o.maxConcurrentReconciles != 2 || !o.metricsSecure || o.leaderElect || o.probeAddr != ":8081" {
+	if o.kubeAPIBurst != 0 || o.maxConcurrentReconciles != 2 || !o.metricsSecure || o.leaderElect || o.probeAddr != ":8081" || o.pprofAddr != "" {
 		t.Errorf("unexpected defaults: %+v", o)
 	}
 }
