@@ -80,8 +80,9 @@ test-integration: envtest-assets ## Integration tests against a real API server 
 	$(GO) test ./test/integration/... -timeout 30m -v -ginkgo.v=false
 
 .PHONY: test-e2e
-test-e2e: cluster-binaries ## End-to-end tests on their own local cluster (nodeagentset-e2e), the controller as its ServiceAccount.
+test-e2e: cluster-binaries ## End-to-end tests on their own local cluster (nodeagentset-e2e), then the benchmark's smoke run.
 	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m
+	$(MAKE) bench-smoke
 
 # The benchmark against the upstream DaemonSet controller on its own kwok cluster (docs/benchmarks.md).
 NODES ?= 1000
@@ -90,6 +91,10 @@ MODE ?= equal
 .PHONY: bench
 bench: cluster-binaries ## Benchmark NodeAgentSet vs the DaemonSet controller (NODES=1000 PAIRS=3 MODE=equal|defaults).
 	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --nodes $(NODES) --pairs $(PAIRS) --mode $(MODE) --k8s-bin $(K8S_BIN)
+
+.PHONY: bench-smoke
+bench-smoke: cluster-binaries ## The benchmark at 50 nodes, one pair, 10 s idle (about a minute): fails if either controller breaks a rollout rule.
+	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --smoke --k8s-bin $(K8S_BIN)
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd from Go modules into bin/k8s/<version> (cached).

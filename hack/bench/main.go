@@ -207,6 +207,12 @@ componentsPatches:
     value: InternalIP
   - key: disable-admission-plugins
     value: TaintNodesByCondition
+- name: kube-scheduler
+  extraArgs:
+  - key: kube-api-qps
+    value: "1000"
+  - key: kube-api-burst
+    value: "1000"
 `
 	cfgPath := filepath.Join(c.dir, "kwokctl.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -226,6 +232,7 @@ type controllers struct {
 	kcm, nas   *proc
 	kcmMetrics string
 	nasMetrics string
+	nasPprof   string
 	httpc      *http.Client
 }
 
@@ -248,9 +255,14 @@ func (c config) startControllers(ctx context.Context) (*controllers, error) {
 	if err != nil {
 		return nil, err
 	}
+	pprofPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	nasArgs := []string{
 		"--kubeconfig=" + filepath.Join(c.dir, "kubeconfig"),
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(nasMetricsPort), "--metrics-secure=false",
+		"--pprof-bind-address=127.0.0.1:" + strconv.Itoa(pprofPort),
 		"--health-probe-bind-address=127.0.0.1:0",
 	}
 	if c.mode == "equal" {
@@ -260,6 +272,7 @@ func (c config) startControllers(ctx context.Context) (*controllers, error) {
 	ctrls := &controllers{
 		kcmMetrics: fmt.Sprintf("https://127.0.0.1:%d/metrics", kcmPort),
 		nasMetrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", nasMetricsPort),
+		nasPprof:   fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pprofPort),
 		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kcm's self-signed serving cert on loopback
 		}},
@@ -270,7 +283,7 @@ func (c config) startControllers(ctx context.Context) (*controllers, error) {
 	if err != nil {
 		return ctrls, err
 	}
-	logf("starting the NodeAgentSet controller (%s)", strings.Join(nasArgs[3:], " "))
+	logf("starting the NodeAgentSet controller (%s)", strings.Join(nasArgs[4:], " "))
 	ctrls.nas, err = start("manager", filepath.Join(c.dir, "manager.log"), filepath.Join(c.dir, "manager"), nasArgs...)
 	if err != nil {
 		return ctrls, err
@@ -385,6 +398,10 @@ func writes(d map[string]float64) float64 {
 }
 
 func poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	return pollEvery(ctx, timeout, 100*time.Millisecond, cond)
+}
+
+func pollEvery(ctx context.Context, timeout, interval time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -393,7 +410,7 @@ func poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 	return nil
@@ -415,6 +432,7 @@ type tracker struct {
 	onNode     map[string]int // node -> pods bound to it (terminating included)
 	maxOnNode  int
 	maxUnavail int
+	allCreated time.Time // when the n-th pod of the coverage phase showed up
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -437,6 +455,7 @@ func (t *tracker) reset(ns string, n int) {
 	t.readyOn = map[string]int{}
 	t.onNode = map[string]int{}
 	t.maxOnNode, t.maxUnavail = 0, 0
+	t.allCreated = time.Time{}
 }
 
 func (t *tracker) apply(old, cur *corev1.Pod) {
@@ -463,6 +482,9 @@ func (t *tracker) apply(old, cur *corev1.Pod) {
 	}
 	if cur != nil {
 		t.pods[cur.UID] = cur
+		if !t.rollout && t.allCreated.IsZero() && len(t.pods) == t.n {
+			t.allCreated = time.Now()
+		}
 		if nn := cur.Spec.NodeName; nn != "" {
 			t.onNode[nn]++
 			if t.onNode[nn] > t.maxOnNode {
@@ -509,6 +531,7 @@ func (t *tracker) count() int {
 
 type result struct {
 	kind       string
+	created    float64 // seconds until every node had a pod (created, not yet bound or Ready)
 	cover      float64
 	rollout    float64
 	maxUnavail int
@@ -520,11 +543,12 @@ type result struct {
 }
 
 type bench struct {
-	c  config
-	cs *kubernetes.Clientset
-	cl client.Client
-	ct *controllers
-	tr *tracker
+	c    config
+	cs   *kubernetes.Clientset
+	cl   client.Client
+	ct   *controllers
+	tr   *tracker
+	prof *profiler
 }
 
 func (b *bench) ensureNamespace(ctx context.Context, ns string) error {
@@ -622,6 +646,11 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 	if err != nil {
 		return r, err
 	}
+	stopProfile := func() {}
+	if kind == kindNAS {
+		stopProfile = b.prof.cpu(ctx, fmt.Sprintf("nodeagentset-%d", i))
+	}
+	defer func() { stopProfile() }()
 	t0 := time.Now()
 	if err := b.create(ctx, kind, ns); err != nil {
 		return r, err
@@ -630,6 +659,9 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 		return r, fmt.Errorf("%s coverage: %w (%d pods)", kind, err, b.tr.count())
 	}
 	r.cover = time.Since(t0).Seconds()
+	b.tr.mu.Lock()
+	r.created = b.tr.allCreated.Sub(t0).Seconds()
+	b.tr.mu.Unlock()
 	s1, err := b.ct.snap(kind)
 	if err != nil {
 		return r, err
@@ -646,6 +678,11 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 	s2, err := b.ct.snap(kind)
 	if err != nil {
 		return r, err
+	}
+	if kind == kindNAS {
+		stopProfile()
+		stopProfile = func() {}
+		b.prof.heap(ctx, fmt.Sprintf("nodeagentset-%d", i))
 	}
 	b.tr.mu.Lock()
 	r.maxUnavail, r.maxOnNode = b.tr.maxUnavail, b.tr.maxOnNode
@@ -670,12 +707,49 @@ func (b *bench) deleteAndWait(ctx context.Context, kind, ns string) error {
 	if err := b.cl.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	if err := poll(ctx, b.c.timeout, func() bool {
-		l, e := b.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		return e == nil && len(l.Items) == 0
-	}); err != nil {
+	// The garbage collector would delete the pods at kube-controller-manager's client rate (minutes
+	// for 5,000 pods); the bench deletes them itself. Deleting is not measured.
+	grace := int64(0)
+	if err := b.cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	// The tracker follows this namespace: no list of thousands of pods every 100 ms.
+	if err := poll(ctx, b.c.timeout, func() bool { return b.tr.count() == 0 }); err != nil {
 		return fmt.Errorf("waiting for the pods of %s/%s to go: %w", ns, kind, err)
 	}
+	return b.settle(ctx)
+}
+
+// settle waits until neither controller has written for quietPeriod (at most a minute), so that the
+// garbage collector's deletes of one trial's pods do not land in the next trial's counts.
+func (b *bench) settle(ctx context.Context) error {
+	const quietPeriod = 3 * time.Second
+	last := map[string]float64{}
+	quietSince := time.Now()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		moved := false
+		for _, kind := range []string{kindDS, kindNAS} {
+			s, err := b.ct.snap(kind)
+			if err != nil {
+				return err
+			}
+			if w := writes(s.req); w != last[kind] {
+				last[kind], moved = w, true
+			}
+		}
+		if moved {
+			quietSince = time.Now()
+		} else if time.Since(quietSince) >= quietPeriod {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	logf("controllers still writing a minute after the trial; going on")
 	return nil
 }
 
@@ -686,8 +760,10 @@ func nodeObject(i int) *corev1.Node {
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name,
 			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			// The beta os/arch labels too: kube-controller-manager's node lifecycle controller adds
+			// them to a node that lacks them, a PATCH per node that would land in the first trial.
 			Labels: map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-				"kubernetes.io/arch": "amd64", "type": "kwok"}},
+				"kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64", "type": "kwok"}},
 		// No node.kubernetes.io/not-ready taint (the TaintNodesByCondition admission plugin is off): kwok
 		// marks the nodes Ready at once, and lifting 1,000 taints at --kube-api-qps=20 takes minutes.
 		Status: corev1.NodeStatus{Capacity: res, Allocatable: res,
@@ -724,7 +800,7 @@ func (b *bench) createNodes(ctx context.Context) error {
 	default:
 	}
 	logf("waiting for %d Ready, untainted nodes", b.c.nodes)
-	return poll(ctx, b.c.timeout, func() bool {
+	return pollEvery(ctx, b.c.timeout, time.Second, func() bool {
 		l, err := b.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil || len(l.Items) != b.c.nodes {
 			return false
@@ -863,7 +939,19 @@ func run(ctx context.Context, c config) (err error) {
 	if err != nil {
 		return err
 	}
-	b := &bench{c: c, cs: cs, cl: cl, ct: ct, tr: &tracker{}}
+	profDir := filepath.Join(c.dir, "profiles")
+	if err := os.RemoveAll(profDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(profDir, 0o755); err != nil {
+		return err
+	}
+	floorCS, err := newFloorClient(rc)
+	if err != nil {
+		return err
+	}
+	b := &bench{c: c, cs: cs, cl: cl, ct: ct, tr: &tracker{},
+		prof: &profiler{url: ct.nasPprof, dir: profDir, httpc: &http.Client{}}}
 	b.tr.reset("", c.nodes)
 	if err := b.createNodes(ctx); err != nil {
 		return err
@@ -891,7 +979,13 @@ func run(ctx context.Context, c config) (err error) {
 	f.WaitForCacheSync(stop)
 
 	results := map[string][]result{}
+	var floors []floorResult
 	for i := 1; i <= c.pairs; i++ {
+		fl, err := b.floor(ctx, floorCS, i)
+		if err != nil {
+			return err
+		}
+		floors = append(floors, fl)
 		for _, kind := range []string{kindDS, kindNAS} {
 			r, err := b.trial(ctx, kind, i)
 			if err != nil {
@@ -904,11 +998,30 @@ func run(ctx context.Context, c config) (err error) {
 	if err != nil {
 		return err
 	}
-	ds, dsHWM := procStats(ct.kcm.cmd.Process.Pid)
-	nas, nasHWM := procStats(ct.nas.cmd.Process.Pid)
-	_, _ = ds, nas
-	printTable(os.Stdout, c, results, idle, dsHWM, nasHWM, time.Since(began))
-	return nil
+	b.prof.heap(ctx, "after-idle")
+	_, dsHWM := procStats(ct.kcm.cmd.Process.Pid)
+	_, nasHWM := procStats(ct.nas.cmd.Process.Pid)
+	printTable(os.Stdout, c, results, floors, idle, dsHWM, nasHWM, time.Since(began))
+	logf("NodeAgentSet profiles: %s (go tool pprof -top %s)", profDir, filepath.Join(profDir, "cpu-nodeagentset-1-*.pb.gz"))
+	return checkInvariants(c, results)
+}
+
+// checkInvariants fails the run when a controller broke a rule no figure excuses: more nodes without
+// a Ready pod than maxUnavailable allows, or two pods on a node without surge.
+func checkInvariants(c config, res map[string][]result) error {
+	budget := (c.nodes + 9) / 10
+	var errs []error
+	for _, kind := range []string{kindDS, kindNAS} {
+		for i, r := range res[kind] {
+			if r.maxUnavail > budget {
+				errs = append(errs, fmt.Errorf("%s #%d: %d nodes without a Ready pod during the rollout, budget %d", kind, i+1, r.maxUnavail, budget))
+			}
+			if r.maxOnNode > 1 {
+				errs = append(errs, fmt.Errorf("%s #%d: %d pods on one node without surge", kind, i+1, r.maxOnNode))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func median(xs []float64) float64 {
@@ -931,7 +1044,7 @@ func maxInt(xs []int) int {
 	return m
 }
 
-func printTable(w io.Writer, c config, res map[string][]result, idle map[string]idleResult, dsHWM, nasHWM float64, took time.Duration) {
+func printTable(w io.Writer, c config, res map[string][]result, floors []floorResult, idle map[string]idleResult, dsHWM, nasHWM float64, took time.Duration) {
 	type row struct {
 		name string
 		f    func(r result) float64
@@ -939,6 +1052,7 @@ func printTable(w io.Writer, c config, res map[string][]result, idle map[string]
 	}
 	methods := []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
 	rows := []row{
+		{"every node has a pod (created) (s)", func(r result) float64 { return r.created }, false},
 		{"coverage (s)", func(r result) float64 { return r.cover }, false},
 		{"rollout at 10% (s)", func(r result) float64 { return r.rollout }, false},
 		{"max nodes without a Ready pod during rollout (budget " + strconv.Itoa((c.nodes+9)/10) + ")", func(r result) float64 { return float64(r.maxUnavail) }, true},
@@ -996,6 +1110,7 @@ func printTable(w io.Writer, c config, res map[string][]result, idle map[string]
 	fmt.Fprintf(w, "| idle %s: writes | %s | %s | %s |\n", c.idle, num(a), num(b), ratio(b, a))
 	fmt.Fprintf(w, "| idle %s: CPU seconds | %s | %s | %s |\n", c.idle, num(idle[kindDS].cpu), num(idle[kindNAS].cpu), ratio(idle[kindNAS].cpu, idle[kindDS].cpu))
 	fmt.Fprintf(w, "| peak RSS at the end (MiB) | %s | %s | %s |\n", num(dsHWM), num(nasHWM), ratio(nasHWM, dsHWM))
+	printFloor(w, c, res, floors)
 	fmt.Fprintln(w)
 	for _, kind := range []string{kindDS, kindNAS} {
 		for i, r := range res[kind] {

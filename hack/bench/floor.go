@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// floorWorkers is how many creates the reference client keeps in flight: more than the NodeAgentSet
+// controller's largest slow-start batch (128), so the client is not what limits the figure.
+const floorWorkers = 200
+
+// floorResult is what the machine allows: N agent-like pods created by a client with no rate limit
+// and many requests in flight, then scheduled by kube-scheduler and made Ready by kwok like the
+// controllers' pods.
+type floorResult struct {
+	created float64 // seconds until every create returned
+	ready   float64 // seconds until every node had a Ready pod
+}
+
+// throughput is the API server's pod create rate, pods per second.
+func (f floorResult) throughput(n int) float64 {
+	if f.created == 0 {
+		return 0
+	}
+	return float64(n) / f.created
+}
+
+// newFloorClient is a client with no client-side rate limit.
+func newFloorClient(rc *rest.Config) (*kubernetes.Clientset, error) {
+	c := rest.CopyConfig(rc)
+	c.QPS, c.Burst = -1, 0
+	return kubernetes.NewForConfig(c)
+}
+
+// floorPod is the pod a controller would create for a node: the bench template, pinned to the node by
+// required node affinity, left to the scheduler to bind.
+func floorPod(node string) *corev1.Pod {
+	t := template(image1)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "floor-", Labels: t.Labels}, Spec: t.Spec}
+	pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}},
+		}}},
+	}}
+	return pod
+}
+
+// floor measures the reference figure: how fast this machine's API server takes pod creates, and
+// how long the rest of the pipeline (scheduler, kwok) then needs until every node runs a Ready pod.
+func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (floorResult, error) {
+	ns := fmt.Sprintf("bench-floor-%d", i)
+	var r floorResult
+	if err := b.ensureNamespace(ctx, ns); err != nil {
+		return r, err
+	}
+	b.tr.reset(ns, b.c.nodes)
+	work := make(chan int)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	t0 := time.Now()
+	for range floorWorkers {
+		wg.Go(func() {
+			for n := range work {
+				_, err := cs.CoreV1().Pods(ns).Create(ctx, floorPod(fmt.Sprintf("worker-%d", n)), metav1.CreateOptions{})
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for n := 1; n <= b.c.nodes; n++ {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	r.created = time.Since(t0).Seconds()
+	if firstErr != nil {
+		return r, fmt.Errorf("reference creates: %w", firstErr)
+	}
+	if err := poll(ctx, b.c.timeout, func() bool { return b.tr.done(image1) }); err != nil {
+		return r, fmt.Errorf("reference pods Ready: %w (%d pods)", err, b.tr.count())
+	}
+	r.ready = time.Since(t0).Seconds()
+	logf("reference #%d: %d pods created in %.1fs (%.0f pods/s, %d in flight), all Ready at %.1fs",
+		i, b.c.nodes, r.created, r.throughput(b.c.nodes), floorWorkers, r.ready)
+	grace := int64(0)
+	if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{}); err != nil {
+		return r, err
+	}
+	if err := poll(ctx, b.c.timeout, func() bool { return b.tr.count() == 0 }); err != nil {
+		return r, fmt.Errorf("waiting for the reference pods to go: %w", err)
+	}
+	return r, nil
+}
+
+// printFloor prints the reference figures and each controller's coverage against them.
+func printFloor(w io.Writer, c config, res map[string][]result, floors []floorResult) {
+	var created, ready []float64
+	for _, f := range floors {
+		created = append(created, f.created)
+		ready = append(ready, f.ready)
+	}
+	fc, fr := median(created), median(ready)
+	fmt.Fprintf(w, "\nReference, median of %d: an unthrottled client (%d creates in flight) creates the %d pods in %s s "+
+		"(API server create throughput %s pods/s); kube-scheduler and kwok have every one Ready at %s s.\n\n",
+		len(floors), floorWorkers, c.nodes, num(fc), num(float64(c.nodes)/fc), num(fr))
+	fmt.Fprintf(w, "| vs the reference (medians) | DaemonSet (kcm) | NodeAgentSet |\n|---|---:|---:|\n")
+	get := func(kind string, f func(result) float64) float64 {
+		var xs []float64
+		for _, r := range res[kind] {
+			xs = append(xs, f(r))
+		}
+		return median(xs)
+	}
+	cr := func(r result) float64 { return r.created }
+	cv := func(r result) float64 { return r.cover }
+	fmt.Fprintf(w, "| every node has a pod / reference all created | %s | %s |\n", ratio(get(kindDS, cr), fc), ratio(get(kindNAS, cr), fc))
+	fmt.Fprintf(w, "| coverage / reference all Ready | %s | %s |\n", ratio(get(kindDS, cv), fr), ratio(get(kindNAS, cv), fr))
+}
