@@ -956,6 +956,10 @@ func run(ctx context.Context, c config) (err error) {
 	if err := b.createNodes(ctx); err != nil {
 		return err
 	}
+	// kube-controller-manager's node lifecycle controller takes in the new nodes first.
+	if err := b.settle(ctx); err != nil {
+		return err
+	}
 
 	// One informer on every pod of the cluster: the tracker keeps the trial's namespace.
 	f := informers.NewSharedInformerFactory(cs, 0)

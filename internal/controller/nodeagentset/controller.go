@@ -239,7 +239,8 @@ func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgent
 		return 0, nil
 	}
 	key := client.ObjectKeyFromObject(set)
-	if wait := r.statusWrites.wait(key, &set.Status, &updated, in.now.Time); wait > 0 {
+	busy := len(in.plan.Creates) > 0 || len(in.plan.Deletes) > 0
+	if wait := r.statusWrites.wait(key, &set.Status, &updated, busy, in.now.Time); wait > 0 {
 		return wait, nil
 	}
 	apply, err := statusApplyConfiguration(set, &updated)

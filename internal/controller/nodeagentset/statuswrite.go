@@ -17,6 +17,11 @@ import (
 // revisions or the state of a condition, is written at once.
 const statusWriteInterval = time.Second
 
+// busyStatusWriteInterval replaces statusWriteInterval for a pass that created or deleted pods: the
+// events of those pods bring the next pass, which sees a newer world, so this pass's counters are
+// written only if the last write is this old. A pass with nothing to do writes the counters it sees.
+const busyStatusWriteInterval = 10 * time.Second
+
 // statusWrites remembers when each set's status was last written.
 type statusWrites struct {
 	mu   sync.Mutex
@@ -27,8 +32,9 @@ func newStatusWrites() *statusWrites {
 	return &statusWrites{last: map[types.NamespacedName]time.Time{}}
 }
 
-// wait returns how long the write of updated over old must wait: 0 to write now.
-func (w *statusWrites) wait(key types.NamespacedName, old, updated *nasv1alpha1.NodeAgentSetStatus, now time.Time) time.Duration {
+// wait returns how long the write of updated over old must wait: 0 to write now. busy says that the
+// pass created or deleted pods.
+func (w *statusWrites) wait(key types.NamespacedName, old, updated *nasv1alpha1.NodeAgentSetStatus, busy bool, now time.Time) time.Duration {
 	if !countersOnly(old, updated) || settled(updated) {
 		return 0
 	}
@@ -38,7 +44,11 @@ func (w *statusWrites) wait(key types.NamespacedName, old, updated *nasv1alpha1.
 	if !ok {
 		return 0
 	}
-	return max(0, last.Add(statusWriteInterval).Sub(now))
+	interval := statusWriteInterval
+	if busy {
+		interval = busyStatusWriteInterval
+	}
+	return max(0, last.Add(interval).Sub(now))
 }
 
 func (w *statusWrites) wrote(key types.NamespacedName, now time.Time) {

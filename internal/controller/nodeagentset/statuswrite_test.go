@@ -25,43 +25,51 @@ func TestStatusWritesWait(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		wrote     bool // a write 300ms before now
+		busy      bool
 		old, next *nasv1alpha1.NodeAgentSetStatus
 		want      time.Duration
 	}{
-		{"first write of a set goes at once", false, moving(3), moving(4), 0},
-		{"counters alone wait out the interval", true, moving(3), moving(4), 700 * time.Millisecond},
-		{"condition wording alone waits too", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+		{"first write of a set goes at once", false, false, moving(3), moving(4), 0},
+		{"counters alone wait out the interval", true, false, moving(3), moving(4), 700 * time.Millisecond},
+		{"condition wording alone waits too", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(4)
 			s.Conditions[0].Message = "other nodes"
 			return s
 		}(), 700 * time.Millisecond},
-		{"a settled status goes at once", true, moving(9), moving(10), 0},
-		{"a new generation goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+		{"a settled status goes at once", true, false, moving(9), moving(10), 0},
+		{"a pass that wrote pods waits longer", true, true, moving(3), moving(4), 9700 * time.Millisecond},
+		{"a pass that wrote pods still writes a settled status", true, true, moving(9), moving(10), 0},
+		{"a pass that wrote pods still writes a new generation", true, true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(4)
 			s.ObservedGeneration = 3
 			return s
 		}(), 0},
-		{"a new revision goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+		{"a new generation goes at once", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(4)
+			s.ObservedGeneration = 3
+			return s
+		}(), 0},
+		{"a new revision goes at once", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(3)
 			s.CurrentRevision = "r2"
 			return s
 		}(), 0},
-		{"a collision count goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+		{"a collision count goes at once", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(3)
 			s.CollisionCount = ptr.To[int32](1)
 			return s
 		}(), 0},
-		{"a condition's reason goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+		{"a condition's reason goes at once", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(3)
 			s.Conditions[0].Reason = "ProgressDeadlineExceeded"
 			return s
 		}(), 0},
-		{"a condition's status goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+		{"a condition's status goes at once", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(3)
 			s.Conditions[0].Status = metav1.ConditionFalse
 			return s
 		}(), 0},
-		{"a new condition goes at once", true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+		{"a new condition goes at once", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(3)
 			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable})
 			return s
@@ -73,7 +81,7 @@ func TestStatusWritesWait(t *testing.T) {
 			if tc.wrote {
 				w.wrote(key, now.Add(-300*time.Millisecond))
 			}
-			if got := w.wait(key, tc.old, tc.next, now); got != tc.want {
+			if got := w.wait(key, tc.old, tc.next, tc.busy, now); got != tc.want {
 				t.Errorf("wait() = %v, want %v", got, tc.want)
 			}
 		})
@@ -82,7 +90,7 @@ func TestStatusWritesWait(t *testing.T) {
 	t.Run("the interval passes", func(t *testing.T) {
 		w := newStatusWrites()
 		w.wrote(key, t0)
-		if got := w.wait(key, moving(3), moving(4), t0.Add(statusWriteInterval)); got != 0 {
+		if got := w.wait(key, moving(3), moving(4), false, t0.Add(statusWriteInterval)); got != 0 {
 			t.Errorf("wait() = %v after the interval, want 0", got)
 		}
 	})
@@ -90,7 +98,7 @@ func TestStatusWritesWait(t *testing.T) {
 		w := newStatusWrites()
 		w.wrote(key, t0)
 		w.forget(key)
-		if got := w.wait(key, moving(3), moving(4), t0); got != 0 {
+		if got := w.wait(key, moving(3), moving(4), true, t0); got != 0 {
 			t.Errorf("wait() = %v after forget, want 0", got)
 		}
 	})
