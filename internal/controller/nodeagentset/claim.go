@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -19,8 +20,9 @@ import (
 // never reach this function.
 func (r *Reconciler) claimPods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, obs *observation) ([]*corev1.Pod, error) {
 	claimed := make([]*corev1.Pod, 0, len(obs.owned)+len(obs.orphans))
+	sel := podSelector(set)
 	for _, pod := range obs.owned {
-		if selectorMatches(set, pod.Labels) {
+		if sel.Matches(labels.Set(pod.Labels)) {
 			claimed = append(claimed, pod)
 			continue
 		}

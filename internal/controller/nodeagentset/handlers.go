@@ -82,11 +82,17 @@ func enqueueController(obj metav1.Object, q queue) {
 
 // selectorMatches: the set's selector is valid, non-empty and matches the labels.
 func selectorMatches(set *nasv1alpha1.NodeAgentSet, lbls map[string]string) bool {
+	return podSelector(set).Matches(labels.Set(lbls))
+}
+
+// podSelector is the set's selector, parsed once for a loop over many objects (parsing validates
+// every requirement with regular expressions). An invalid or empty selector selects nothing.
+func podSelector(set *nasv1alpha1.NodeAgentSet) labels.Selector {
 	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
 	if err != nil || sel.Empty() {
-		return false
+		return labels.Nothing()
 	}
-	return sel.Matches(labels.Set(lbls))
+	return sel
 }
 
 // nodeHandler wakes only the sets a node event can affect (upstream's syncNodeUpdate): a set whose

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
@@ -50,8 +51,9 @@ func (r *Reconciler) observe(ctx context.Context, set *nasv1alpha1.NodeAgentSet)
 	for i := range owned.Items {
 		obs.owned[i] = &owned.Items[i]
 	}
+	sel := podSelector(set)
 	for i := range orphans.Items {
-		if selectorMatches(set, orphans.Items[i].Labels) {
+		if sel.Matches(labels.Set(orphans.Items[i].Labels)) {
 			obs.orphans = append(obs.orphans, &orphans.Items[i])
 		}
 	}

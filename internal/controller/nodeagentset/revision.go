@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -230,7 +231,7 @@ func (r *Reconciler) claimRevisions(ctx context.Context, set *nasv1alpha1.NodeAg
 	var out []*appsv1.ControllerRevision
 	for i := range owned.Items {
 		cr := &owned.Items[i]
-		if selectorMatches(set, cr.Labels) {
+		if sel.Matches(labels.Set(cr.Labels)) {
 			out = append(out, cr)
 			continue
 		}
