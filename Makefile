@@ -92,6 +92,10 @@ MODE ?= equal
 bench: cluster-binaries ## Benchmark NodeAgentSet vs the DaemonSet controller (NODES=1000 PAIRS=3 MODE=equal|defaults).
 	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --nodes $(NODES) --pairs $(PAIRS) --mode $(MODE) --k8s-bin $(K8S_BIN)
 
+.PHONY: bench-planner
+bench-planner: ## Go benchmarks of one planner pass at 1,000 and 5,000 nodes.
+	$(GO) test ./internal/planner/ -run '^$$' -bench . -benchmem -count 3
+
 .PHONY: bench-smoke
 bench-smoke: cluster-binaries ## The benchmark at 50 nodes, one pair, 10 s idle (about a minute): fails if either controller breaks a rollout rule.
 	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --smoke --k8s-bin $(K8S_BIN)

@@ -689,8 +689,8 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 	b.tr.mu.Unlock()
 	r.coverReq, r.rolloutReq = delta(s0, s1), delta(s1, s2)
 	r.cpu, r.hwm = s2.cpu-s0.cpu, s2.hwm
-	logf("%s #%d: coverage %.1fs, rollout %.1fs, max unavailable %d, max pods/node %d, writes %.0f+%.0f, cpu %.1fs, peak RSS %.0f MiB",
-		kind, i, r.cover, r.rollout, r.maxUnavail, r.maxOnNode, writes(r.coverReq), writes(r.rolloutReq), r.cpu, r.hwm)
+	logf("%s #%d: coverage %.1fs, rollout %.1fs, max unavailable %d, max pods/node %d, requests %v + %v, cpu %.1fs, peak RSS %.0f MiB",
+		kind, i, r.cover, r.rollout, r.maxUnavail, r.maxOnNode, r.coverReq, r.rolloutReq, r.cpu, r.hwm)
 	if err := b.deleteAndWait(ctx, kind, ns); err != nil {
 		return r, err
 	}
@@ -1118,7 +1118,8 @@ func printTable(w io.Writer, c config, res map[string][]result, floors []floorRe
 	fmt.Fprintln(w)
 	for _, kind := range []string{kindDS, kindNAS} {
 		for i, r := range res[kind] {
-			fmt.Fprintf(w, "- %s #%d: coverage %.1f s, rollout %.1f s, max unavailable %d, max pods/node %d\n", kind, i+1, r.cover, r.rollout, r.maxUnavail, r.maxOnNode)
+			fmt.Fprintf(w, "- %s #%d: every node has a pod %.1f s, coverage %.1f s, rollout %.1f s, max unavailable %d, max pods/node %d, writes %.0f + %.0f\n",
+				kind, i+1, r.created, r.cover, r.rollout, r.maxUnavail, r.maxOnNode, writes(r.coverReq), writes(r.rolloutReq))
 		}
 	}
 }
