@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 
@@ -113,5 +115,30 @@ func TestIdentityRecorderDropsTheVersion(t *testing.T) {
 	}
 	if c.regarding[2] != pod {
 		t.Errorf("an event about another kind must regard the object as given")
+	}
+}
+
+func TestSlowStartWindows(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "agent"}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := newSlowStartWindows()
+	if got := w.initial(key, now); got != slowStartInitialBatch {
+		t.Fatalf("a set's first pass starts at %d, want %d", got, slowStartInitialBatch)
+	}
+	w.record(key, 128, false, now)
+	if got := w.initial(key, now.Add(10*time.Second)); got != 128 {
+		t.Errorf("the next pass starts at %d, want the 128 the last one reached", got)
+	}
+	if got := w.initial(key, now.Add(slowStartMemory)); got != slowStartInitialBatch {
+		t.Errorf("after %v the pass starts at %d, want %d", slowStartMemory, got, slowStartInitialBatch)
+	}
+	w.record(key, 64, true, now)
+	if got := w.initial(key, now); got != slowStartInitialBatch {
+		t.Errorf("after a failed create the pass starts at %d, want %d", got, slowStartInitialBatch)
+	}
+	w.record(key, 32, false, now)
+	w.forget(key)
+	if got := w.initial(key, now); got != slowStartInitialBatch {
+		t.Errorf("a forgotten set starts at %d, want %d", got, slowStartInitialBatch)
 	}
 }

@@ -57,6 +57,7 @@ type Reconciler struct {
 	failedPods   *flowcontrol.Backoff
 	templates    *templateChecker
 	statusWrites *statusWrites
+	slowStart    *slowStartWindows
 }
 
 // NewReconciler builds a reconciler; clk is injected so tests control time.
@@ -70,6 +71,7 @@ func NewReconciler(c client.Client, apiReader client.Reader, recorder events.Eve
 		templates:  newTemplateChecker(c, clk),
 
 		statusWrites: newStatusWrites(),
+		slowStart:    newSlowStartWindows(),
 	}
 }
 
@@ -88,6 +90,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if apierrors.IsNotFound(err) {
 			r.templates.forget(req.NamespacedName)
 			r.statusWrites.forget(req.NamespacedName)
+			r.slowStart.forget(req.NamespacedName)
 			r.Metrics.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
