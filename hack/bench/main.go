@@ -823,6 +823,16 @@ func (b *bench) createNodes(ctx context.Context) error {
 	})
 }
 
+// waitNodesRegistered waits until the node lifecycle controller has recorded a RegisteredNode event
+// for every node.
+func (b *bench) waitNodesRegistered(ctx context.Context) error {
+	logf("waiting for kube-controller-manager to register %d nodes", b.c.nodes)
+	return pollEvery(ctx, b.c.timeout, 2*time.Second, func() bool {
+		l, err := b.cs.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{FieldSelector: "reason=RegisteredNode"})
+		return err == nil && len(l.Items) >= b.c.nodes
+	})
+}
+
 func (c config) buildManager() error {
 	logf("building the controller (go build ./cmd)")
 	cmd := exec.Command("go", "build", "-o", filepath.Join(c.dir, "manager"), "./cmd")
@@ -956,7 +966,12 @@ func run(ctx context.Context, c config) (err error) {
 	if err := b.createNodes(ctx); err != nil {
 		return err
 	}
-	// kube-controller-manager's node lifecycle controller takes in the new nodes first.
+	// kube-controller-manager's node lifecycle controller takes in the new nodes first: it records a
+	// RegisteredNode event for each (on its first monitor pass, up to --node-monitor-period later),
+	// writes that would otherwise land in the first DaemonSet trial.
+	if err := b.waitNodesRegistered(ctx); err != nil {
+		return err
+	}
 	if err := b.settle(ctx); err != nil {
 		return err
 	}
