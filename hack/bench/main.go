@@ -823,14 +823,27 @@ func (b *bench) createNodes(ctx context.Context) error {
 	})
 }
 
-// waitNodesRegistered waits until the node lifecycle controller has recorded a RegisteredNode event
-// for every node.
+// waitNodesRegistered waits until the node lifecycle controller has recorded its RegisteredNode
+// events: one per node, or until their number has not grown for 10 s (kube-controller-manager's event
+// broadcaster queues 1,000 events and drops what does not fit).
 func (b *bench) waitNodesRegistered(ctx context.Context) error {
 	logf("waiting for kube-controller-manager to register %d nodes", b.c.nodes)
-	return pollEvery(ctx, b.c.timeout, 2*time.Second, func() bool {
+	last, since := -1, time.Now()
+	err := pollEvery(ctx, b.c.timeout, 2*time.Second, func() bool {
 		l, err := b.cs.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{FieldSelector: "reason=RegisteredNode"})
-		return err == nil && len(l.Items) >= b.c.nodes
+		if err != nil {
+			return false
+		}
+		n := len(l.Items)
+		if n != last {
+			last, since = n, time.Now()
+		}
+		return n >= b.c.nodes || (n > 0 && time.Since(since) >= 10*time.Second)
 	})
+	if err == nil {
+		logf("%d RegisteredNode events", last)
+	}
+	return err
 }
 
 func (c config) buildManager() error {
