@@ -272,7 +272,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Named(ControllerName).
 		For(&nasv1alpha1.NodeAgentSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.ControllerRevision{}).
-		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, podHandler{reader: mgr.GetCache()})).
+		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, podHandler{reader: mgr.GetCache(), delay: podEventDelay})).
 		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Node{}, nodeHandler{reader: mgr.GetCache()}, nodeSchedulingChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -207,6 +208,20 @@ func TestPodHandler(t *testing.T) {
 		h.Delete(ctx, event.TypedDeleteEvent[*corev1.Pod]{Object: foreign}, q)
 		if got := drain(q); len(got) != 0 {
 			t.Errorf("woke %v", got)
+		}
+	})
+	t.Run("events within the delay wake the set once, after it", func(t *testing.T) {
+		q := newQueue()
+		delayed := podHandler{reader: h.reader, delay: 50 * time.Millisecond}
+		for _, n := range []string{"n1", "n2", "n3"} {
+			delayed.Create(ctx, event.TypedCreateEvent[*corev1.Pod]{Object: podOn(a, n)}, q)
+		}
+		if q.Len() != 0 {
+			t.Fatalf("woke at once: %v", drain(q))
+		}
+		time.Sleep(200 * time.Millisecond)
+		if got := drain(q); !slices.Equal(got, []string{"a"}) {
+			t.Errorf("woke %v after the delay, want [a]", got)
 		}
 	})
 }
