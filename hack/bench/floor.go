@@ -110,7 +110,8 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 
 // printFloor prints the reference figures and each controller's coverage against them.
 func printFloor(w io.Writer, c config, res map[string][]result, floors []floorResult) {
-	var created, ready []float64
+	created := make([]float64, 0, len(floors))
+	ready := make([]float64, 0, len(floors))
 	for _, f := range floors {
 		created = append(created, f.created)
 		ready = append(ready, f.ready)
@@ -121,7 +122,7 @@ func printFloor(w io.Writer, c config, res map[string][]result, floors []floorRe
 		len(floors), floorWorkers, c.nodes, num(fc), num(float64(c.nodes)/fc), num(fr))
 	fmt.Fprintf(w, "| vs the reference (medians) | DaemonSet (kcm) | NodeAgentSet |\n|---|---:|---:|\n")
 	get := func(kind string, f func(result) float64) float64 {
-		var xs []float64
+		xs := make([]float64, 0, len(res[kind]))
 		for _, r := range res[kind] {
 			xs = append(xs, f(r))
 		}

@@ -42,6 +42,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -923,6 +924,28 @@ func (b *bench) idle(ctx context.Context) (map[string]idleResult, error) {
 	return out, nil
 }
 
+// clients are the bench's own: a high client budget, typed and controller-runtime.
+func (c config) clients() (*rest.Config, *kubernetes.Clientset, client.Client, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(c.dir, "kubeconfig"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rc.QPS, rc.Burst = 2000, 4000
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, nil, nil, err
+	}
+	cl, err := client.New(rc, client.Options{Scheme: scheme})
+	return rc, cs, cl, err
+}
+
 func run(ctx context.Context, c config) (err error) {
 	began := time.Now()
 	if err := c.buildManager(); err != nil {
@@ -934,23 +957,7 @@ func run(ctx context.Context, c config) (err error) {
 	if err := c.createCluster(); err != nil {
 		return err
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(c.dir, "kubeconfig"))
-	if err != nil {
-		return err
-	}
-	rc.QPS, rc.Burst = 2000, 4000
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return err
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	cl, err := client.New(rc, client.Options{Scheme: scheme})
+	rc, cs, cl, err := c.clients()
 	if err != nil {
 		return err
 	}
@@ -1010,21 +1017,9 @@ func run(ctx context.Context, c config) (err error) {
 	f.Start(stop)
 	f.WaitForCacheSync(stop)
 
-	results := map[string][]result{}
-	var floors []floorResult
-	for i := 1; i <= c.pairs; i++ {
-		fl, err := b.floor(ctx, floorCS, i)
-		if err != nil {
-			return err
-		}
-		floors = append(floors, fl)
-		for _, kind := range []string{kindDS, kindNAS} {
-			r, err := b.trial(ctx, kind, i)
-			if err != nil {
-				return err
-			}
-			results[kind] = append(results[kind], r)
-		}
+	results, floors, err := b.pairs(ctx, floorCS)
+	if err != nil {
+		return err
 	}
 	idle, err := b.idle(ctx)
 	if err != nil {
@@ -1036,6 +1031,27 @@ func run(ctx context.Context, c config) (err error) {
 	printTable(os.Stdout, c, results, floors, idle, dsHWM, nasHWM, time.Since(began))
 	logf("NodeAgentSet profiles: %s (go tool pprof -top %s)", profDir, filepath.Join(profDir, "cpu-nodeagentset-1-*.pb.gz"))
 	return checkInvariants(c, results)
+}
+
+// pairs runs, c.pairs times, the reference and then a DaemonSet and a NodeAgentSet trial.
+func (b *bench) pairs(ctx context.Context, floorCS *kubernetes.Clientset) (map[string][]result, []floorResult, error) {
+	results := map[string][]result{}
+	floors := make([]floorResult, 0, b.c.pairs)
+	for i := 1; i <= b.c.pairs; i++ {
+		fl, err := b.floor(ctx, floorCS, i)
+		if err != nil {
+			return nil, nil, err
+		}
+		floors = append(floors, fl)
+		for _, kind := range []string{kindDS, kindNAS} {
+			r, err := b.trial(ctx, kind, i)
+			if err != nil {
+				return nil, nil, err
+			}
+			results[kind] = append(results[kind], r)
+		}
+	}
+	return results, floors, nil
 }
 
 // checkInvariants fails the run when a controller broke a rule no figure excuses: more nodes without

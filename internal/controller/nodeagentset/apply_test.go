@@ -49,8 +49,8 @@ func TestPodBatchNote(t *testing.T) {
 func TestApplyRecordsOneEventPerPass(t *testing.T) {
 	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "set-uid"}}
 	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
-	var objs []*corev1.Pod
-	var deletions []planner.Deletion
+	objs := make([]*corev1.Pod, 0, 2)
+	deletions := make([]planner.Deletion, 0, 2)
 	for i := range 2 {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("old-%d", i), UID: "uid"}}
 		objs = append(objs, pod)

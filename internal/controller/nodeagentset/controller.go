@@ -63,13 +63,12 @@ type Reconciler struct {
 // NewReconciler builds a reconciler; clk is injected so tests control time.
 func NewReconciler(c client.Client, apiReader client.Reader, recorder events.EventRecorder, clk clock.Clock) *Reconciler {
 	return &Reconciler{
-		Client:     c,
-		APIReader:  apiReader,
-		Recorder:   identityRecorder{recorder},
-		Clock:      clk,
-		failedPods: flowcontrol.NewFakeBackOff(failedPodBackoffInitial, failedPodBackoffMax, clk),
-		templates:  newTemplateChecker(c, clk),
-
+		Client:       c,
+		APIReader:    apiReader,
+		Recorder:     identityRecorder{recorder},
+		Clock:        clk,
+		failedPods:   flowcontrol.NewFakeBackOff(failedPodBackoffInitial, failedPodBackoffMax, clk),
+		templates:    newTemplateChecker(c, clk),
 		statusWrites: newStatusWrites(),
 		slowStart:    newSlowStartWindows(),
 	}
@@ -243,8 +242,8 @@ func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgent
 	}
 	key := client.ObjectKeyFromObject(set)
 	busy := len(in.plan.Creates) > 0 || len(in.plan.Deletes) > 0
-	if wait := r.statusWrites.wait(key, &set.Status, &updated, busy, in.now.Time); wait > 0 {
-		return wait, nil
+	if delay := r.statusWrites.wait(key, &set.Status, &updated, busy, in.now.Time); delay > 0 {
+		return delay, nil
 	}
 	apply, err := statusApplyConfiguration(set, &updated)
 	if err != nil {

@@ -160,16 +160,16 @@ func revisionsToPrune(old []*appsv1.ControllerRevision, limit int32, pods []*cor
 // rollout.
 func newRevision(set *nasv1alpha1.NodeAgentSet, patch []byte, revision int64, now time.Time) *appsv1.ControllerRevision {
 	hash := planner.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
-	labels := maps.Clone(set.Spec.Template.Labels)
-	if labels == nil {
-		labels = map[string]string{}
+	lbls := maps.Clone(set.Spec.Template.Labels)
+	if lbls == nil {
+		lbls = map[string]string{}
 	}
-	labels[nasv1alpha1.ControllerRevisionHashLabel] = hash
+	lbls[nasv1alpha1.ControllerRevisionHashLabel] = hash
 	cr := &appsv1.ControllerRevision{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            set.Name + "-" + hash,
 			Namespace:       set.Namespace,
-			Labels:          labels,
+			Labels:          lbls,
 			Annotations:     maps.Clone(set.Annotations),
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(set, nasv1alpha1.GroupVersion.WithKind("NodeAgentSet"))},
 		},
