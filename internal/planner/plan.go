@@ -15,7 +15,8 @@ package planner
 //   - A failed pod is deleted at most once per backoff period of its node; it is replaced on a later
 //     pass (immediately with surge).
 //   - Pods whose node is gone are deleted; they are not counted in status.
-//   - Creates and deletes are each capped at BurstReplicas per pass; the rest waits for the next pass.
+//   - Creates and deletes are each capped per pass at BurstReplicas, or at the rolling update's budget
+//     (maxUnavailable, maxSurge) when that is larger; the rest waits for the next pass.
 //   - The rolling update runs only in a pass where this per-node step had nothing to do, so its
 //     budget is always computed on a settled world.
 //   - Output is deterministic: nodes are visited in name order.
@@ -25,9 +26,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 )
 
-// BurstReplicas caps the creates and the deletes of one pass, as upstream does.
+// BurstReplicas caps the creates and the deletes of one pass, as upstream does, unless the rolling
+// update's budget is larger: see burst.
 const BurstReplicas = 250
 
 // nodeView is one node of the snapshot with the set's pods on it.
@@ -39,6 +43,14 @@ type nodeView struct {
 	// pods are the set's pods on the node, oldest first, without terminal pods that are already
 	// being deleted (rule 20).
 	pods []*corev1.Pod
+	// hashes are the pods' revision hash labels, read once per pass: a pass looks at them several
+	// times, and a label lookup per pod and look is a good part of a pass over thousands of pods.
+	hashes []string
+}
+
+// updated: the i-th pod of the node carries the current revision's hash (IsPodUpdated).
+func (w *world) updated(v *nodeView, i int) bool {
+	return w.in.Hash != "" && v.hashes[i] == w.in.Hash
 }
 
 // world is the snapshot arranged by node, in node-name order.
@@ -78,6 +90,10 @@ func newWorld(in Input) *world {
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].name < nodes[j].name })
 	for _, v := range nodes {
 		SortOldestFirst(v.pods)
+		v.hashes = make([]string, len(v.pods))
+		for i, pod := range v.pods {
+			v.hashes[i] = pod.Labels[nasv1alpha1.ControllerRevisionHashLabel]
+		}
 	}
 	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
 	w.partitioned = partitionNodes(nodes, w.strategy.partition)
@@ -103,7 +119,7 @@ func Compute(in Input) Plan {
 	if len(p.Creates) == 0 && len(p.Deletes) == 0 {
 		w.rollingUpdate(&p)
 	}
-	capBurst(&p)
+	capBurst(&p, w.strategy.burst())
 	p.Status, p.Nodes = w.status(&req)
 	p.CurrentRevision = w.currentRevision()
 	p.Rollout = w.rollout()
@@ -218,14 +234,25 @@ func tail(pods []*corev1.Pod) []*corev1.Pod {
 	return pods[1:]
 }
 
-// capBurst keeps at most BurstReplicas creates and deletes; the rest come on later passes.
-func capBurst(p *Plan) {
-	if len(p.Creates) > BurstReplicas {
-		p.Creates = p.Creates[:BurstReplicas]
+// capBurst keeps at most burst creates and deletes; the rest come on later passes.
+func capBurst(p *Plan, burst int) {
+	if len(p.Creates) > burst {
+		p.Creates = p.Creates[:burst]
 	}
-	if len(p.Deletes) > BurstReplicas {
-		p.Deletes = p.Deletes[:BurstReplicas]
+	if len(p.Deletes) > burst {
+		p.Deletes = p.Deletes[:burst]
 	}
+}
+
+// burst is how many creates and how many deletes one pass may issue: BurstReplicas, or the rolling
+// update's budget when that is larger. A step of the rollout is then one pass of deletes and one of
+// creates whatever the cluster's size: with upstream's fixed 250, a 10% step on 5,000 nodes takes two
+// passes of each, and the rollout never uses more than half of the budget the user set.
+func (s strategy) burst() int {
+	if !s.rollingUpdate {
+		return BurstReplicas
+	}
+	return max(BurstReplicas, s.maxUnavailable, s.maxSurge)
 }
 
 // requeue tracks the earliest moment the world changes without an event.

@@ -896,6 +896,50 @@ func TestBurstReplicas(t *testing.T) {
 	}
 }
 
+// TestBurstFollowsTheBudget: a rolling update whose budget is larger than BurstReplicas issues its
+// whole step in one pass (a deliberate difference from upstream, which stays at 250): the deletes of a
+// maxUnavailable step, the creates that replace them, and the surge creates of a maxSurge step. The
+// creates of a new set are capped by the same figure; OnDelete keeps BurstReplicas.
+func TestBurstFollowsTheBudget(t *testing.T) {
+	const n = 1000
+	nodes := make([]*corev1.Node, 0, n)
+	oldPods := make([]*corev1.Pod, 0, n)
+	for i := range n {
+		name := fmt.Sprintf("node-%04d", i)
+		nodes = append(nodes, newNode(name, nil))
+		oldPods = append(oldPods, newPod(name+"-pod", name, withHash(oldHash), readySince(t0.Add(-time.Hour))))
+	}
+	forty := intstr.FromString("40%")
+	cases := []struct {
+		name             string
+		strategy         nasv1alpha1.NodeAgentSetUpdateStrategy
+		pods             []*corev1.Pod
+		creates, deletes int
+	}{
+		{name: "maxUnavailable 40% deletes a whole step", strategy: maxUnavailable(forty), pods: oldPods, deletes: 400},
+		{name: "maxSurge 40% creates a whole step", strategy: maxSurge(forty), pods: oldPods, creates: 400},
+		{name: "a new set under maxUnavailable 40%", strategy: maxUnavailable(forty), creates: 400},
+		{name: "a new set under maxUnavailable 10%", strategy: maxUnavailable(intstr.FromString("10%")), creates: BurstReplicas},
+		{name: "a new set under OnDelete", strategy: onDelete(), creates: BurstReplicas},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Compute(scenario{nodes: nodes, pods: tc.pods}.input(tc.strategy))
+			if len(p.Creates) != tc.creates || len(p.Deletes) != tc.deletes {
+				t.Fatalf("got %d creates and %d deletes, want %d and %d", len(p.Creates), len(p.Deletes), tc.creates, tc.deletes)
+			}
+		})
+	}
+
+	// The step's replacements: with the 400 old pods gone, one pass creates all 400.
+	t.Run("the replacements of a step", func(t *testing.T) {
+		p := Compute(scenario{nodes: nodes, pods: oldPods[400:]}.input(maxUnavailable(forty)))
+		if len(p.Creates) != 400 || len(p.Deletes) != 0 {
+			t.Fatalf("got %d creates and %d deletes, want 400 and 0", len(p.Creates), len(p.Deletes))
+		}
+	})
+}
+
 // TestComputeIsDeterministicAndPure: the same snapshot in another order gives the same plan, and the
 // input is not modified.
 func TestComputeIsDeterministicAndPure(t *testing.T) {

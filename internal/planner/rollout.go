@@ -95,11 +95,11 @@ func (w *world) rollingUpdate(p *Plan) {
 // updatedPods splits a node's live pods into the new one and the old one (rule 24's findUpdatedPods).
 // ok is false when the node has more than one of either: manage prunes it, and it counts as busy.
 func (w *world) updatedPods(v *nodeView) (newPod, oldPod *corev1.Pod, ok bool) {
-	for _, pod := range v.pods {
+	for i, pod := range v.pods {
 		if isTerminating(pod) {
 			continue
 		}
-		if IsPodUpdated(pod, w.in.Hash) {
+		if w.updated(v, i) {
 			if newPod != nil {
 				return nil, nil, false
 			}

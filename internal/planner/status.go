@@ -2,8 +2,6 @@ package planner
 
 import (
 	corev1 "k8s.io/api/core/v1"
-
-	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 )
 
 // status computes the counters of rule 50 and the state of every node that is excluded or lacks an
@@ -43,7 +41,7 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 		} else {
 			states[v.name] = NodeState{Placement: v.placement, Node: v.node, Pod: pod}
 		}
-		if IsPodUpdated(pod, w.in.Hash) {
+		if w.updated(v, 0) {
 			c.UpdatedNumberScheduled++
 		}
 	}
@@ -63,9 +61,9 @@ func first(pods []*corev1.Pod) *corev1.Pod {
 func (w *world) currentRevision() string {
 	counts := map[string]int{}
 	for _, v := range w.nodes {
-		for _, pod := range v.pods {
+		for i, pod := range v.pods {
 			if !isTerminating(pod) {
-				counts[pod.Labels[nasv1alpha1.ControllerRevisionHashLabel]]++
+				counts[v.hashes[i]]++
 			}
 		}
 	}
