@@ -164,6 +164,7 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 	errs := make([]error, len(deletions))
 	deleted := make([]string, len(deletions))
 	var wg sync.WaitGroup
+	inFlight := make(chan struct{}, podWritesInFlight)
 	for i, d := range deletions {
 		switch d.Reason {
 		case planner.DeleteFailed:
@@ -174,7 +175,9 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 			r.Recorder.Eventf(set, d.Pod, corev1.EventTypeNormal, EventSucceededDaemon, "Delete",
 				"Found succeeded daemon pod %s/%s on node %s, will try to delete it", d.Pod.Namespace, d.Pod.Name, d.Node)
 		}
+		inFlight <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-inFlight }()
 			// The UID precondition makes sure we delete the pod we looked at, not a namesake.
 			err := r.Client.Delete(ctx, d.Pod.DeepCopy(), client.Preconditions{UID: &d.Pod.UID})
 			switch {
@@ -195,7 +198,12 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 	return errors.Join(errs...)
 }
 
-// createPods creates one pod per node in batches of 1, 2, 4, ...: a template that cannot be created
+// podWritesInFlight caps the pod creates or deletes one pass has in flight at once. A pass may issue
+// more than that (a rollout step of a large cluster, see planner.BurstReplicas); the rest queue here
+// rather than as goroutines blocked in the client.
+const podWritesInFlight = planner.BurstReplicas
+
+// createPods creates one pod per node in batches of 1, 2, 4, ... podWritesInFlight: a template that cannot be created
 // costs one failed call, not one per node. After a batch with a failure the rest waits for the next
 // pass. A pass shortly after one whose creates all succeeded starts at the batch size that one
 // reached (slowStartMemory).
@@ -206,8 +214,8 @@ func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 	var created []string
 	defer func() { r.recordBatch(set, EventSuccessfulCreate, "Create", "Created", created) }()
 	key := client.ObjectKeyFromObject(set)
-	batch := r.slowStart.initial(key, r.Clock.Now())
-	for start := 0; start < len(nodes); start, batch = start+batch, batch*2 {
+	batch := min(r.slowStart.initial(key, r.Clock.Now()), podWritesInFlight)
+	for start := 0; start < len(nodes); start, batch = start+batch, min(batch*2, podWritesInFlight) {
 		end := min(start+batch, len(nodes))
 		errs := make([]error, end-start)
 		names := make([]string, end-start)
