@@ -14,8 +14,10 @@ import (
 // counters. While pods come and go in bulk (coverage of a large cluster, a rollout) every pass would
 // otherwise write status: one write per pod event at an unlimited client budget. The counters of a
 // set in motion may so lag up to this long; a status that settles, or that changes generation,
-// revisions or the state of a condition, is written at once.
-const statusWriteInterval = time.Second
+// revisions or the state of a condition, is written at once. Two seconds: a rollout step of a
+// rate-limited controller (upstream's 20 requests a second) takes several, and the passes of one step
+// while its pods turn Ready then share one write.
+const statusWriteInterval = 2 * time.Second
 
 // busyStatusWriteInterval replaces statusWriteInterval for a pass that created or deleted pods: the
 // events of those pods bring the next pass, which sees a newer world, so this pass's counters are

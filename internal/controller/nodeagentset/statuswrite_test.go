@@ -30,12 +30,12 @@ func TestStatusWritesWait(t *testing.T) {
 		want      time.Duration
 	}{
 		{"first write of a set goes at once", false, false, moving(3), moving(4), 0},
-		{"counters alone wait out the interval", true, false, moving(3), moving(4), 700 * time.Millisecond},
+		{"counters alone wait out the interval", true, false, moving(3), moving(4), statusWriteInterval - 300*time.Millisecond},
 		{"condition wording alone waits too", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(4)
 			s.Conditions[0].Message = "other nodes"
 			return s
-		}(), 700 * time.Millisecond},
+		}(), statusWriteInterval - 300*time.Millisecond},
 		{"a settled status goes at once", true, false, moving(9), moving(10), 0},
 		{"a pass that wrote pods waits longer", true, true, moving(3), moving(4), 9700 * time.Millisecond},
 		{"a pass that wrote pods still writes a settled status", true, true, moving(9), moving(10), 0},
