@@ -142,10 +142,10 @@ func run(opts options) error {
 		return err
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := nodeagentset.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := nodeagentset.SetupIndexes(ctx, mgr.GetCache()); err != nil {
 		return err
 	}
-	reconciler := nodeagentset.NewReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder(nodeagentset.ControllerName), clock.RealClock{})
+	reconciler := nodeagentset.NewReconciler(mgr.GetClient(), mgr.GetCache(), mgr.GetAPIReader(), mgr.GetEventRecorder(nodeagentset.ControllerName), clock.RealClock{})
 	reconciler.Metrics = nodeagentset.NewMetrics(metrics.Registry)
 	if err := reconciler.SetupWithManager(mgr, nodeagentset.Options{MaxConcurrentReconciles: opts.maxConcurrentReconciles}); err != nil {
 		return err

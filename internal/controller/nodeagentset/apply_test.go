@@ -58,7 +58,7 @@ func TestApplyRecordsOneEventPerPass(t *testing.T) {
 	}
 	c := fakeReader(objs[0], objs[1])
 	recorder := events.NewFakeRecorder(10)
-	r := NewReconciler(c, c, recorder, clock.RealClock{})
+	r := NewReconciler(c, nil, c, recorder, clock.RealClock{})
 
 	err := r.apply(context.Background(), set, "hash", planner.Plan{Deletes: deletions, Creates: []string{"node-a", "node-b", "node-c"}})
 	if err != nil {

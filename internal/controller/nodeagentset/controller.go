@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -54,16 +55,20 @@ type Reconciler struct {
 	// Metrics, when set, receive the per-set series.
 	Metrics *Metrics
 
+	stores       stores
 	failedPods   *flowcontrol.Backoff
 	templates    *templateChecker
 	statusWrites *statusWrites
 	slowStart    *slowStartWindows
 }
 
-// NewReconciler builds a reconciler; clk is injected so tests control time.
-func NewReconciler(c client.Client, apiReader client.Reader, recorder events.EventRecorder, clk clock.Clock) *Reconciler {
+// NewReconciler builds a reconciler; clk is injected so tests control time. informers is the cache
+// behind c (the manager's GetCache()), with SetupIndexes run on it: nodes and pods are read from its
+// stores.
+func NewReconciler(c client.Client, informers cache.Informers, apiReader client.Reader, recorder events.EventRecorder, clk clock.Clock) *Reconciler {
 	return &Reconciler{
 		Client:       c,
+		stores:       stores{informers: informers},
 		APIReader:    apiReader,
 		Recorder:     identityRecorder{recorder},
 		Clock:        clk,

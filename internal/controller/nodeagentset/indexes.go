@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
@@ -14,8 +15,6 @@ import (
 
 // Cache indexes, so that finding a set's pods or a node's agent pods never walks every pod.
 const (
-	// indexPodController: UID of the NodeAgentSet controlling the pod.
-	indexPodController = "nodeagentset.io/controller-uid"
 	// indexPodOrphan: namespace of a pod with no controller at all (a candidate for adoption).
 	indexPodOrphan = "nodeagentset.io/orphan-namespace"
 	// indexPodNode: target node of a pod controlled by a NodeAgentSet.
@@ -31,14 +30,18 @@ func setController(obj metav1.Object) *metav1.OwnerReference {
 	return ref
 }
 
-// SetupIndexes registers the pod indexes with a cache (the manager's GetFieldIndexer()).
-func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
+// SetupIndexes registers the indexes with the manager's cache: field indexes for the client's
+// lists, and the pod store's own index (stores.go).
+func SetupIndexes(ctx context.Context, c cache.Cache) error {
 	for name, fn := range podIndexes {
-		if err := idx.IndexField(ctx, &corev1.Pod{}, name, fn); err != nil {
+		if err := c.IndexField(ctx, &corev1.Pod{}, name, fn); err != nil {
 			return err
 		}
 	}
-	return idx.IndexField(ctx, &appsv1.ControllerRevision{}, indexRevisionController, revisionControllerUID)
+	if err := c.IndexField(ctx, &appsv1.ControllerRevision{}, indexRevisionController, revisionControllerUID); err != nil {
+		return err
+	}
+	return setupStoreIndexes(ctx, c)
 }
 
 // revisionControllerUID indexes a ControllerRevision by the NodeAgentSet that controls it.
@@ -51,12 +54,6 @@ func revisionControllerUID(o client.Object) []string {
 
 // podIndexes maps each index name to its function.
 var podIndexes = map[string]client.IndexerFunc{
-	indexPodController: func(o client.Object) []string {
-		if ref := setController(o); ref != nil {
-			return []string{string(ref.UID)}
-		}
-		return nil
-	},
 	indexPodOrphan: func(o client.Object) []string {
 		if metav1.GetControllerOf(o) == nil && len(o.GetLabels()) > 0 {
 			return []string{o.GetNamespace()}

@@ -20,37 +20,28 @@ type observation struct {
 	orphans []*corev1.Pod
 }
 
-// observe reads the nodes and the set's candidate pods through the cache indexes. The client waits
-// until the cache has seen this controller's own earlier writes (read-your-writes), so a pod created
-// by the previous pass is never missed.
+// observe reads the nodes and the set's candidate pods. The orphans are listed through the client,
+// which waits until the cache has seen this controller's own pod writes (read-your-writes), so a pod
+// created or deleted by the previous pass is never missed; that wait covers the whole pod cache, so
+// the owned pods and the nodes are then read straight from the informers' stores (stores.go).
 //
 // The objects are the cache's own, not copies (a pass over 5,000 nodes would otherwise copy every
-// node): they are read-only from here on; whatever writes makes a copy first.
+// node and pod): they are read-only from here on; whatever writes makes a copy first.
 func (r *Reconciler) observe(ctx context.Context, set *nasv1alpha1.NodeAgentSet) (*observation, error) {
-	var nodes corev1.NodeList
-	if err := r.Client.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing nodes: %w", err)
-	}
-	var owned corev1.PodList
-	if err := r.Client.List(ctx, &owned, client.InNamespace(set.Namespace),
-		client.MatchingFields{indexPodController: string(set.UID)}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing owned pods: %w", err)
-	}
 	var orphans corev1.PodList
 	if err := r.Client.List(ctx, &orphans, client.InNamespace(set.Namespace),
 		client.MatchingFields{indexPodOrphan: set.Namespace}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing orphan pods: %w", err)
 	}
-	obs := &observation{
-		nodes: make([]*corev1.Node, len(nodes.Items)),
-		owned: make([]*corev1.Pod, len(owned.Items)),
+	owned, err := r.stores.ownedPods(ctx, set.UID)
+	if err != nil {
+		return nil, fmt.Errorf("reading owned pods: %w", err)
 	}
-	for i := range nodes.Items {
-		obs.nodes[i] = &nodes.Items[i]
+	nodes, err := r.stores.nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading nodes: %w", err)
 	}
-	for i := range owned.Items {
-		obs.owned[i] = &owned.Items[i]
-	}
+	obs := &observation{nodes: nodes, owned: owned}
 	sel := podSelector(set)
 	for i := range orphans.Items {
 		if sel.Matches(labels.Set(orphans.Items[i].Labels)) {

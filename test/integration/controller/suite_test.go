@@ -62,8 +62,8 @@ var _ = BeforeSuite(func() {
 		}},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(nodeagentset.SetupIndexes(ctx, mgr.GetFieldIndexer())).To(Succeed())
-	r := nodeagentset.NewReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder(nodeagentset.ControllerName), clock.RealClock{})
+	Expect(nodeagentset.SetupIndexes(ctx, mgr.GetCache())).To(Succeed())
+	r := nodeagentset.NewReconciler(mgr.GetClient(), mgr.GetCache(), mgr.GetAPIReader(), mgr.GetEventRecorder(nodeagentset.ControllerName), clock.RealClock{})
 	Expect(r.SetupWithManager(mgr, nodeagentset.Options{MaxConcurrentReconciles: 2})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()

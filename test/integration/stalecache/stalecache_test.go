@@ -78,7 +78,7 @@ var _ = BeforeSuite(func() {
 		Client:  client.Options{Cache: &client.CacheOptions{EnableReadYourWritesConsistency: ptr.To(true)}},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(nodeagentset.SetupIndexes(ctx, mgr.GetFieldIndexer())).To(Succeed())
+	Expect(nodeagentset.SetupIndexes(ctx, mgr.GetCache())).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())
@@ -119,7 +119,7 @@ func twoPassesBackToBack(c client.Client, round string) int {
 		return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(set), &nasv1alpha1.NodeAgentSet{})
 	}).Should(Succeed())
 
-	r := nodeagentset.NewReconciler(c, mgr.GetAPIReader(), mgr.GetEventRecorder("stale-cache-test"), clock.RealClock{})
+	r := nodeagentset.NewReconciler(c, mgr.GetCache(), mgr.GetAPIReader(), mgr.GetEventRecorder("stale-cache-test"), clock.RealClock{})
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "agent"}}
 	_, err := r.Reconcile(ctx, req)
 	Expect(err).NotTo(HaveOccurred())
