@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -23,6 +24,8 @@ const floorWorkers = 200
 type floorResult struct {
 	created float64 // seconds until every create returned
 	ready   float64 // seconds until every node had a Ready pod
+	deleted float64 // seconds until every delete returned
+	gone    float64 // seconds from the first delete until every pod was gone
 }
 
 // throughput is the API server's pod create rate, pods per second.
@@ -54,7 +57,8 @@ func floorPod(node string) *corev1.Pod {
 }
 
 // floor measures the reference figure: how fast this machine's API server takes pod creates, and
-// how long the rest of the pipeline (scheduler, kwok) then needs until every node runs a Ready pod.
+// how long the rest of the pipeline (scheduler, kwok) then needs until every node runs a Ready pod;
+// then the same for deletes (default grace period, as the controllers delete) until every pod is gone.
 func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (floorResult, error) {
 	ns := fmt.Sprintf("bench-floor-%d", i)
 	var r floorResult
@@ -62,18 +66,57 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 		return r, err
 	}
 	b.tr.reset(ns, b.c.nodes)
-	work := make(chan int)
+	nodes := make([]string, 0, b.c.nodes)
+	for n := 1; n <= b.c.nodes; n++ {
+		nodes = append(nodes, fmt.Sprintf("worker-%d", n))
+	}
+	t0 := time.Now()
+	err := inParallel(nodes, func(node string) error {
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, floorPod(node), metav1.CreateOptions{})
+		return err
+	})
+	r.created = time.Since(t0).Seconds()
+	if err != nil {
+		return r, fmt.Errorf("reference creates: %w", err)
+	}
+	if err := poll(ctx, b.c.timeout, func() bool { return b.tr.done(image1) }); err != nil {
+		return r, fmt.Errorf("reference pods Ready: %w (%d pods)", err, b.tr.count())
+	}
+	r.ready = time.Since(t0).Seconds()
+
+	t1 := time.Now()
+	err = inParallel(b.tr.names(), func(name string) error {
+		err := cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	r.deleted = time.Since(t1).Seconds()
+	if err != nil {
+		return r, fmt.Errorf("reference deletes: %w", err)
+	}
+	if err := poll(ctx, b.c.timeout, func() bool { return b.tr.count() == 0 }); err != nil {
+		return r, fmt.Errorf("waiting for the reference pods to go: %w", err)
+	}
+	r.gone = time.Since(t1).Seconds()
+	logf("reference #%d: %d pods created in %.1fs (%.0f pods/s, %d in flight), all Ready at %.1fs; deleted in %.1fs, all gone at %.1fs",
+		i, b.c.nodes, r.created, r.throughput(b.c.nodes), floorWorkers, r.ready, r.deleted, r.gone)
+	return r, nil
+}
+
+// inParallel calls fn for every item with floorWorkers calls in flight, and returns the first error.
+func inParallel(items []string, fn func(string) error) error {
+	work := make(chan string)
 	var (
 		mu       sync.Mutex
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	t0 := time.Now()
 	for range floorWorkers {
 		wg.Go(func() {
-			for n := range work {
-				_, err := cs.CoreV1().Pods(ns).Create(ctx, floorPod(fmt.Sprintf("worker-%d", n)), metav1.CreateOptions{})
-				if err != nil {
+			for it := range work {
+				if err := fn(it); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -83,43 +126,33 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 			}
 		})
 	}
-	for n := 1; n <= b.c.nodes; n++ {
-		work <- n
+	for _, it := range items {
+		work <- it
 	}
 	close(work)
 	wg.Wait()
-	r.created = time.Since(t0).Seconds()
-	if firstErr != nil {
-		return r, fmt.Errorf("reference creates: %w", firstErr)
-	}
-	if err := poll(ctx, b.c.timeout, func() bool { return b.tr.done(image1) }); err != nil {
-		return r, fmt.Errorf("reference pods Ready: %w (%d pods)", err, b.tr.count())
-	}
-	r.ready = time.Since(t0).Seconds()
-	logf("reference #%d: %d pods created in %.1fs (%.0f pods/s, %d in flight), all Ready at %.1fs",
-		i, b.c.nodes, r.created, r.throughput(b.c.nodes), floorWorkers, r.ready)
-	grace := int64(0)
-	if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{}); err != nil {
-		return r, err
-	}
-	if err := poll(ctx, b.c.timeout, func() bool { return b.tr.count() == 0 }); err != nil {
-		return r, fmt.Errorf("waiting for the reference pods to go: %w", err)
-	}
-	return r, nil
+	return firstErr
 }
 
 // printFloor prints the reference figures and each controller's coverage against them.
 func printFloor(w io.Writer, c config, res map[string][]result, floors []floorResult) {
 	created := make([]float64, 0, len(floors))
 	ready := make([]float64, 0, len(floors))
+	deleted := make([]float64, 0, len(floors))
+	gone := make([]float64, 0, len(floors))
 	for _, f := range floors {
 		created = append(created, f.created)
 		ready = append(ready, f.ready)
+		deleted = append(deleted, f.deleted)
+		gone = append(gone, f.gone)
 	}
-	fc, fr := median(created), median(ready)
-	fmt.Fprintf(w, "\nReference, median of %d: an unthrottled client (%d creates in flight) creates the %d pods in %s s "+
-		"(API server create throughput %s pods/s); kube-scheduler and kwok have every one Ready at %s s.\n\n",
-		len(floors), floorWorkers, c.nodes, num(fc), num(float64(c.nodes)/fc), num(fr))
+	fc, fr, fd, fg := median(created), median(ready), median(deleted), median(gone)
+	fmt.Fprintf(w, "\nReference, median of %d: an unthrottled client (%d requests in flight) creates the %d pods in %s s "+
+		"(API server create throughput %s pods/s); kube-scheduler and kwok have every one Ready at %s s. "+
+		"It deletes them in %s s (%s pods/s); kwok has every one gone at %s s. "+
+		"A rollout does the same work (delete every pod, create and run its replacement) in steps: "+
+		"gone + Ready, %s s, is the least any rollout can take here.\n\n",
+		len(floors), floorWorkers, c.nodes, num(fc), num(float64(c.nodes)/fc), num(fr), num(fd), num(float64(c.nodes)/fd), num(fg), num(fg+fr))
 	fmt.Fprintf(w, "| vs the reference (medians) | DaemonSet (kcm) | NodeAgentSet |\n|---|---:|---:|\n")
 	get := func(kind string, f func(result) float64) float64 {
 		xs := make([]float64, 0, len(res[kind]))
@@ -132,4 +165,6 @@ func printFloor(w io.Writer, c config, res map[string][]result, floors []floorRe
 	cv := func(r result) float64 { return r.cover }
 	fmt.Fprintf(w, "| every node has a pod / reference all created | %s | %s |\n", ratio(get(kindDS, cr), fc), ratio(get(kindNAS, cr), fc))
 	fmt.Fprintf(w, "| coverage / reference all Ready | %s | %s |\n", ratio(get(kindDS, cv), fr), ratio(get(kindNAS, cv), fr))
+	ro := func(r result) float64 { return r.rollout }
+	fmt.Fprintf(w, "| rollout / reference gone + Ready | %s | %s |\n", ratio(get(kindDS, ro), fg+fr), ratio(get(kindNAS, ro), fg+fr))
 }

@@ -68,6 +68,9 @@ type config struct {
 	k8sBin  string
 	dir     string
 	keep    bool
+	// skipDS and timeline are for experiments on the NodeAgentSet controller alone.
+	skipDS   bool
+	timeline bool
 }
 
 func main() {
@@ -80,6 +83,8 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "limit for each wait")
 	flag.StringVar(&c.k8sBin, "k8s-bin", "", "directory of the Kubernetes binaries (default bin/k8s/$K8S_VERSION)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the cluster afterwards (delete it with kwokctl --name "+clusterName+" delete cluster)")
+	flag.BoolVar(&c.skipDS, "skip-daemonset", false, "experiments: run only the reference and the NodeAgentSet trials, no idle minute (the table has no DaemonSet figures)")
+	flag.BoolVar(&c.timeline, "timeline", false, "log the pods of each rollout once a second: old, terminating, new, bound, Ready")
 	flag.Parse()
 	if *smoke {
 		c.nodes, c.pairs, c.idle = 50, 1, 10*time.Second
@@ -530,6 +535,64 @@ func (t *tracker) count() int {
 	return len(t.pods)
 }
 
+// names lists the tracked pods' names.
+func (t *tracker) names() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, 0, len(t.pods))
+	for _, p := range t.pods {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// census counts the tracked pods of a rollout to image img.
+func (t *tracker) census(img string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var old, terminating, fresh, bound, ready int
+	for _, p := range t.pods {
+		switch {
+		case p.DeletionTimestamp != nil:
+			terminating++
+		case len(p.Spec.Containers) > 0 && p.Spec.Containers[0].Image == img:
+			fresh++
+			if p.Spec.NodeName != "" {
+				bound++
+			}
+			if podReady(p) {
+				ready++
+			}
+		default:
+			old++
+		}
+	}
+	return fmt.Sprintf("old %d, terminating %d, new %d (bound %d, Ready %d), nodes without a Ready pod %d",
+		old, terminating, fresh, bound, ready, t.n-len(t.readyOn))
+}
+
+// logTimeline logs the rollout's census once a second when --timeline is set, until the returned
+// function is called.
+func (b *bench) logTimeline(kind string, t0 time.Time) func() {
+	if !b.c.timeline {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				logf("%s rollout %5.1fs: %s", kind, time.Since(t0).Seconds(), b.tr.census(image2))
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 type result struct {
 	kind       string
 	created    float64 // seconds until every node had a pod (created, not yet bound or Ready)
@@ -672,7 +735,10 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 	if err := b.setImage(ctx, kind, ns, image2); err != nil {
 		return r, err
 	}
-	if err := b.waitDone(ctx, kind, ns, image2); err != nil {
+	stopTimeline := b.logTimeline(kind, t1)
+	err = b.waitDone(ctx, kind, ns, image2)
+	stopTimeline()
+	if err != nil {
 		return r, fmt.Errorf("%s rollout: %w", kind, err)
 	}
 	r.rollout = time.Since(t1).Seconds()
@@ -1021,9 +1087,11 @@ func run(ctx context.Context, c config) (err error) {
 	if err != nil {
 		return err
 	}
-	idle, err := b.idle(ctx)
-	if err != nil {
-		return err
+	idle := map[string]idleResult{}
+	if !c.skipDS {
+		if idle, err = b.idle(ctx); err != nil {
+			return err
+		}
 	}
 	b.prof.heap(ctx, "after-idle")
 	_, dsHWM := procStats(ct.kcm.cmd.Process.Pid)
@@ -1043,7 +1111,11 @@ func (b *bench) pairs(ctx context.Context, floorCS *kubernetes.Clientset) (map[s
 			return nil, nil, err
 		}
 		floors = append(floors, fl)
-		for _, kind := range []string{kindDS, kindNAS} {
+		kinds := []string{kindDS, kindNAS}
+		if b.c.skipDS {
+			kinds = kinds[1:]
+		}
+		for _, kind := range kinds {
 			r, err := b.trial(ctx, kind, i)
 			if err != nil {
 				return nil, nil, err
