@@ -145,7 +145,8 @@ func run(opts options) error {
 	if err := nodeagentset.SetupIndexes(ctx, mgr.GetCache()); err != nil {
 		return err
 	}
-	reconciler := nodeagentset.NewReconciler(mgr.GetClient(), mgr.GetCache(), mgr.GetAPIReader(), mgr.GetEventRecorder(nodeagentset.ControllerName), clock.RealClock{})
+	reconciler := nodeagentset.NewReconciler(mgr.GetClient(), mgr.GetCache(), mgr.GetAPIReader(),
+		mgr.GetEventRecorder(nodeagentset.ControllerName), clock.RealClock{})
 	reconciler.Metrics = nodeagentset.NewMetrics(metrics.Registry)
 	if err := reconciler.SetupWithManager(mgr, nodeagentset.Options{MaxConcurrentReconciles: opts.maxConcurrentReconciles}); err != nil {
 		return err

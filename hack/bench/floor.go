@@ -62,6 +62,9 @@ func floorPod(node string) *corev1.Pod {
 func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (floorResult, error) {
 	ns := fmt.Sprintf("bench-floor-%d", i)
 	var r floorResult
+	if err := b.waitClusterQuiet(ctx); err != nil {
+		return r, err
+	}
 	if err := b.ensureNamespace(ctx, ns); err != nil {
 		return r, err
 	}

@@ -71,6 +71,19 @@ type config struct {
 	// skipDS and timeline are for experiments on the NodeAgentSet controller alone.
 	skipDS   bool
 	timeline bool
+	// kwokWorkers is kwok's podPlayStageParallelism: how many pod transitions (Ready, gone) the
+	// simulated kubelets of all nodes carry out at once.
+	kwokWorkers int
+}
+
+// kwokWorkers is kwok's podPlayStageParallelism for a cluster of n nodes: 4 (kwok's default) per
+// 1,000 nodes or part of them. One kwok process plays the kubelet of every node with a fixed pool of
+// workers; at its default of 4 it finalizes about 135 pod deletions a second whether the cluster has
+// 1,000 or 5,000 nodes (docs/benchmarks.md), so at 5,000 nodes a fixed pool, not the controllers or
+// the API server, would set the pace. In a real cluster every node brings its own kubelet: the
+// simulated kubelets' capacity grows with the nodes here too.
+func kwokWorkersFor(n int) int {
+	return 4 * max(1, (n+999)/1000)
 }
 
 func main() {
@@ -83,11 +96,17 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "limit for each wait")
 	flag.StringVar(&c.k8sBin, "k8s-bin", "", "directory of the Kubernetes binaries (default bin/k8s/$K8S_VERSION)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the cluster afterwards (delete it with kwokctl --name "+clusterName+" delete cluster)")
-	flag.BoolVar(&c.skipDS, "skip-daemonset", false, "experiments: run only the reference and the NodeAgentSet trials, no idle minute (the table has no DaemonSet figures)")
+	flag.BoolVar(&c.skipDS, "skip-daemonset", false,
+		"experiments: run only the reference and the NodeAgentSet trials, no idle minute (the table has no DaemonSet figures)")
+	flag.IntVar(&c.kwokWorkers, "kwok-workers", 0,
+		"kwok's podPlayStageParallelism, the pod transitions the simulated kubelets carry out at once (0: 4 per 1,000 nodes)")
 	flag.BoolVar(&c.timeline, "timeline", false, "log the pods of each rollout once a second: old, terminating, new, bound, Ready")
 	flag.Parse()
 	if *smoke {
 		c.nodes, c.pairs, c.idle = 50, 1, 10*time.Second
+	}
+	if c.kwokWorkers <= 0 {
+		c.kwokWorkers = kwokWorkersFor(c.nodes)
 	}
 	if c.mode != "equal" && c.mode != "defaults" {
 		fmt.Fprintln(os.Stderr, "--mode must be equal or defaults")
@@ -219,13 +238,29 @@ componentsPatches:
     value: "1000"
   - key: kube-api-burst
     value: "1000"
+---
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  # kwok's defaults (a KwokConfiguration here replaces them all) except podPlayStageParallelism.
+  cidr: 10.0.0.0/24
+  manageAllNodes: false
+  enableDebuggingHandlers: true
+  enableContentionProfiling: false
+  enableProfilingHandler: true
+  podPlayStageParallelism: ` + strconv.Itoa(c.kwokWorkers) + `
+  nodePlayStageParallelism: 4
+  nodeLeaseParallelism: 4
+  podsOnNodeSyncParallelism: 1
+  enablePodsOnNodeSyncListPager: true
+  enablePodsOnNodeSyncStreamWatch: false
 `
 	cfgPath := filepath.Join(c.dir, "kwokctl.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
 	b := func(n string) string { return filepath.Join(c.k8sBin, n) }
-	logf("creating cluster %s (kube-controller-manager disabled: this program runs it)", clusterName)
+	logf("creating cluster %s (kube-controller-manager disabled: this program runs it; kwok with %d pod workers)", clusterName, c.kwokWorkers)
 	return c.kwokctl("--config", cfgPath, "create", "cluster", "--runtime", "binary",
 		"--kube-apiserver-binary", b("kube-apiserver"), "--etcd-binary", b("etcd"),
 		"--kube-scheduler-binary", b("kube-scheduler"), "--kube-controller-manager-binary", b("kube-controller-manager"),
@@ -613,6 +648,8 @@ type bench struct {
 	ct   *controllers
 	tr   *tracker
 	prof *profiler
+	// idleLoad is the cluster's CPU use, in cores, with the nodes heart-beating and no trial running.
+	idleLoad float64
 }
 
 func (b *bench) ensureNamespace(ctx context.Context, ns string) error {
@@ -702,6 +739,9 @@ func (b *bench) waitDone(ctx context.Context, kind, ns, img string) error {
 func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 	ns := fmt.Sprintf("bench-%s-%d", strings.ToLower(kind), i)
 	r := result{kind: kind}
+	if err := b.waitClusterQuiet(ctx); err != nil {
+		return r, err
+	}
 	if err := b.ensureNamespace(ctx, ns); err != nil {
 		return r, err
 	}
@@ -1059,6 +1099,9 @@ func run(ctx context.Context, c config) (err error) {
 		return err
 	}
 	if err := b.settle(ctx); err != nil {
+		return err
+	}
+	if err := b.measureIdleLoad(ctx); err != nil {
 		return err
 	}
 
