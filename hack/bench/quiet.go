@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -30,25 +32,52 @@ func (b *bench) clusterPids() []int {
 	return append(pids, b.ct.kcm.cmd.Process.Pid)
 }
 
-// clusterCPU is the CPU seconds the cluster's processes have used so far.
-func (b *bench) clusterCPU() float64 {
-	total := 0.0
+// clusterCPU is the CPU seconds each of the cluster's processes has used so far, by name.
+func (b *bench) clusterCPU() map[string]float64 {
+	out := map[string]float64{}
 	for _, pid := range b.clusterPids() {
 		cpu, _ := procStats(pid)
-		total += cpu
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		out[strings.TrimSpace(string(comm))] += cpu
 	}
-	return total
+	return out
 }
 
-// clusterLoad is the cluster's CPU use over a window, in cores.
-func (b *bench) clusterLoad(ctx context.Context, window time.Duration) (float64, error) {
+// clusterLoad is the CPU use of each of the cluster's processes over a window, in cores.
+func (b *bench) clusterLoad(ctx context.Context, window time.Duration) (map[string]float64, error) {
 	c0, t0 := b.clusterCPU(), time.Now()
 	select {
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return nil, ctx.Err()
 	case <-time.After(window):
 	}
-	return (b.clusterCPU() - c0) / time.Since(t0).Seconds(), nil
+	c1, secs := b.clusterCPU(), time.Since(t0).Seconds()
+	out := map[string]float64{}
+	for name, cpu := range c1 {
+		out[name] = (cpu - c0[name]) / secs
+	}
+	return out, nil
+}
+
+func total(load map[string]float64) float64 {
+	t := 0.0
+	for _, v := range load {
+		t += v
+	}
+	return t
+}
+
+func describeLoad(load map[string]float64) string {
+	names := make([]string, 0, len(load))
+	for n := range load {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %.2f", n, load[n]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // measureIdleLoad records the cluster's CPU use with every node heart-beating and nothing else to do.
@@ -57,8 +86,8 @@ func (b *bench) measureIdleLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.idleLoad = load
-	logf("cluster idle: %.2f cores (kube-apiserver, etcd, kube-scheduler, kwok, kube-controller-manager)", load)
+	b.idleLoad = total(load)
+	logf("cluster idle: %.2f cores (%s)", b.idleLoad, describeLoad(load))
 	return nil
 }
 
@@ -71,11 +100,12 @@ func (b *bench) waitClusterQuiet(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if load <= b.idleLoad+0.1 {
+		if total(load) <= b.idleLoad+0.1 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			logf("cluster still busy (%.2f cores, idle %.2f) two minutes after the last trial; going on", load, b.idleLoad)
+			logf("cluster still busy (%.2f cores: %s; idle %.2f) two minutes after the last trial; going on",
+				total(load), describeLoad(load), b.idleLoad)
 			return nil
 		}
 	}
