@@ -203,9 +203,9 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 // rather than as goroutines blocked in the client.
 const podWritesInFlight = planner.BurstReplicas
 
-// createPods creates one pod per node in batches of 1, 2, 4, ... podWritesInFlight: a template that cannot be created
-// costs one failed call, not one per node. After a batch with a failure the rest waits for the next
-// pass. A pass shortly after one whose creates all succeeded starts at the batch size that one
+// createPods creates one pod per node in batches of 1, 2, 4, ... up to podWritesInFlight: a template
+// that cannot be created costs one failed call, not one per node. After a batch with a failure the
+// rest waits for the next pass. A pass shortly after one whose creates all succeeded starts at the batch size that one
 // reached (slowStartMemory).
 func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, nodes []string) error {
 	if len(nodes) == 0 {
