@@ -74,7 +74,7 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 		nodes = append(nodes, fmt.Sprintf("worker-%d", n))
 	}
 	t0 := time.Now()
-	err := inParallel(nodes, func(node string) error {
+	err := inParallel(floorWorkers, nodes, func(node string) error {
 		_, err := cs.CoreV1().Pods(ns).Create(ctx, floorPod(node), metav1.CreateOptions{})
 		return err
 	})
@@ -88,7 +88,7 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 	r.ready = time.Since(t0).Seconds()
 
 	t1 := time.Now()
-	err = inParallel(b.tr.names(), func(name string) error {
+	err = inParallel(floorWorkers, b.tr.names(), func(name string) error {
 		err := cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -108,15 +108,15 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 	return r, nil
 }
 
-// inParallel calls fn for every item with floorWorkers calls in flight, and returns the first error.
-func inParallel(items []string, fn func(string) error) error {
-	work := make(chan string)
+// inParallel calls fn for every item with workers calls in flight, and returns the first error.
+func inParallel[T any](workers int, items []T, fn func(T) error) error {
+	work := make(chan T)
 	var (
 		mu       sync.Mutex
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	for range floorWorkers {
+	for range workers {
 		wg.Go(func() {
 			for it := range work {
 				if err := fn(it); err != nil {

@@ -881,30 +881,18 @@ func nodeObject(i int) *corev1.Node {
 
 func (b *bench) createNodes(ctx context.Context) error {
 	logf("creating %d nodes", b.c.nodes)
-	work := make(chan int)
-	errs := make(chan error, 32)
-	var wg sync.WaitGroup
-	for w := 0; w < 32; w++ {
-		wg.Go(func() {
-			for i := range work {
-				if _, err := b.cs.CoreV1().Nodes().Create(ctx, nodeObject(i), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
+	nums := make([]int, 0, b.c.nodes)
 	for i := 1; i <= b.c.nodes; i++ {
-		work <- i
+		nums = append(nums, i)
 	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errs:
+	if err := inParallel(32, nums, func(i int) error {
+		_, err := b.cs.CoreV1().Nodes().Create(ctx, nodeObject(i), metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
 		return err
-	default:
+	}); err != nil {
+		return err
 	}
 	logf("waiting for %d Ready, untainted nodes", b.c.nodes)
 	return pollEvery(ctx, b.c.timeout, time.Second, func() bool {
