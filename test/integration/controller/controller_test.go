@@ -302,6 +302,9 @@ var _ = Describe("Pods in the wrong state", func() {
 		k.eventually(func(g Gomega) { g.Expect(s.nodesWithPods(g)).To(Equal([]string{"node-0"})) })
 		oldest := s.pods()[0]
 
+		// creationTimestamp has one-second precision and equal timestamps fall back to name order
+		// (rule 23): wait out the oldest pod's second so the duplicate is strictly younger.
+		time.Sleep(time.Until(oldest.CreationTimestamp.Add(time.Second + 100*time.Millisecond)))
 		// A second pod of the set on the same node, as a racing controller could have made.
 		dup := planner.NewPod(s.getSet("agent"), s.nodeName("node-0"), oldest.Labels[nasv1alpha1.ControllerRevisionHashLabel])
 		Expect(k8s.Create(ctx, dup)).To(Succeed())
