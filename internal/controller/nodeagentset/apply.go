@@ -36,50 +36,51 @@ const (
 	EventSurgeBlockedByHostPort = "SurgeBlockedByHostPort"
 )
 
-// slowStartInitialBatch is the first create batch; batches double while they all succeed.
-const slowStartInitialBatch = 1
+// slowStartInitialWindow is how many creates a set's first pass has in flight at first; the window
+// grows by one with every accepted create (see createPods).
+const slowStartInitialWindow = 1
 
-// slowStartMemory is how long the batch size a set's creates reached is remembered: the next pass
-// within it starts there instead of at 1. Covering 1,000 nodes takes four passes of at most 250
-// creates; without the memory each pass climbs 1, 2, 4 ... 128 again, eight round trips in a row.
-// Any failed create forgets it.
+// slowStartMemory is how long the window a set's creates reached is remembered: the next pass within
+// it starts there instead of at 1. Covering 1,000 nodes takes four passes of at most 250 creates;
+// without the memory each pass climbs 1, 2, 4 ... 128 again, eight round trips in a row. Any failed
+// create forgets it.
 const slowStartMemory = time.Minute
 
-// slowStartWindows remembers, per set, the batch size its last pass reached with every create
-// accepted, and when.
+// slowStartWindows remembers, per set, the window its last pass reached with every create accepted,
+// and when.
 type slowStartWindows struct {
 	mu      sync.Mutex
 	windows map[types.NamespacedName]slowStartWindow
 }
 
 type slowStartWindow struct {
-	batch int
-	at    time.Time
+	size int
+	at   time.Time
 }
 
 func newSlowStartWindows() *slowStartWindows {
 	return &slowStartWindows{windows: map[types.NamespacedName]slowStartWindow{}}
 }
 
-// initial is the first batch size of a pass.
+// initial is the window a pass starts with.
 func (w *slowStartWindows) initial(key types.NamespacedName, now time.Time) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if win, ok := w.windows[key]; ok && now.Sub(win.at) < slowStartMemory {
-		return win.batch
+		return win.size
 	}
-	return slowStartInitialBatch
+	return slowStartInitialWindow
 }
 
-// record keeps the batch size a pass reached with no failure; a failure forgets the set's window.
-func (w *slowStartWindows) record(key types.NamespacedName, batch int, failed bool, now time.Time) {
+// record keeps the window a pass reached with no failure; a failure forgets the set's window.
+func (w *slowStartWindows) record(key types.NamespacedName, size int, failed bool, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if failed {
 		delete(w.windows, key)
 		return
 	}
-	w.windows[key] = slowStartWindow{batch: batch, at: now}
+	w.windows[key] = slowStartWindow{size: size, at: now}
 }
 
 func (w *slowStartWindows) forget(key types.NamespacedName) {
@@ -88,7 +89,7 @@ func (w *slowStartWindows) forget(key types.NamespacedName) {
 	delete(w.windows, key)
 }
 
-// apply carries out a plan: deletes first (in parallel), then creates in slow-start batches. It
+// apply carries out a plan: deletes first (in parallel), then creates through a slow-start window. It
 // returns the errors it met; NotFound on delete is not one, nor a create refused because the namespace
 // is terminating.
 //
@@ -203,35 +204,49 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 // rather than as goroutines blocked in the client.
 const podWritesInFlight = planner.BurstReplicas
 
-// createPods creates one pod per node in batches of 1, 2, 4, ... up to podWritesInFlight: a template
-// that cannot be created costs one failed call, not one per node. After a batch with a failure the
-// rest waits for the next pass. A pass shortly after one whose creates all succeeded starts at the batch size that one
-// reached (slowStartMemory).
+// createPods creates one pod per node through a slow-start window: the first create goes alone, and
+// each accepted create lets one more be in flight, up to podWritesInFlight. The window doubles with
+// every round trip, as the batches 1, 2, 4 ... of upstream's slowStartBatch do, but a create that
+// returns makes room at once instead of waiting for the slowest of its batch. A template that cannot
+// be created costs one failed call, not one per node: after a failure no further create starts, the
+// ones in flight finish, and the rest waits for the next pass. A pass shortly after one whose creates
+// all succeeded starts with the window that one reached (slowStartMemory).
 func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, nodes []string) error {
 	if len(nodes) == 0 {
 		return nil
 	}
-	var created []string
-	defer func() { r.recordBatch(set, EventSuccessfulCreate, "Create", "Created", created) }()
+	type outcome struct {
+		name string
+		err  error
+	}
 	key := client.ObjectKeyFromObject(set)
-	batch := min(r.slowStart.initial(key, r.Clock.Now()), podWritesInFlight)
-	for start := 0; start < len(nodes); start, batch = start+batch, min(batch*2, podWritesInFlight) {
-		end := min(start+batch, len(nodes))
-		errs := make([]error, end-start)
-		names := make([]string, end-start)
-		var wg sync.WaitGroup
-		for i, node := range nodes[start:end] {
-			wg.Go(func() { names[i], errs[i] = r.createPod(ctx, set, hash, node) })
+	window := min(r.slowStart.initial(key, r.Clock.Now()), podWritesInFlight)
+	done := make(chan outcome)
+	var created []string
+	var errs []error
+	next, inFlight := 0, 0
+	for inFlight > 0 || (len(errs) == 0 && next < len(nodes)) {
+		for len(errs) == 0 && next < len(nodes) && inFlight < window {
+			node := nodes[next]
+			next, inFlight = next+1, inFlight+1
+			go func() {
+				name, err := r.createPod(ctx, set, hash, node)
+				done <- outcome{name, err}
+			}()
 		}
-		wg.Wait()
-		created = append(created, slices.DeleteFunc(names, func(n string) bool { return n == "" })...)
-		err := errors.Join(errs...)
-		r.slowStart.record(key, batch, err != nil, r.Clock.Now())
-		if err != nil {
-			return err
+		o := <-done
+		inFlight--
+		switch {
+		case o.err != nil:
+			errs = append(errs, o.err)
+		case o.name != "":
+			created = append(created, o.name)
+			window = min(window+1, podWritesInFlight)
 		}
 	}
-	return nil
+	r.slowStart.record(key, window, len(errs) > 0, r.Clock.Now())
+	r.recordBatch(set, EventSuccessfulCreate, "Create", "Created", created)
+	return errors.Join(errs...)
 }
 
 // createPod creates the pod for one node and returns its name, or "" when no pod was created.

@@ -2,18 +2,24 @@ package nodeagentset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/planner"
@@ -122,23 +128,117 @@ func TestSlowStartWindows(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "agent"}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	w := newSlowStartWindows()
-	if got := w.initial(key, now); got != slowStartInitialBatch {
-		t.Fatalf("a set's first pass starts at %d, want %d", got, slowStartInitialBatch)
+	if got := w.initial(key, now); got != slowStartInitialWindow {
+		t.Fatalf("a set's first pass starts at %d, want %d", got, slowStartInitialWindow)
 	}
 	w.record(key, 128, false, now)
 	if got := w.initial(key, now.Add(10*time.Second)); got != 128 {
 		t.Errorf("the next pass starts at %d, want the 128 the last one reached", got)
 	}
-	if got := w.initial(key, now.Add(slowStartMemory)); got != slowStartInitialBatch {
-		t.Errorf("after %v the pass starts at %d, want %d", slowStartMemory, got, slowStartInitialBatch)
+	if got := w.initial(key, now.Add(slowStartMemory)); got != slowStartInitialWindow {
+		t.Errorf("after %v the pass starts at %d, want %d", slowStartMemory, got, slowStartInitialWindow)
 	}
 	w.record(key, 64, true, now)
-	if got := w.initial(key, now); got != slowStartInitialBatch {
-		t.Errorf("after a failed create the pass starts at %d, want %d", got, slowStartInitialBatch)
+	if got := w.initial(key, now); got != slowStartInitialWindow {
+		t.Errorf("after a failed create the pass starts at %d, want %d", got, slowStartInitialWindow)
 	}
 	w.record(key, 32, false, now)
 	w.forget(key)
-	if got := w.initial(key, now); got != slowStartInitialBatch {
-		t.Errorf("a forgotten set starts at %d, want %d", got, slowStartInitialBatch)
+	if got := w.initial(key, now); got != slowStartInitialWindow {
+		t.Errorf("a forgotten set starts at %d, want %d", got, slowStartInitialWindow)
 	}
+}
+
+// createCounter counts the creates a fake client is asked for and the ones it accepts, and checks
+// that no create starts while more are in flight than the slow-start window allows: start at first,
+// one more for each accepted create.
+type createCounter struct {
+	calls, inFlight, accepted atomic.Int32
+	overWindow                atomic.Bool
+	start                     int32
+	refuse                    func(node string) bool
+}
+
+func (c *createCounter) client() client.Client {
+	return fake.NewClientBuilder().WithScheme(testScheme()).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			c.calls.Add(1)
+			if c.inFlight.Add(1) > c.accepted.Load()+c.start {
+				c.overWindow.Store(true)
+			}
+			defer c.inFlight.Add(-1)
+			if node, _ := planner.TargetNodeName(obj.(*corev1.Pod)); c.refuse(node) {
+				return apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("refused"))
+			}
+			if err := cl.Create(ctx, obj, opts...); err != nil {
+				return err
+			}
+			c.accepted.Add(1)
+			return nil
+		},
+	}).Build()
+}
+
+func nodeNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("node-%03d", i)
+	}
+	return out
+}
+
+func TestCreatesGrowTheirWindowWithEachAcceptedCreate(t *testing.T) {
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "set-uid"}}
+	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
+	key := client.ObjectKeyFromObject(set)
+	cc := &createCounter{start: slowStartInitialWindow, refuse: func(string) bool { return false }}
+	r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
+
+	if err := r.createPods(context.Background(), set, "hash", nodeNames(300)); err != nil {
+		t.Fatalf("createPods: %v", err)
+	}
+	if got := cc.accepted.Load(); got != 300 {
+		t.Errorf("created %d pods, want 300", got)
+	}
+	if cc.overWindow.Load() {
+		t.Errorf("a create started while more were in flight than the accepted creates allow")
+	}
+	if got := r.slowStart.initial(key, time.Now()); got != podWritesInFlight {
+		t.Errorf("the next pass starts with %d in flight, want the cap %d", got, podWritesInFlight)
+	}
+}
+
+func TestCreatesStopAtTheFirstRefusal(t *testing.T) {
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "set-uid"}}
+	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
+	key := client.ObjectKeyFromObject(set)
+
+	t.Run("a template refused on every node costs one call", func(t *testing.T) {
+		cc := &createCounter{start: slowStartInitialWindow, refuse: func(string) bool { return true }}
+		r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
+		if err := r.createPods(context.Background(), set, "hash", nodeNames(100)); err == nil {
+			t.Fatal("createPods returned no error for refused creates")
+		}
+		if got := cc.calls.Load(); got != 1 {
+			t.Errorf("%d create calls, want 1", got)
+		}
+	})
+
+	t.Run("a refusal midway stops the pass and forgets the window", func(t *testing.T) {
+		cc := &createCounter{start: 8, refuse: func(node string) bool { return node == "node-010" }}
+		r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
+		r.slowStart.record(key, 8, false, time.Now())
+		if err := r.createPods(context.Background(), set, "hash", nodeNames(100)); err == nil {
+			t.Fatal("createPods returned no error for a refused create")
+		}
+		if got := cc.accepted.Load(); got >= 99 {
+			t.Errorf("%d creates accepted: the pass went on after the refusal", got)
+		}
+		if cc.overWindow.Load() {
+			t.Errorf("a create started while more were in flight than the accepted creates allow")
+		}
+		if got := r.slowStart.initial(key, time.Now()); got != slowStartInitialWindow {
+			t.Errorf("after a refusal the next pass starts with %d in flight, want %d", got, slowStartInitialWindow)
+		}
+	})
 }
