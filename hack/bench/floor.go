@@ -14,8 +14,8 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// floorWorkers is how many creates the reference client keeps in flight: more than the NodeAgentSet
-// controller's largest slow-start batch (128), so the client is not what limits the figure.
+// floorWorkers is how many creates the reference client keeps in flight: kube-apiserver's default
+// --max-mutating-requests-inflight, so the client is not what limits the figure.
 const floorWorkers = 200
 
 // floorResult is what the machine allows: N agent-like pods created by a client with no rate limit
@@ -74,6 +74,8 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 		nodes = append(nodes, fmt.Sprintf("worker-%d", n))
 	}
 	t0 := time.Now()
+	stopTimeline := b.logTimeline("reference coverage", image1, timelineCoveragePeriod, t0)
+	defer func() { stopTimeline() }()
 	err := inParallel(floorWorkers, nodes, func(node string) error {
 		_, err := cs.CoreV1().Pods(ns).Create(ctx, floorPod(node), metav1.CreateOptions{})
 		return err
@@ -86,6 +88,8 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 		return r, fmt.Errorf("reference pods Ready: %w (%d pods)", err, b.tr.count())
 	}
 	r.ready = time.Since(t0).Seconds()
+	stopTimeline()
+	stopTimeline = func() {}
 
 	t1 := time.Now()
 	err = inParallel(floorWorkers, b.tr.names(), func(name string) error {

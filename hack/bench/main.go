@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,7 +101,7 @@ func main() {
 		"experiments: run only the reference and the NodeAgentSet trials, no idle minute (the table has no DaemonSet figures)")
 	flag.IntVar(&c.kwokWorkers, "kwok-workers", 0,
 		"kwok's podPlayStageParallelism, the pod transitions the simulated kubelets carry out at once (0: 4 per 1,000 nodes)")
-	flag.BoolVar(&c.timeline, "timeline", false, "log the pods of each rollout once a second: old, terminating, new, bound, Ready")
+	flag.BoolVar(&c.timeline, "timeline", false, "log a census of the pods during each coverage (every 0.5 s, the reference's too) and rollout (every second): old, terminating, new, bound, Ready")
 	flag.Parse()
 	if *smoke {
 		c.nodes, c.pairs, c.idle = 50, 1, 10*time.Second
@@ -330,7 +331,7 @@ func (c config) startControllers(ctx context.Context) (*controllers, error) {
 		return ctrls, err
 	}
 	for _, u := range []string{ctrls.kcmMetrics, ctrls.nasMetrics} {
-		if err := poll(ctx, 60*time.Second, func() bool { _, e := ctrls.scrape(u); return e == nil }); err != nil {
+		if err := poll(ctx, 60*time.Second, func() bool { _, _, e := ctrls.scrape(u); return e == nil }); err != nil {
 			return ctrls, fmt.Errorf("metrics endpoint %s: %w", u, err)
 		}
 	}
@@ -345,39 +346,56 @@ func (ct *controllers) stop() {
 	ct.kcm.stop()
 }
 
-// scrape sums rest_client_requests_total by method.
-func (ct *controllers) scrape(url string) (map[string]float64, error) {
+// diagSeries are the NodeAgentSet controller's own series the bench logs per phase: its passes and
+// how long its reads waited for the cache to show its writes.
+var diagSeries = []string{
+	"controller_runtime_reconcile_time_seconds_sum", "controller_runtime_reconcile_time_seconds_count",
+	"controller_runtime_client_consistency_wait_duration_seconds_sum",
+}
+
+// scrape sums rest_client_requests_total by method, and each of diagSeries over its labels.
+func (ct *controllers) scrape(url string) (req, diag map[string]float64, err error) {
 	resp, err := ct.httpc.Get(url)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+		return nil, nil, fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	out := map[string]float64{}
+	req, diag = map[string]float64{}, map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "rest_client_requests_total{") {
-			continue
-		}
-		i := strings.Index(line, `method="`)
 		j := strings.LastIndex(line, " ")
-		if i < 0 || j < 0 {
+		if j < 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
-		m := line[i+len(`method="`):]
-		m = m[:strings.Index(m, `"`)]
 		v, err := strconv.ParseFloat(line[j+1:], 64)
 		if err != nil {
 			continue
 		}
-		out[m] += v
+		name := line[:j]
+		if k := strings.IndexByte(name, '{'); k >= 0 {
+			name = name[:k]
+		}
+		if slices.Contains(diagSeries, name) {
+			diag[name] += v
+			continue
+		}
+		if name != "rest_client_requests_total" {
+			continue
+		}
+		i := strings.Index(line, `method="`)
+		if i < 0 {
+			continue
+		}
+		m := line[i+len(`method="`):]
+		req[m[:strings.Index(m, `"`)]] += v
 	}
-	return out, sc.Err()
+	return req, diag, sc.Err()
 }
 
 // procStats: CPU seconds (user+system) and peak RSS (VmHWM, MiB) of a pid.
@@ -406,9 +424,10 @@ func procStats(pid int) (cpu, hwmMiB float64) {
 }
 
 type snapshot struct {
-	req map[string]float64
-	cpu float64
-	hwm float64
+	req  map[string]float64
+	diag map[string]float64
+	cpu  float64
+	hwm  float64
 }
 
 func (ct *controllers) snap(kind string) (snapshot, error) {
@@ -416,12 +435,21 @@ func (ct *controllers) snap(kind string) (snapshot, error) {
 	if kind == kindNAS {
 		p, url = ct.nas, ct.nasMetrics
 	}
-	r, err := ct.scrape(url)
+	r, d, err := ct.scrape(url)
 	if err != nil {
 		return snapshot{}, err
 	}
 	cpu, hwm := procStats(p.cmd.Process.Pid)
-	return snapshot{req: r, cpu: cpu, hwm: hwm}, nil
+	return snapshot{req: r, diag: d, cpu: cpu, hwm: hwm}, nil
+}
+
+// passes describes the NodeAgentSet controller's passes between two snapshots: how many, the seconds
+// they took, and the seconds its reads waited for the cache to show its own writes.
+func passes(a, b snapshot) string {
+	d := func(k string) float64 { return b.diag[k] - a.diag[k] }
+	return fmt.Sprintf("%.0f passes in %.1fs, %.1fs of them waiting for the cache",
+		d("controller_runtime_reconcile_time_seconds_count"), d("controller_runtime_reconcile_time_seconds_sum"),
+		d("controller_runtime_client_consistency_wait_duration_seconds_sum"))
 }
 
 func delta(a, b snapshot) map[string]float64 {
@@ -606,27 +634,31 @@ func (t *tracker) census(img string) string {
 		old, terminating, fresh, bound, ready, t.n-len(t.readyOn))
 }
 
-// logTimeline logs the rollout's census once a second when --timeline is set, until the returned
-// function is called.
-func (b *bench) logTimeline(kind string, t0 time.Time) func() {
+// logTimeline logs the census of the tracked pods against image img every period when --timeline
+// is set, until the returned function is called. label names the phase: "DaemonSet rollout".
+func (b *bench) logTimeline(label, img string, period time.Duration, t0 time.Time) func() {
 	if !b.c.timeline {
 		return func() {}
 	}
 	done := make(chan struct{})
 	go func() {
-		tick := time.NewTicker(time.Second)
+		tick := time.NewTicker(period)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
-				logf("%s rollout %5.1fs: %s", kind, time.Since(t0).Seconds(), b.tr.census(image2))
+				logf("%s %5.1fs: %s", label, time.Since(t0).Seconds(), b.tr.census(img))
 			}
 		}
 	}()
 	return func() { close(done) }
 }
+
+// timelineCoveragePeriod is the census period of --timeline while pods are created and turn Ready:
+// coverage at 1,000 nodes takes seconds, not minutes.
+const timelineCoveragePeriod = 500 * time.Millisecond
 
 type result struct {
 	kind       string
@@ -759,7 +791,10 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 	if err := b.create(ctx, kind, ns); err != nil {
 		return r, err
 	}
-	if err := b.waitDone(ctx, kind, ns, image1); err != nil {
+	stopTimeline := b.logTimeline(kind+" coverage", image1, timelineCoveragePeriod, t0)
+	err = b.waitDone(ctx, kind, ns, image1)
+	stopTimeline()
+	if err != nil {
 		return r, fmt.Errorf("%s coverage: %w (%d pods)", kind, err, b.tr.count())
 	}
 	r.cover = time.Since(t0).Seconds()
@@ -775,7 +810,7 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 	if err := b.setImage(ctx, kind, ns, image2); err != nil {
 		return r, err
 	}
-	stopTimeline := b.logTimeline(kind, t1)
+	stopTimeline = b.logTimeline(kind+" rollout", image2, time.Second, t1)
 	err = b.waitDone(ctx, kind, ns, image2)
 	stopTimeline()
 	if err != nil {
@@ -798,6 +833,9 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 	r.cpu, r.hwm = s2.cpu-s0.cpu, s2.hwm
 	logf("%s #%d: coverage %.1fs, rollout %.1fs, max unavailable %d, max pods/node %d, requests %v + %v, cpu %.1fs, peak RSS %.0f MiB",
 		kind, i, r.cover, r.rollout, r.maxUnavail, r.maxOnNode, r.coverReq, r.rolloutReq, r.cpu, r.hwm)
+	if kind == kindNAS {
+		logf("%s #%d: coverage %s; rollout %s", kind, i, passes(s0, s1), passes(s1, s2))
+	}
 	if err := b.deleteAndWait(ctx, kind, ns); err != nil {
 		return r, err
 	}
