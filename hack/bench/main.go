@@ -69,9 +69,10 @@ type config struct {
 	k8sBin  string
 	dir     string
 	keep    bool
-	// skipDS and timeline are for experiments on the NodeAgentSet controller alone.
-	skipDS   bool
-	timeline bool
+	// skipDS, timeline and nasLogLevel are for experiments on the NodeAgentSet controller alone.
+	skipDS      bool
+	timeline    bool
+	nasLogLevel int
 	// kwokWorkers is kwok's podPlayStageParallelism: how many pod transitions (Ready, gone) the
 	// simulated kubelets of all nodes carry out at once.
 	kwokWorkers int
@@ -99,6 +100,8 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the cluster afterwards (delete it with kwokctl --name "+clusterName+" delete cluster)")
 	flag.BoolVar(&c.skipDS, "skip-daemonset", false,
 		"experiments: run only the reference and the NodeAgentSet trials, no idle minute (the table has no DaemonSet figures)")
+	flag.IntVar(&c.nasLogLevel, "controller-log-level", 0,
+		"the NodeAgentSet controller's log verbosity (--zap-log-level); 1 logs every status write, 2 every pod write: see .demo/bench/manager.log")
 	flag.IntVar(&c.kwokWorkers, "kwok-workers", 0,
 		"kwok's podPlayStageParallelism, the pod transitions the simulated kubelets carry out at once (0: 4 per 1,000 nodes)")
 	flag.BoolVar(&c.timeline, "timeline", false, "log a census of the pods during each coverage (every 0.5 s, the reference's too) and rollout (every second): old, terminating, new, bound, Ready")
@@ -306,6 +309,9 @@ func (c config) startControllers(ctx context.Context) (*controllers, error) {
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(nasMetricsPort), "--metrics-secure=false",
 		"--pprof-bind-address=127.0.0.1:" + strconv.Itoa(pprofPort),
 		"--health-probe-bind-address=127.0.0.1:0",
+	}
+	if c.nasLogLevel > 0 {
+		nasArgs = append(nasArgs, "--zap-log-level="+strconv.Itoa(c.nasLogLevel))
 	}
 	if c.mode == "equal" {
 		kcmArgs = append(kcmArgs, "--kube-api-qps=20", "--kube-api-burst=30")

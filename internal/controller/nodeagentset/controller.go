@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -237,17 +238,23 @@ func failedPodBackoffKey(set *nasv1alpha1.NodeAgentSet, node string) string {
 
 // writeStatus writes the derived status once, and only when it changed, with server-side apply of the
 // fields this controller owns: conditions of other types written by others survive. A change of
-// counters alone within statusWriteInterval of the last write waits: writeStatus returns how long, and
-// the pass that comes back then writes the counters of its time.
+// counters alone within statusWriteInterval (busyStatusWriteInterval while the set is in motion) of
+// the last write waits: writeStatus returns how long, and the pass that comes back then writes the
+// counters of its time.
 func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgentSet, in statusInput) (time.Duration, error) {
 	updated := computeStatus(in)
 	r.Metrics.observeStatus(set, &updated)
+	key := client.ObjectKeyFromObject(set)
+	// The pass's pod writes took time (seconds at a low client rate): the intervals count from when
+	// they and the status writes happened, not from when the pass began.
+	now := r.Clock.Now()
+	if len(in.plan.Creates) > 0 || len(in.plan.Deletes) > 0 {
+		r.statusWrites.podsWritten(key, now)
+	}
 	if !statusChanged(&set.Status, &updated) {
 		return 0, nil
 	}
-	key := client.ObjectKeyFromObject(set)
-	busy := len(in.plan.Creates) > 0 || len(in.plan.Deletes) > 0
-	if delay := r.statusWrites.wait(key, &set.Status, &updated, busy, in.now.Time); delay > 0 {
+	if delay := r.statusWrites.wait(key, &set.Status, &updated, now); delay > 0 {
 		return delay, nil
 	}
 	apply, err := statusApplyConfiguration(set, &updated)
@@ -257,7 +264,11 @@ func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgent
 	if err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(ControllerName), client.ForceOwnership); err != nil {
 		return 0, fmt.Errorf("writing status: %w", err)
 	}
-	r.statusWrites.wrote(key, in.now.Time)
+	r.statusWrites.wrote(key, r.Clock.Now())
+	log.FromContext(ctx).V(1).Info("Wrote status", "why", writeReason(&set.Status, &updated), "desired", updated.DesiredNumberScheduled,
+		"current", updated.CurrentNumberScheduled, "ready", updated.NumberReady, "available", updated.NumberAvailable,
+		"updated", updated.UpdatedNumberScheduled, "misscheduled", updated.NumberMisscheduled,
+		"creates", len(in.plan.Creates), "deletes", len(in.plan.Deletes))
 	return 0, nil
 }
 

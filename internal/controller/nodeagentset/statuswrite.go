@@ -5,52 +5,82 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 )
 
 // statusWriteInterval is the least time between two status writes of one set that only move its
-// counters. While pods come and go in bulk (coverage of a large cluster, a rollout) every pass would
-// otherwise write status: one write per pod event at an unlimited client budget. The counters of a
-// set in motion may so lag up to this long; a status that settles, or that changes generation,
-// revisions or the state of a condition, is written at once. Two seconds: a rollout step of a
-// rate-limited controller (upstream's 20 requests a second) takes several, and the passes of one step
-// while its pods turn Ready then share one write.
+// counters, while the set is at rest. A status that settles, reaches a milestone (see milestone), or
+// changes generation, revisions or the state of a condition, is written at once.
 const statusWriteInterval = 2 * time.Second
 
-// busyStatusWriteInterval replaces statusWriteInterval for a pass that created or deleted pods: the
-// events of those pods bring the next pass, which sees a newer world, so this pass's counters are
-// written only if the last write is this old. A pass with nothing to do writes the counters it sees.
+// busyStatusWriteInterval replaces statusWriteInterval while the set is in motion: a pass created or
+// deleted pods, or one did within this interval. While pods come and go in bulk (coverage of a large
+// cluster, a rollout) every pass would otherwise write status, and a rate-limited controller's passes
+// alternate between long ones that write pods and short ones that wait for them to turn Ready: each
+// of those would write counters that the next pass moves again. The counters of a set in motion so
+// lag up to this long, but never a milestone: a rollout step whose pods are all Ready is written at
+// once, and so is the end.
 const busyStatusWriteInterval = 10 * time.Second
 
-// statusWrites remembers when each set's status was last written.
+// statusWrites remembers when each set's status was last written, and when a pass last created or
+// deleted its pods.
 type statusWrites struct {
-	mu   sync.Mutex
-	last map[types.NamespacedName]time.Time
+	mu    sync.Mutex
+	last  map[types.NamespacedName]time.Time
+	moved map[types.NamespacedName]time.Time
 }
 
 func newStatusWrites() *statusWrites {
-	return &statusWrites{last: map[types.NamespacedName]time.Time{}}
+	return &statusWrites{last: map[types.NamespacedName]time.Time{}, moved: map[types.NamespacedName]time.Time{}}
 }
 
-// wait returns how long the write of updated over old must wait: 0 to write now. busy says that the
-// pass created or deleted pods.
-func (w *statusWrites) wait(key types.NamespacedName, old, updated *nasv1alpha1.NodeAgentSetStatus, busy bool, now time.Time) time.Duration {
-	if !countersOnly(old, updated) || settled(updated) {
-		return 0
-	}
+// podsWritten records that a pass created or deleted pods of the set.
+func (w *statusWrites) podsWritten(key types.NamespacedName, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.moved[key] = now
+}
+
+// wait returns how long the write of updated over old must wait: 0 to write now.
+func (w *statusWrites) wait(key types.NamespacedName, old, updated *nasv1alpha1.NodeAgentSetStatus, now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if writeReason(old, updated) != writeCounters {
+		return 0
+	}
 	last, ok := w.last[key]
 	if !ok {
 		return 0
 	}
 	interval := statusWriteInterval
-	if busy {
+	if moved, ok := w.moved[key]; ok && now.Sub(moved) <= busyStatusWriteInterval {
 		interval = busyStatusWriteInterval
 	}
 	return max(0, last.Add(interval).Sub(now))
+}
+
+// Why a status is written, for the log: the rules of wait, in order.
+const (
+	writeChanged   = "changed"   // generation, revisions, collisionCount or a condition's state
+	writeSettled   = "settled"   // see settled
+	writeMilestone = "milestone" // see milestone
+	writeCounters  = "counters"  // counters alone, once the interval has passed
+)
+
+func writeReason(old, updated *nasv1alpha1.NodeAgentSetStatus) string {
+	switch {
+	case !countersOnly(old, updated):
+		return writeChanged
+	case settled(updated):
+		return writeSettled
+	case milestone(old, updated):
+		return writeMilestone
+	default:
+		return writeCounters
+	}
 }
 
 func (w *statusWrites) wrote(key types.NamespacedName, now time.Time) {
@@ -63,10 +93,13 @@ func (w *statusWrites) forget(key types.NamespacedName) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.last, key)
+	delete(w.moved, key)
 }
 
 // countersOnly: the two statuses differ in counters and condition wording at most, not in
-// observedGeneration, revisions, collisionCount or any condition's type, status or reason.
+// observedGeneration, revisions, collisionCount or any condition's type, status or reason; except that
+// the Available condition turning between AllNodesAvailable and NodesUnavailable is a counter change
+// too, as it only follows numberAvailable (turning True is a milestone, written at once).
 func countersOnly(old, updated *nasv1alpha1.NodeAgentSetStatus) bool {
 	if old.ObservedGeneration != updated.ObservedGeneration || old.UpdateRevision != updated.UpdateRevision ||
 		old.CurrentRevision != updated.CurrentRevision || !equality.Semantic.DeepEqual(old.CollisionCount, updated.CollisionCount) ||
@@ -75,11 +108,33 @@ func countersOnly(old, updated *nasv1alpha1.NodeAgentSetStatus) bool {
 	}
 	for i := range old.Conditions {
 		o, u := old.Conditions[i], updated.Conditions[i]
-		if o.Type != u.Type || o.Status != u.Status || o.Reason != u.Reason || o.ObservedGeneration != u.ObservedGeneration {
+		if o.Type != u.Type || o.ObservedGeneration != u.ObservedGeneration {
+			return false
+		}
+		if (o.Status != u.Status || o.Reason != u.Reason) && !(availabilityOnly(o) && availabilityOnly(u)) {
 			return false
 		}
 	}
 	return true
+}
+
+// availabilityOnly: an Available condition whose state follows numberAvailable alone.
+func availabilityOnly(c metav1.Condition) bool {
+	return c.Type == nasv1alpha1.ConditionAvailable &&
+		(c.Reason == nasv1alpha1.ReasonAllNodesAvailable || c.Reason == nasv1alpha1.ReasonNodesUnavailable)
+}
+
+// milestone: a counter reaches the desired number (every node has a pod, a Ready pod, an available
+// pod, a pod of the current template) or misscheduled pods reach zero. These are the moments a
+// watcher waits for; they are written at once even while the set is in motion.
+func milestone(old, updated *nasv1alpha1.NodeAgentSetStatus) bool {
+	n := updated.DesiredNumberScheduled
+	reaches := func(o, u int32) bool { return u == n && o != n }
+	return reaches(old.CurrentNumberScheduled, updated.CurrentNumberScheduled) ||
+		reaches(old.NumberReady, updated.NumberReady) ||
+		reaches(old.NumberAvailable, updated.NumberAvailable) ||
+		reaches(old.UpdatedNumberScheduled, updated.UpdatedNumberScheduled) ||
+		(updated.NumberMisscheduled == 0 && old.NumberMisscheduled != 0)
 }
 
 // settled: every eligible node runs an available pod of the current template, and no other node runs

@@ -25,7 +25,7 @@ func TestStatusWritesWait(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		wrote     bool // a write 300ms before now
-		busy      bool
+		busy      bool // this pass created or deleted pods
 		old, next *nasv1alpha1.NodeAgentSetStatus
 		want      time.Duration
 	}{
@@ -38,6 +38,26 @@ func TestStatusWritesWait(t *testing.T) {
 		}(), statusWriteInterval - 300*time.Millisecond},
 		{"a settled status goes at once", true, false, moving(9), moving(10), 0},
 		{"a pass that wrote pods waits longer", true, true, moving(3), moving(4), 9700 * time.Millisecond},
+		{"a pass that wrote pods still writes a milestone", true, true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(4)
+			s.NumberReady = 10
+			return s
+		}(), 0},
+		{"every node having a pod is a milestone", true, false, func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.CurrentNumberScheduled = 9
+			return s
+		}(), moving(4), 0},
+		{"no misscheduled pod left is a milestone", true, false, func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.NumberMisscheduled = 1
+			return s
+		}(), moving(3), 0},
+		{"a counter that stays at desired is no milestone", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.NumberReady = 4
+			return s
+		}(), statusWriteInterval - 300*time.Millisecond},
 		{"a pass that wrote pods still writes a settled status", true, true, moving(9), moving(10), 0},
 		{"a pass that wrote pods still writes a new generation", true, true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(4)
@@ -69,6 +89,28 @@ func TestStatusWritesWait(t *testing.T) {
 			s.Conditions[0].Status = metav1.ConditionFalse
 			return s
 		}(), 0},
+		{"Available turning False for want of available pods is a counter change", true, false, func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable,
+				Status: metav1.ConditionTrue, Reason: nasv1alpha1.ReasonAllNodesAvailable})
+			return s
+		}(), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(2)
+			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable,
+				Status: metav1.ConditionFalse, Reason: nasv1alpha1.ReasonNodesUnavailable})
+			return s
+		}(), statusWriteInterval - 300*time.Millisecond},
+		{"Available turning False for a rejected template goes at once", true, false, func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable,
+				Status: metav1.ConditionFalse, Reason: nasv1alpha1.ReasonNodesUnavailable})
+			return s
+		}(), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable,
+				Status: metav1.ConditionFalse, Reason: nasv1alpha1.ReasonPodTemplateRejected})
+			return s
+		}(), 0},
 		{"a new condition goes at once", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(3)
 			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable})
@@ -81,7 +123,10 @@ func TestStatusWritesWait(t *testing.T) {
 			if tc.wrote {
 				w.wrote(key, now.Add(-300*time.Millisecond))
 			}
-			if got := w.wait(key, tc.old, tc.next, tc.busy, now); got != tc.want {
+			if tc.busy {
+				w.podsWritten(key, now)
+			}
+			if got := w.wait(key, tc.old, tc.next, now); got != tc.want {
 				t.Errorf("wait() = %v, want %v", got, tc.want)
 			}
 		})
@@ -90,15 +135,34 @@ func TestStatusWritesWait(t *testing.T) {
 	t.Run("the interval passes", func(t *testing.T) {
 		w := newStatusWrites()
 		w.wrote(key, t0)
-		if got := w.wait(key, moving(3), moving(4), false, t0.Add(statusWriteInterval)); got != 0 {
+		if got := w.wait(key, moving(3), moving(4), t0.Add(statusWriteInterval)); got != 0 {
 			t.Errorf("wait() = %v after the interval, want 0", got)
+		}
+	})
+	t.Run("a quiet pass of a set in motion waits the longer interval", func(t *testing.T) {
+		w := newStatusWrites()
+		w.podsWritten(key, t0)
+		w.wrote(key, t0)
+		now := t0.Add(3 * time.Second)
+		if got := w.wait(key, moving(3), moving(4), now); got != busyStatusWriteInterval-3*time.Second {
+			t.Errorf("wait() = %v, want %v", got, busyStatusWriteInterval-3*time.Second)
+		}
+	})
+	t.Run("motion ends busyStatusWriteInterval after the last pod write", func(t *testing.T) {
+		w := newStatusWrites()
+		w.podsWritten(key, t0)
+		w.wrote(key, t0.Add(busyStatusWriteInterval))
+		now := t0.Add(busyStatusWriteInterval + time.Second)
+		if got := w.wait(key, moving(3), moving(4), now); got != statusWriteInterval-time.Second {
+			t.Errorf("wait() = %v, want %v", got, statusWriteInterval-time.Second)
 		}
 	})
 	t.Run("a forgotten set starts afresh", func(t *testing.T) {
 		w := newStatusWrites()
 		w.wrote(key, t0)
+		w.podsWritten(key, t0)
 		w.forget(key)
-		if got := w.wait(key, moving(3), moving(4), true, t0); got != 0 {
+		if got := w.wait(key, moving(3), moving(4), t0); got != 0 {
 			t.Errorf("wait() = %v after forget, want 0", got)
 		}
 	})
