@@ -111,7 +111,8 @@ func countersOnly(old, updated *nasv1alpha1.NodeAgentSetStatus) bool {
 		if o.Type != u.Type || o.ObservedGeneration != u.ObservedGeneration {
 			return false
 		}
-		if (o.Status != u.Status || o.Reason != u.Reason) && !(availabilityOnly(o) && availabilityOnly(u)) {
+		stateChanged := o.Status != u.Status || o.Reason != u.Reason
+		if stateChanged && (!availabilityOnly(o) || !availabilityOnly(u)) {
 			return false
 		}
 	}
@@ -124,15 +125,16 @@ func availabilityOnly(c metav1.Condition) bool {
 		(c.Reason == nasv1alpha1.ReasonAllNodesAvailable || c.Reason == nasv1alpha1.ReasonNodesUnavailable)
 }
 
-// milestone: a counter reaches the desired number (every node has a pod, a Ready pod, an available
-// pod, a pod of the current template) or misscheduled pods reach zero. These are the moments a
-// watcher waits for; they are written at once even while the set is in motion.
+// milestone: a state that holds until time passes rather than until the controller acts, or that
+// ends a rollout: every node runs a Ready pod while some wait out minReadySeconds before they count
+// as available; every node runs a pod of the current template; no pod is left on a node it should
+// not be on. These are written at once even while the set is in motion. (Counters that reach the
+// desired number between the steps of a rollout, such as every node having a pod again, are not
+// milestones: at every step they would cost a write.)
 func milestone(old, updated *nasv1alpha1.NodeAgentSetStatus) bool {
 	n := updated.DesiredNumberScheduled
 	reaches := func(o, u int32) bool { return u == n && o != n }
-	return reaches(old.CurrentNumberScheduled, updated.CurrentNumberScheduled) ||
-		reaches(old.NumberReady, updated.NumberReady) ||
-		reaches(old.NumberAvailable, updated.NumberAvailable) ||
+	return (reaches(old.NumberReady, updated.NumberReady) && updated.NumberAvailable < n) ||
 		reaches(old.UpdatedNumberScheduled, updated.UpdatedNumberScheduled) ||
 		(updated.NumberMisscheduled == 0 && old.NumberMisscheduled != 0)
 }

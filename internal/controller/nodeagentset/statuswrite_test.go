@@ -38,14 +38,28 @@ func TestStatusWritesWait(t *testing.T) {
 		}(), statusWriteInterval - 300*time.Millisecond},
 		{"a settled status goes at once", true, false, moving(9), moving(10), 0},
 		{"a pass that wrote pods waits longer", true, true, moving(3), moving(4), 9700 * time.Millisecond},
-		{"a pass that wrote pods still writes a milestone", true, true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
+		{"every node Ready and available is no milestone (a rollout step)", true, true, func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.UpdatedNumberScheduled = 5
+			return s
+		}(), func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(10)
+			s.UpdatedNumberScheduled = 5
+			return s
+		}(), 9700 * time.Millisecond},
+		{"every node Ready, some waiting out minReadySeconds, is a milestone", true, true, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(4)
 			s.NumberReady = 10
 			return s
 		}(), 0},
-		{"every node having a pod is a milestone", true, false, func() *nasv1alpha1.NodeAgentSetStatus {
+		{"every node having a pod again is no milestone (a rollout step)", true, true, func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(3)
 			s.CurrentNumberScheduled = 9
+			return s
+		}(), moving(4), 9700 * time.Millisecond},
+		{"every node updated is a milestone", true, true, func() *nasv1alpha1.NodeAgentSetStatus {
+			s := moving(3)
+			s.UpdatedNumberScheduled = 9
 			return s
 		}(), moving(4), 0},
 		{"no misscheduled pod left is a milestone", true, false, func() *nasv1alpha1.NodeAgentSetStatus {
