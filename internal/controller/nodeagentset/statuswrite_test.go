@@ -103,28 +103,13 @@ func TestStatusWritesWait(t *testing.T) {
 			s.Conditions[0].Status = metav1.ConditionFalse
 			return s
 		}(), 0},
-		{"Available turning False for want of available pods is a counter change", true, false, func() *nasv1alpha1.NodeAgentSetStatus {
-			s := moving(3)
-			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable,
-				Status: metav1.ConditionTrue, Reason: nasv1alpha1.ReasonAllNodesAvailable})
-			return s
-		}(), func() *nasv1alpha1.NodeAgentSetStatus {
-			s := moving(2)
-			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable,
-				Status: metav1.ConditionFalse, Reason: nasv1alpha1.ReasonNodesUnavailable})
-			return s
-		}(), statusWriteInterval - 300*time.Millisecond},
-		{"Available turning False for a rejected template goes at once", true, false, func() *nasv1alpha1.NodeAgentSetStatus {
-			s := moving(3)
-			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable,
-				Status: metav1.ConditionFalse, Reason: nasv1alpha1.ReasonNodesUnavailable})
-			return s
-		}(), func() *nasv1alpha1.NodeAgentSetStatus {
-			s := moving(3)
-			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable,
-				Status: metav1.ConditionFalse, Reason: nasv1alpha1.ReasonPodTemplateRejected})
-			return s
-		}(), 0},
+		{"Available turning False for want of available pods is a counter change", true, false,
+			withAvailable(moving(3), metav1.ConditionTrue, nasv1alpha1.ReasonAllNodesAvailable),
+			withAvailable(moving(2), metav1.ConditionFalse, nasv1alpha1.ReasonNodesUnavailable),
+			statusWriteInterval - 300*time.Millisecond},
+		{"Available turning False for a rejected template goes at once", true, false,
+			withAvailable(moving(3), metav1.ConditionFalse, nasv1alpha1.ReasonNodesUnavailable),
+			withAvailable(moving(3), metav1.ConditionFalse, nasv1alpha1.ReasonPodTemplateRejected), 0},
 		{"a new condition goes at once", true, false, moving(3), func() *nasv1alpha1.NodeAgentSetStatus {
 			s := moving(3)
 			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable})
@@ -180,4 +165,10 @@ func TestStatusWritesWait(t *testing.T) {
 			t.Errorf("wait() = %v after forget, want 0", got)
 		}
 	})
+}
+
+// withAvailable adds an Available condition to s.
+func withAvailable(s *nasv1alpha1.NodeAgentSetStatus, status metav1.ConditionStatus, reason string) *nasv1alpha1.NodeAgentSetStatus {
+	s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable, Status: status, Reason: reason})
+	return s
 }
