@@ -21,8 +21,8 @@ const statusWriteInterval = 2 * time.Second
 // cluster, a rollout) every pass would otherwise write status, and a rate-limited controller's passes
 // alternate between long ones that write pods and short ones that wait for them to turn Ready: each
 // of those would write counters that the next pass moves again. The counters of a set in motion so
-// lag up to this long, but never a milestone: a rollout step whose pods are all Ready is written at
-// once, and so is the end.
+// lag up to this long; milestones (every node Ready while pods wait out minReadySeconds, every node
+// updated) and the settled end are written at once.
 const busyStatusWriteInterval = 10 * time.Second
 
 // statusWrites remembers when each set's status was last written, and when a pass last created or
