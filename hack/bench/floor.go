@@ -75,7 +75,7 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 	}
 	t0 := time.Now()
 	stopTimeline := b.logTimeline("reference coverage", image1, timelineCoveragePeriod, t0)
-	defer func() { stopTimeline() }()
+	defer stopTimeline()
 	err := inParallel(floorWorkers, nodes, func(node string) error {
 		_, err := cs.CoreV1().Pods(ns).Create(ctx, floorPod(node), metav1.CreateOptions{})
 		return err
@@ -89,7 +89,6 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 	}
 	r.ready = time.Since(t0).Seconds()
 	stopTimeline()
-	stopTimeline = func() {}
 
 	t1 := time.Now()
 	err = inParallel(floorWorkers, b.tr.names(), func(name string) error {

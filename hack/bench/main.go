@@ -642,7 +642,7 @@ func (t *tracker) census(img string) string {
 }
 
 // logTimeline logs the census of the tracked pods against image img every period when --timeline
-// is set, until the returned function is called. label names the phase: "DaemonSet rollout".
+// is set, until the returned function is first called. label names the phase: "DaemonSet rollout".
 func (b *bench) logTimeline(label, img string, period time.Duration, t0 time.Time) func() {
 	if !b.c.timeline {
 		return func() {}
@@ -660,7 +660,7 @@ func (b *bench) logTimeline(label, img string, period time.Duration, t0 time.Tim
 			}
 		}
 	}()
-	return func() { close(done) }
+	return sync.OnceFunc(func() { close(done) })
 }
 
 // timelineCoveragePeriod is the census period of --timeline while pods are created and turn Ready:

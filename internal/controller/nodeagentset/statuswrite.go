@@ -25,41 +25,44 @@ const statusWriteInterval = 2 * time.Second
 // updated) and the settled end are written at once.
 const busyStatusWriteInterval = 10 * time.Second
 
-// statusWrites remembers when each set's status was last written, and when a pass last created or
+// statusWrites remembers, per set, when its status was last written and when a pass last created or
 // deleted its pods.
 type statusWrites struct {
-	mu    sync.Mutex
-	last  map[types.NamespacedName]time.Time
-	moved map[types.NamespacedName]time.Time
+	mu   sync.Mutex
+	sets map[types.NamespacedName]setWrites
+}
+
+// setWrites are one set's write times; zero when there was none.
+type setWrites struct {
+	status, pods time.Time
 }
 
 func newStatusWrites() *statusWrites {
-	return &statusWrites{last: map[types.NamespacedName]time.Time{}, moved: map[types.NamespacedName]time.Time{}}
+	return &statusWrites{sets: map[types.NamespacedName]setWrites{}}
 }
 
 // podsWritten records that a pass created or deleted pods of the set.
 func (w *statusWrites) podsWritten(key types.NamespacedName, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.moved[key] = now
+	s := w.sets[key]
+	s.pods = now
+	w.sets[key] = s
 }
 
 // wait returns how long the write of updated over old must wait: 0 to write now.
 func (w *statusWrites) wait(key types.NamespacedName, old, updated *nasv1alpha1.NodeAgentSetStatus, now time.Time) time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if writeReason(old, updated) != writeCounters {
-		return 0
-	}
-	last, ok := w.last[key]
-	if !ok {
+	s := w.sets[key]
+	if writeReason(old, updated) != writeCounters || s.status.IsZero() {
 		return 0
 	}
 	interval := statusWriteInterval
-	if moved, ok := w.moved[key]; ok && now.Sub(moved) <= busyStatusWriteInterval {
+	if !s.pods.IsZero() && now.Sub(s.pods) <= busyStatusWriteInterval {
 		interval = busyStatusWriteInterval
 	}
-	return max(0, last.Add(interval).Sub(now))
+	return max(0, s.status.Add(interval).Sub(now))
 }
 
 // Why a status is written, for the log: the rules of wait, in order.
@@ -86,14 +89,15 @@ func writeReason(old, updated *nasv1alpha1.NodeAgentSetStatus) string {
 func (w *statusWrites) wrote(key types.NamespacedName, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.last[key] = now
+	s := w.sets[key]
+	s.status = now
+	w.sets[key] = s
 }
 
 func (w *statusWrites) forget(key types.NamespacedName) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.last, key)
-	delete(w.moved, key)
+	delete(w.sets, key)
 }
 
 // countersOnly: the two statuses differ in counters and condition wording at most, not in
