@@ -43,10 +43,19 @@ func newStatusWrites() *statusWrites {
 
 // podsWritten records that a pass created or deleted pods of the set.
 func (w *statusWrites) podsWritten(key types.NamespacedName, now time.Time) {
+	w.update(key, func(s *setWrites) { s.pods = now })
+}
+
+// wrote records that the set's status was written.
+func (w *statusWrites) wrote(key types.NamespacedName, now time.Time) {
+	w.update(key, func(s *setWrites) { s.status = now })
+}
+
+func (w *statusWrites) update(key types.NamespacedName, f func(*setWrites)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.sets[key]
-	s.pods = now
+	f(&s)
 	w.sets[key] = s
 }
 
@@ -84,14 +93,6 @@ func writeReason(old, updated *nasv1alpha1.NodeAgentSetStatus) string {
 	default:
 		return writeCounters
 	}
-}
-
-func (w *statusWrites) wrote(key types.NamespacedName, now time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := w.sets[key]
-	s.status = now
-	w.sets[key] = s
 }
 
 func (w *statusWrites) forget(key types.NamespacedName) {
