@@ -24,8 +24,40 @@ type Input struct {
 	// spec last changed. Progress is measured from it at the earliest.
 	RolloutStartedAt time.Time
 	// FailedPodBackoffUntil maps a node name to the time before which a failed agent pod on it must
-	// not be deleted again (rule 30). Nodes not in the map are not in backoff.
+	// not be deleted again, nor replaced (rule 30). Nodes not in the map are not in backoff.
 	FailedPodBackoffUntil map[string]time.Time
+	// Template is the controller's latest verdict on the current template (a server-side dry-run of
+	// its pod). The zero value means "not checked yet".
+	Template TemplateVerdict
+}
+
+// TemplateState is what the API server said of the current template's pod.
+type TemplateState string
+
+const (
+	// TemplateUnchecked: no verdict for this template yet. A plan that would create pods asks for a
+	// check instead (Plan.CheckTemplateOn) and creates nothing.
+	TemplateUnchecked TemplateState = ""
+	// TemplateAccepted: the dry-run create succeeded.
+	TemplateAccepted TemplateState = "Accepted"
+	// TemplateRejected: the API server definitely refuses the pod (validation, Pod Security, an
+	// admission webhook's or policy's denial). No creates until RecheckAt.
+	TemplateRejected TemplateState = "Rejected"
+	// TemplateServiceAccountMissing: the pod's ServiceAccount does not exist (yet). No creates until
+	// RecheckAt, which comes soon: the account is usually created a moment later.
+	TemplateServiceAccountMissing TemplateState = "ServiceAccountMissing"
+	// TemplateCheckFailed: the check itself failed (throttled, a server error, a timeout). Creates wait
+	// until RecheckAt; deletes go ahead.
+	TemplateCheckFailed TemplateState = "CheckFailed"
+)
+
+// TemplateVerdict is the API server's answer about the current template.
+type TemplateVerdict struct {
+	State TemplateState
+	// Message is the API server's words, for Rejected, ServiceAccountMissing and CheckFailed.
+	Message string
+	// RecheckAt is when a verdict other than Accepted may be asked again; the plan requeues for it.
+	RecheckAt time.Time
 }
 
 // DeleteReason says why the plan deletes a pod; the controller turns it into an event.
@@ -126,3 +158,88 @@ type StuckNode struct {
 	Node   string
 	Reason string
 }
+
+// ReasonCode says, as data, why a node is not healthy: why it is not eligible, why it has no
+// available agent pod, or why its available pod is not of the current template. Consumers (status
+// conditions, events, metrics, kubectl nas) switch on the code and render sentences through the one
+// renderer (render.go); none of them matches on a sentence.
+type ReasonCode string
+
+const (
+	// Not eligible (Placement.ShouldRun is false).
+
+	// ReasonNodeNameMismatch: the template's spec.nodeName names another node.
+	ReasonNodeNameMismatch ReasonCode = "NodeNameMismatch"
+	// ReasonNodeSelectorMismatch: a nodeSelector entry does not match the node's labels.
+	ReasonNodeSelectorMismatch ReasonCode = "NodeSelectorMismatch"
+	// ReasonNodeAffinityMismatch: no term of the required node affinity matches the node.
+	ReasonNodeAffinityMismatch ReasonCode = "NodeAffinityMismatch"
+	// ReasonTaintNotTolerated: the node has a NoSchedule or NoExecute taint the template does not tolerate.
+	ReasonTaintNotTolerated ReasonCode = "TaintNotTolerated"
+
+	// Eligible, without an available agent pod.
+
+	// ReasonNoPod: no agent pod yet; the controller creates it.
+	ReasonNoPod ReasonCode = "NoPod"
+	// ReasonTemplateRejected: no pod can be created: the API server refuses the template.
+	ReasonTemplateRejected ReasonCode = "TemplateRejected"
+	// ReasonServiceAccountMissing: no pod can be created yet: its ServiceAccount does not exist.
+	ReasonServiceAccountMissing ReasonCode = "ServiceAccountMissing"
+	// ReasonFailedBackoff: the agent pod failed and its replacement waits for the backoff (Until).
+	ReasonFailedBackoff ReasonCode = "FailedPodBackoff"
+	// ReasonPodFailed: the agent pod failed; it is replaced.
+	ReasonPodFailed ReasonCode = "PodFailed"
+	// ReasonPodSucceeded: the agent pod exited; agents must run, so it is replaced.
+	ReasonPodSucceeded ReasonCode = "PodSucceeded"
+	// ReasonPodTerminating: the agent pod is being deleted.
+	ReasonPodTerminating ReasonCode = "PodTerminating"
+	// ReasonUnschedulable: the scheduler cannot place the pod (SchedulerReason, Message).
+	ReasonUnschedulable ReasonCode = "Unschedulable"
+	// ReasonNodeNotReady: the node's Ready condition is not True.
+	ReasonNodeNotReady ReasonCode = "NodeNotReady"
+	// ReasonImagePull: a container's image cannot be pulled (Container, WaitingReason).
+	ReasonImagePull ReasonCode = "ImagePull"
+	// ReasonCrashLoop: a container keeps crashing (Container, Restarts).
+	ReasonCrashLoop ReasonCode = "CrashLoop"
+	// ReasonContainerWaiting: a container waits for another reason (Container, WaitingReason).
+	ReasonContainerWaiting ReasonCode = "ContainerWaiting"
+	// ReasonNotScheduled: the pod is not bound to the node yet.
+	ReasonNotScheduled ReasonCode = "NotScheduled"
+	// ReasonPodStarting: the pod is bound and starting.
+	ReasonPodStarting ReasonCode = "PodStarting"
+	// ReasonPodNotReady: the pod runs but is not Ready.
+	ReasonPodNotReady ReasonCode = "PodNotReady"
+	// ReasonMinReadySeconds: the pod is Ready and counts as available at Until.
+	ReasonMinReadySeconds ReasonCode = "WaitingForMinReadySeconds"
+
+	// Eligible, with an available pod of an older template.
+
+	// ReasonPartitioned: the node is in the rollout's partition and keeps its pod.
+	ReasonPartitioned ReasonCode = "Partitioned"
+	// ReasonPaused: the rollout is paused.
+	ReasonPaused ReasonCode = "Paused"
+	// ReasonOnDelete: the strategy is OnDelete: the pod is replaced once someone deletes it.
+	ReasonOnDelete ReasonCode = "OnDelete"
+	// ReasonWaitingForBudget: the rolling update replaces the pod once the budget allows.
+	ReasonWaitingForBudget ReasonCode = "WaitingForBudget"
+)
+
+// RolloutPhase is the rollout verdict.
+type RolloutPhase string
+
+const (
+	// RolloutComplete: every eligible node outside the partition runs an available pod of the current template.
+	RolloutComplete RolloutPhase = "Complete"
+	// RolloutProgressing: old pods are being replaced, within the progress deadline.
+	RolloutProgressing RolloutPhase = "RollingOut"
+	// RolloutPaused: rollingUpdate.paused holds old pods back.
+	RolloutPaused RolloutPhase = "Paused"
+	// RolloutWaitingForDeletion: the strategy is OnDelete and old pods remain.
+	RolloutWaitingForDeletion RolloutPhase = "WaitingForDeletion"
+	// RolloutDeadlineExceeded: no progress for the progress deadline.
+	RolloutDeadlineExceeded RolloutPhase = "ProgressDeadlineExceeded"
+)
+
+// DefaultProgressDeadline applies when spec.progressDeadlineSeconds is unset (objects stored before
+// the field had a default).
+const DefaultProgressDeadline = 600 * time.Second
