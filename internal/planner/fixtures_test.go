@@ -74,6 +74,21 @@ func maxSurge(v intstr.IntOrString) nasv1alpha1.NodeAgentSetUpdateStrategy {
 	}
 }
 
+// partitionOf is a rolling update (maxUnavailable 1) with the given partition in nodes.
+func partitionOf(n int32) nasv1alpha1.NodeAgentSetUpdateStrategy {
+	s := maxUnavailable(intstr.FromInt32(1))
+	p := intstr.FromInt32(n)
+	s.RollingUpdate.Partition = &p
+	return s
+}
+
+// pausedStrategy is a paused rolling update (maxUnavailable 1).
+func pausedStrategy() nasv1alpha1.NodeAgentSetUpdateStrategy {
+	s := maxUnavailable(intstr.FromInt32(1))
+	s.RollingUpdate.Paused = true
+	return s
+}
+
 // strategyCase is one update strategy a scenario runs with.
 type strategyCase struct {
 	name     string
@@ -296,4 +311,13 @@ func nodeNames(idx ...int) []string {
 		out = append(out, fmt.Sprintf("node-%d", i))
 	}
 	return out
+}
+
+// requeueBeforeDeadline is p.RequeueAfter, or 0 when it is only the wake-up a second after the progress
+// deadline: scenarios about other requeues leave that one out (TestProgressDeadline covers it).
+func requeueBeforeDeadline(p Plan, now time.Time) time.Duration {
+	if d := p.Rollout.Deadline; !d.IsZero() && p.RequeueAfter == d.Add(time.Second).Sub(now) {
+		return 0
+	}
+	return p.RequeueAfter
 }

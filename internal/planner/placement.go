@@ -1,9 +1,7 @@
 package planner
 
 import (
-	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -12,39 +10,6 @@ import (
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 )
 
-// ExclusionKind names why a node is not eligible for the agent.
-type ExclusionKind string
-
-const (
-	// ExcludedByNodeName means the template names another node in spec.nodeName.
-	ExcludedByNodeName ExclusionKind = "NodeNameMismatch"
-	// ExcludedByNodeSelector means a template nodeSelector entry does not match the node's labels.
-	ExcludedByNodeSelector ExclusionKind = "NodeSelectorMismatch"
-	// ExcludedByNodeAffinity means no term of the template's required node affinity matches the node.
-	ExcludedByNodeAffinity ExclusionKind = "NodeAffinityMismatch"
-	// ExcludedByTaint means the node has a NoSchedule or NoExecute taint the template does not tolerate.
-	ExcludedByTaint ExclusionKind = "TaintNotTolerated"
-)
-
-// Exclusion says why a node is not eligible, in words a person can act on.
-type Exclusion struct {
-	Kind ExclusionKind
-	// Detail is the specific cause, e.g. "taint dedicated=gpu:NoSchedule" or "nodeSelector gpu=true".
-	Detail string
-}
-
-// String renders the exclusion as "<detail> not tolerated" or "<detail> does not match".
-func (e Exclusion) String() string {
-	switch e.Kind {
-	case ExcludedByTaint:
-		return e.Detail + " not tolerated"
-	case ExcludedByNodeName:
-		return e.Detail
-	default:
-		return e.Detail + " does not match"
-	}
-}
-
 // Placement is the verdict for one node (rules 10-15).
 type Placement struct {
 	// ShouldRun: the node should run an agent pod.
@@ -52,8 +17,9 @@ type Placement struct {
 	// ShouldContinueRunning: an agent pod already on the node may stay. Only an untolerated NoSchedule
 	// taint gives ShouldRun=false with ShouldContinueRunning=true.
 	ShouldContinueRunning bool
-	// Exclusion is set whenever ShouldRun is false.
-	Exclusion *Exclusion
+	// Exclusion is set whenever ShouldRun is false: one of the codes NodeNameMismatch,
+	// NodeSelectorMismatch, NodeAffinityMismatch or TaintNotTolerated, with its details.
+	Exclusion *NodeReason
 }
 
 // Placer evaluates eligibility of nodes for one pod template. Build it once per reconcile with
@@ -62,7 +28,9 @@ type Placer struct {
 	nodeName     string
 	nodeSelector map[string]string
 	affinity     *nodeaffinity.LazyErrorNodeSelector
-	tolerations  []corev1.Toleration
+	// affinityTerms is how many required node affinity terms there are.
+	affinityTerms int
+	tolerations   []corev1.Toleration
 }
 
 // NewPlacer prepares the template's scheduling constraints, including the automatic tolerations the
@@ -76,6 +44,7 @@ func NewPlacer(spec *corev1.PodSpec) *Placer {
 	if a := spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
 		// Parse errors are ignored, as upstream does for backward compatibility (rule 12).
 		p.affinity = nodeaffinity.NewLazyErrorNodeSelector(a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution)
+		p.affinityTerms = len(a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms)
 	}
 	return p
 }
@@ -83,20 +52,21 @@ func NewPlacer(spec *corev1.PodSpec) *Placer {
 // Place decides whether the node should run the agent and whether an existing agent may stay.
 func (p *Placer) Place(node *corev1.Node) Placement {
 	if p.nodeName != "" && p.nodeName != node.Name {
-		return excluded(false, ExcludedByNodeName, fmt.Sprintf("template spec.nodeName is %s", p.nodeName))
+		return excluded(false, NodeReason{Code: ReasonNodeNameMismatch, NodeName: p.nodeName})
 	}
-	if detail, ok := p.nodeSelectorMismatch(node); !ok {
-		return excluded(false, ExcludedByNodeSelector, detail)
+	if key, ok := p.nodeSelectorMismatch(node); !ok {
+		return excluded(false, NodeReason{Code: ReasonNodeSelectorMismatch, SelectorKey: key, SelectorValue: p.nodeSelector[key]})
 	}
 	if p.affinity != nil {
 		if match, _ := p.affinity.Match(node); !match {
-			return excluded(false, ExcludedByNodeAffinity, "required node affinity")
+			return excluded(false, NodeReason{Code: ReasonNodeAffinityMismatch, AffinityTerms: p.affinityTerms})
 		}
 	}
 	return p.placeByTaints(node)
 }
 
-// nodeSelectorMismatch returns the first nodeSelector entry (in key order) the node does not satisfy.
+// nodeSelectorMismatch returns the key of the first nodeSelector entry (in key order) the node does
+// not satisfy; an empty key when none can be named.
 func (p *Placer) nodeSelectorMismatch(node *corev1.Node) (string, bool) {
 	if len(p.nodeSelector) == 0 || labels.SelectorFromSet(p.nodeSelector).Matches(labels.Set(node.Labels)) {
 		return "", true
@@ -108,10 +78,10 @@ func (p *Placer) nodeSelectorMismatch(node *corev1.Node) (string, bool) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if v, ok := node.Labels[k]; !ok || v != p.nodeSelector[k] {
-			return fmt.Sprintf("nodeSelector %s=%s", k, p.nodeSelector[k]), false
+			return k, false
 		}
 	}
-	return "nodeSelector", false
+	return "", false
 }
 
 // placeByTaints applies rule 13: only NoSchedule and NoExecute taints count; an untolerated NoExecute
@@ -127,31 +97,18 @@ func (p *Placer) placeByTaints(node *corev1.Node) Placement {
 			continue
 		}
 		if taint.Effect == corev1.TaintEffectNoExecute {
-			return excluded(false, ExcludedByTaint, "taint "+taintString(taint))
+			return excluded(false, NodeReason{Code: ReasonTaintNotTolerated, Taint: taint})
 		}
 		if untoleratedNoSchedule == nil {
 			untoleratedNoSchedule = taint
 		}
 	}
 	if untoleratedNoSchedule != nil {
-		return excluded(true, ExcludedByTaint, "taint "+taintString(untoleratedNoSchedule))
+		return excluded(true, NodeReason{Code: ReasonTaintNotTolerated, Taint: untoleratedNoSchedule})
 	}
 	return Placement{ShouldRun: true, ShouldContinueRunning: true}
 }
 
-func excluded(continueRunning bool, kind ExclusionKind, detail string) Placement {
-	return Placement{ShouldContinueRunning: continueRunning, Exclusion: &Exclusion{Kind: kind, Detail: detail}}
-}
-
-// taintString renders a taint the way kubectl does: key=value:Effect, or key:Effect without a value.
-func taintString(t *corev1.Taint) string {
-	var b strings.Builder
-	b.WriteString(t.Key)
-	if t.Value != "" {
-		b.WriteString("=")
-		b.WriteString(t.Value)
-	}
-	b.WriteString(":")
-	b.WriteString(string(t.Effect))
-	return b.String()
+func excluded(continueRunning bool, reason NodeReason) Placement {
+	return Placement{ShouldContinueRunning: continueRunning, Exclusion: &reason}
 }

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,16 +13,24 @@ import (
 // verdict is a Placement reduced to what the tables compare.
 type verdict struct {
 	shouldRun, shouldContinueRunning bool
-	// exclusion is Exclusion.String(), "" when the node is eligible.
+	// kind is the exclusion's code, "" when the node is eligible; exclusion its details, in the
+	// tables' own notation: the taint as key=value:Effect, the selector entry as key=value, the nodeName.
 	exclusion string
-	kind      ExclusionKind
+	kind      ReasonCode
 }
 
 func verdictOf(p Placement) verdict {
 	v := verdict{shouldRun: p.ShouldRun, shouldContinueRunning: p.ShouldContinueRunning}
-	if p.Exclusion != nil {
-		v.exclusion = p.Exclusion.String()
-		v.kind = p.Exclusion.Kind
+	if e := p.Exclusion; e != nil {
+		v.kind = e.Code
+		switch e.Code {
+		case ReasonTaintNotTolerated:
+			v.exclusion = fmt.Sprintf("%s=%s:%s", e.Taint.Key, e.Taint.Value, e.Taint.Effect)
+		case ReasonNodeSelectorMismatch:
+			v.exclusion = e.SelectorKey + "=" + e.SelectorValue
+		case ReasonNodeNameMismatch:
+			v.exclusion = e.NodeName
+		}
 	}
 	return v
 }
@@ -78,19 +87,19 @@ func TestNodeShouldRunDaemonPod(t *testing.T) {
 		{name: "insufficient resources", spec: resourceSpec("", "200M", "0.5"), want: eligible},
 		{
 			name: "template nodeName names another node", spec: resourceSpec("other-node", "50M", "0.5"),
-			want: verdict{kind: ExcludedByNodeName, exclusion: "template spec.nodeName is other-node"},
+			want: verdict{kind: ReasonNodeNameMismatch, exclusion: "other-node"},
 		},
 		{name: "host port already used on the node", spec: withHostPort(resourceSpec("", "50M", "0.5")), want: eligible},
 		{name: "resources overcommitted by another pod", spec: resourceSpec("", "75M", "0.75"), want: eligible},
 		{name: "template nodeName is this node", spec: resourceSpec("test-node", "50M", "0.5"), want: eligible},
 		{
 			name: "nodeSelector does not match", spec: withSelector(resourceSpec("", "50M", "0.5"), map[string]string{"type": "test"}),
-			want: verdict{kind: ExcludedByNodeSelector, exclusion: "nodeSelector type=test does not match"},
+			want: verdict{kind: ReasonNodeSelectorMismatch, exclusion: "type=test"},
 		},
 		{name: "nodeSelector matches", spec: withSelector(resourceSpec("", "50M", "0.5"), setLabels), want: eligible},
 		{
 			name: "required affinity does not match", spec: withAffinity(resourceSpec("", "50M", "0.5"), "test"),
-			want: verdict{kind: ExcludedByNodeAffinity, exclusion: "required node affinity does not match"},
+			want: verdict{kind: ReasonNodeAffinityMismatch, exclusion: ""},
 		},
 		{name: "required affinity matches", spec: withAffinity(resourceSpec("", "50M", "0.5"), "production"), want: eligible},
 		{name: "unschedulable node without taint", spec: resourceSpec("", "50M", "0.5"), unschedulable: true, want: eligible},
@@ -128,7 +137,7 @@ func requiredAffinity(terms ...corev1.NodeSelectorTerm) *corev1.Affinity {
 // affinity, which all give (false, false) on a mismatch.
 func TestPlaceNodeSelection(t *testing.T) {
 	gpuNode := newNode("node-1", map[string]string{"gpu": "true", "zone": "a"})
-	notSelected := func(kind ExclusionKind, msg string) verdict { return verdict{kind: kind, exclusion: msg} }
+	notSelected := func(kind ReasonCode, msg string) verdict { return verdict{kind: kind, exclusion: msg} }
 	tests := []struct {
 		name string
 		spec corev1.PodSpec
@@ -139,25 +148,25 @@ func TestPlaceNodeSelection(t *testing.T) {
 		{name: "nodeName is the node", spec: corev1.PodSpec{NodeName: "node-1"}, node: gpuNode, want: eligible},
 		{
 			name: "nodeName is another node", spec: corev1.PodSpec{NodeName: "node-2"}, node: gpuNode,
-			want: notSelected(ExcludedByNodeName, "template spec.nodeName is node-2"),
+			want: notSelected(ReasonNodeNameMismatch, "node-2"),
 		},
 		{
 			name: "nodeName is checked before the selector", spec: corev1.PodSpec{NodeName: "node-2", NodeSelector: map[string]string{"gpu": "false"}}, node: gpuNode,
-			want: notSelected(ExcludedByNodeName, "template spec.nodeName is node-2"),
+			want: notSelected(ReasonNodeNameMismatch, "node-2"),
 		},
 		{name: "nodeSelector all keys match", spec: corev1.PodSpec{NodeSelector: map[string]string{"gpu": "true", "zone": "a"}}, node: gpuNode, want: eligible},
 		{
 			name: "nodeSelector value differs", spec: corev1.PodSpec{NodeSelector: map[string]string{"gpu": "false"}}, node: gpuNode,
-			want: notSelected(ExcludedByNodeSelector, "nodeSelector gpu=false does not match"),
+			want: notSelected(ReasonNodeSelectorMismatch, "gpu=false"),
 		},
 		{
 			name: "nodeSelector key missing", spec: corev1.PodSpec{NodeSelector: map[string]string{"gpu": "true"}}, node: newNode("node-1", nil),
-			want: notSelected(ExcludedByNodeSelector, "nodeSelector gpu=true does not match"),
+			want: notSelected(ReasonNodeSelectorMismatch, "gpu=true"),
 		},
 		{
 			name: "nodeSelector names the first mismatching key in key order",
 			spec: corev1.PodSpec{NodeSelector: map[string]string{"zone": "b", "arch": "arm64", "gpu": "true"}}, node: gpuNode,
-			want: notSelected(ExcludedByNodeSelector, "nodeSelector arch=arm64 does not match"),
+			want: notSelected(ReasonNodeSelectorMismatch, "arch=arm64"),
 		},
 		{
 			name: "affinity terms are ORed: second term matches",
@@ -167,12 +176,12 @@ func TestPlaceNodeSelection(t *testing.T) {
 		{
 			name: "affinity: no term matches",
 			spec: corev1.PodSpec{Affinity: requiredAffinity(term(req("zone", corev1.NodeSelectorOpIn, "b")), term(req("gpu", corev1.NodeSelectorOpDoesNotExist)))},
-			node: gpuNode, want: notSelected(ExcludedByNodeAffinity, "required node affinity does not match"),
+			node: gpuNode, want: notSelected(ReasonNodeAffinityMismatch, ""),
 		},
 		{
 			name: "affinity: requirements inside a term are ANDed",
 			spec: corev1.PodSpec{Affinity: requiredAffinity(term(req("gpu", corev1.NodeSelectorOpIn, "true"), req("zone", corev1.NodeSelectorOpNotIn, "a")))},
-			node: gpuNode, want: notSelected(ExcludedByNodeAffinity, "required node affinity does not match"),
+			node: gpuNode, want: notSelected(ReasonNodeAffinityMismatch, ""),
 		},
 		{
 			name: "affinity matchFields metadata.name selects the node",
@@ -182,7 +191,7 @@ func TestPlaceNodeSelection(t *testing.T) {
 		{
 			name: "affinity matchFields metadata.name excludes other nodes",
 			spec: corev1.PodSpec{Affinity: requiredAffinity(fieldTerm(req("metadata.name", corev1.NodeSelectorOpIn, "node-1")))},
-			node: newNode("node-2", nil), want: notSelected(ExcludedByNodeAffinity, "required node affinity does not match"),
+			node: newNode("node-2", nil), want: notSelected(ReasonNodeAffinityMismatch, ""),
 		},
 		{
 			name: "affinity matchFields and matchExpressions are ANDed in a term",
@@ -190,17 +199,17 @@ func TestPlaceNodeSelection(t *testing.T) {
 				MatchExpressions: []corev1.NodeSelectorRequirement{req("gpu", corev1.NodeSelectorOpIn, "true")},
 				MatchFields:      []corev1.NodeSelectorRequirement{req("metadata.name", corev1.NodeSelectorOpNotIn, "node-1")},
 			})},
-			node: gpuNode, want: notSelected(ExcludedByNodeAffinity, "required node affinity does not match"),
+			node: gpuNode, want: notSelected(ReasonNodeAffinityMismatch, ""),
 		},
 		{
 			name: "nodeSelector and affinity are ANDed: selector matches, affinity does not",
 			spec: corev1.PodSpec{NodeSelector: map[string]string{"gpu": "true"}, Affinity: requiredAffinity(term(req("zone", corev1.NodeSelectorOpIn, "b")))},
-			node: gpuNode, want: notSelected(ExcludedByNodeAffinity, "required node affinity does not match"),
+			node: gpuNode, want: notSelected(ReasonNodeAffinityMismatch, ""),
 		},
 		{
 			name: "nodeSelector and affinity are ANDed: affinity matches, selector does not",
 			spec: corev1.PodSpec{NodeSelector: map[string]string{"zone": "b"}, Affinity: requiredAffinity(term(req("gpu", corev1.NodeSelectorOpExists)))},
-			node: gpuNode, want: notSelected(ExcludedByNodeSelector, "nodeSelector zone=b does not match"),
+			node: gpuNode, want: notSelected(ReasonNodeSelectorMismatch, "zone=b"),
 		},
 		{
 			name: "affinity parse errors are ignored: the valid term still matches",
@@ -210,7 +219,7 @@ func TestPlaceNodeSelection(t *testing.T) {
 		{
 			name: "affinity with only an unparsable term matches nothing",
 			spec: corev1.PodSpec{Affinity: requiredAffinity(term(req("gpu", "Bogus", "x")))},
-			node: gpuNode, want: notSelected(ExcludedByNodeAffinity, "required node affinity does not match"),
+			node: gpuNode, want: notSelected(ReasonNodeAffinityMismatch, ""),
 		},
 		{
 			name: "preferred affinity is ignored",
@@ -251,9 +260,9 @@ func TestPlaceTaints(t *testing.T) {
 	dedicatedNoSchedule := taint("dedicated", "gpu", corev1.TaintEffectNoSchedule)
 	dedicatedNoExecute := taint("dedicated", "gpu", corev1.TaintEffectNoExecute)
 	keepRunning := func(msg string) verdict {
-		return verdict{shouldContinueRunning: true, kind: ExcludedByTaint, exclusion: msg}
+		return verdict{shouldContinueRunning: true, kind: ReasonTaintNotTolerated, exclusion: msg}
 	}
-	evict := func(msg string) verdict { return verdict{kind: ExcludedByTaint, exclusion: msg} }
+	evict := func(msg string) verdict { return verdict{kind: ReasonTaintNotTolerated, exclusion: msg} }
 	tests := []struct {
 		name        string
 		taints      []corev1.Taint
@@ -265,30 +274,30 @@ func TestPlaceTaints(t *testing.T) {
 		{
 			name:   "untolerated NoSchedule: keep running, no new pod",
 			taints: []corev1.Taint{dedicatedNoSchedule},
-			want:   keepRunning("taint dedicated=gpu:NoSchedule not tolerated"),
+			want:   keepRunning("dedicated=gpu:NoSchedule"),
 		},
-		{name: "untolerated NoExecute: evict", taints: []corev1.Taint{dedicatedNoExecute}, want: evict("taint dedicated=gpu:NoExecute not tolerated")},
+		{name: "untolerated NoExecute: evict", taints: []corev1.Taint{dedicatedNoExecute}, want: evict("dedicated=gpu:NoExecute")},
 		{name: "PreferNoSchedule is ignored", taints: []corev1.Taint{taint("dedicated", "gpu", corev1.TaintEffectPreferNoSchedule)}, want: eligible},
 		{
 			name:   "taint without value renders key:Effect",
 			taints: []corev1.Taint{taint("dedicated", "", corev1.TaintEffectNoSchedule)},
-			want:   keepRunning("taint dedicated:NoSchedule not tolerated"),
+			want:   keepRunning("dedicated=:NoSchedule"),
 		},
 		{
 			name:   "untolerated NoSchedule and NoExecute: NoExecute wins",
 			taints: []corev1.Taint{dedicatedNoSchedule, taint("other", "x", corev1.TaintEffectNoExecute)},
-			want:   evict("taint other=x:NoExecute not tolerated"),
+			want:   evict("other=x:NoExecute"),
 		},
 		{
 			name:   "two untolerated NoSchedule taints: the first is named",
 			taints: []corev1.Taint{taint("b", "", corev1.TaintEffectNoSchedule), taint("a", "", corev1.TaintEffectNoSchedule)},
-			want:   keepRunning("taint b:NoSchedule not tolerated"),
+			want:   keepRunning("b=:NoSchedule"),
 		},
 		{
 			name:        "untolerated NoSchedule, tolerated NoExecute: keep running",
 			taints:      []corev1.Taint{dedicatedNoSchedule, taint("other", "x", corev1.TaintEffectNoExecute)},
 			tolerations: []corev1.Toleration{{Key: "other", Operator: corev1.TolerationOpEqual, Value: "x", Effect: corev1.TaintEffectNoExecute}},
-			want:        keepRunning("taint dedicated=gpu:NoSchedule not tolerated"),
+			want:        keepRunning("dedicated=gpu:NoSchedule"),
 		},
 		{
 			name:   "Equal toleration with the taint's value",
@@ -304,7 +313,7 @@ func TestPlaceTaints(t *testing.T) {
 			tolerations: []corev1.Toleration{{
 				Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "cpu", Effect: corev1.TaintEffectNoSchedule,
 			}},
-			want: keepRunning("taint dedicated=gpu:NoSchedule not tolerated"),
+			want: keepRunning("dedicated=gpu:NoSchedule"),
 		},
 		{
 			name:        "Exists toleration ignores the value",
@@ -328,7 +337,7 @@ func TestPlaceTaints(t *testing.T) {
 			name:        "NoSchedule toleration does not tolerate the NoExecute taint",
 			taints:      []corev1.Taint{dedicatedNoExecute},
 			tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
-			want:        evict("taint dedicated=gpu:NoExecute not tolerated"),
+			want:        evict("dedicated=gpu:NoExecute"),
 		},
 		{
 			name:   "tolerationSeconds is ignored: a time-limited NoExecute toleration counts as tolerated",
@@ -353,7 +362,7 @@ func TestPlaceTaints(t *testing.T) {
 		{
 			name:   "network-unavailable is not tolerated without hostNetwork",
 			taints: []corev1.Taint{taint(corev1.TaintNodeNetworkUnavailable, "", corev1.TaintEffectNoSchedule)},
-			want:   keepRunning("taint node.kubernetes.io/network-unavailable:NoSchedule not tolerated"),
+			want:   keepRunning("node.kubernetes.io/network-unavailable=:NoSchedule"),
 		},
 		{
 			name:        "network-unavailable is tolerated with hostNetwork",
@@ -364,12 +373,12 @@ func TestPlaceTaints(t *testing.T) {
 		{
 			name:   "not-ready NoSchedule is not tolerated: no new pod, the old one stays",
 			taints: []corev1.Taint{taint(corev1.TaintNodeNotReady, "", corev1.TaintEffectNoSchedule), taint(corev1.TaintNodeNotReady, "", corev1.TaintEffectNoExecute)},
-			want:   keepRunning("taint node.kubernetes.io/not-ready:NoSchedule not tolerated"),
+			want:   keepRunning("node.kubernetes.io/not-ready=:NoSchedule"),
 		},
 		{
 			name:   "unreachable NoSchedule is not tolerated",
 			taints: []corev1.Taint{taint(corev1.TaintNodeUnreachable, "", corev1.TaintEffectNoSchedule)},
-			want:   keepRunning("taint node.kubernetes.io/unreachable:NoSchedule not tolerated"),
+			want:   keepRunning("node.kubernetes.io/unreachable=:NoSchedule"),
 		},
 	}
 	for _, tt := range tests {
@@ -420,24 +429,5 @@ func TestPlaceUsesTemplateAtConstruction(t *testing.T) {
 	}
 	if len(node.Spec.Taints) != len(before.Spec.Taints) || node.Spec.Taints[0] != before.Spec.Taints[0] {
 		t.Errorf("Place modified the node: %+v", node.Spec.Taints)
-	}
-}
-
-func TestExclusionString(t *testing.T) {
-	tests := []struct {
-		exclusion Exclusion
-		want      string
-	}{
-		{Exclusion{Kind: ExcludedByTaint, Detail: "taint dedicated=gpu:NoSchedule"}, "taint dedicated=gpu:NoSchedule not tolerated"},
-		{Exclusion{Kind: ExcludedByNodeSelector, Detail: "nodeSelector gpu=true"}, "nodeSelector gpu=true does not match"},
-		{Exclusion{Kind: ExcludedByNodeAffinity, Detail: "required node affinity"}, "required node affinity does not match"},
-		{Exclusion{Kind: ExcludedByNodeName, Detail: "template spec.nodeName is node-2"}, "template spec.nodeName is node-2"},
-	}
-	for _, tt := range tests {
-		t.Run(string(tt.exclusion.Kind), func(t *testing.T) {
-			if got := tt.exclusion.String(); got != tt.want {
-				t.Errorf("String() = %q, want %q", got, tt.want)
-			}
-		})
 	}
 }

@@ -12,8 +12,10 @@ package planner
 //   - A terminating pod is never deleted again and never counts as running.
 //   - A node whose untolerated NoExecute taint or failed selector says the agent must not continue
 //     loses all its pods at once; an untolerated NoSchedule taint only stops new pods.
-//   - A failed pod is deleted at most once per backoff period of its node; it is replaced on a later
-//     pass (immediately with surge).
+//   - A failed pod is deleted at most once per backoff period of its node, and while the backoff runs
+//     the node gets no new pod, whatever the strategy (with surge too, and from the rolling update):
+//     a pod the kubelet rejects at admission would otherwise be replaced, fail and pile up in a loop.
+//     It is replaced on a later pass (in the same pass with surge).
 //   - Pods whose node is gone are deleted; they are not counted in status.
 //   - Creates and deletes are each capped per pass at BurstReplicas, or at the rolling update's budget
 //     (maxUnavailable, maxSurge) when that is larger; the rest waits for the next pass.
@@ -58,8 +60,10 @@ type world struct {
 	in       Input
 	strategy strategy
 	nodes    []*nodeView
-	// partitioned names the eligible nodes the rollout leaves alone.
-	partitioned map[string]bool
+	// partitioned names the eligible nodes the rollout leaves alone; firstPartitioned is the first of
+	// them by name.
+	partitioned      map[string]bool
+	firstPartitioned string
 }
 
 func newWorld(in Input) *world {
@@ -96,7 +100,7 @@ func newWorld(in Input) *world {
 		}
 	}
 	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
-	w.partitioned = partitionNodes(nodes, w.strategy.partition)
+	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)
 	return w
 }
 
@@ -120,10 +124,15 @@ func Compute(in Input) Plan {
 		w.rollingUpdate(&p)
 	}
 	capBurst(&p, w.strategy.burst())
+	p.Template = in.Template
+	p.Strategy = w.exportStrategy()
 	p.Status, p.Nodes = w.status(&req)
 	p.CurrentRevision = w.currentRevision()
-	p.Rollout = w.rollout()
-	p.SurgeBlockedByHostPort = w.strategy.surgeBlockedByHostPort
+	p.Rollout = w.rollout(p.Strategy.ProgressDeadline)
+	if !p.Rollout.Deadline.IsZero() && in.Now.Before(p.Rollout.Deadline) {
+		// A second late, so that the pass that wakes up finds the deadline passed.
+		req.at(p.Rollout.Deadline.Add(time.Second))
+	}
 	p.RequeueAfter = req.after()
 	return p
 }
@@ -147,13 +156,16 @@ func (w *world) manage(p *Plan, req *requeue) {
 // manageRunning handles a node that may keep its pods: terminal pods go, duplicates are pruned.
 func (w *world) manageRunning(v *nodeView, p *Plan, req *requeue) {
 	var running []*corev1.Pod
+	backoff := false
 	for _, pod := range v.pods {
 		switch {
 		case isTerminating(pod):
 			// Being deleted already: neither deleted again nor counted as running.
 		case pod.Status.Phase == corev1.PodFailed:
-			if until, ok := w.in.FailedPodBackoffUntil[v.name]; ok && w.in.Now.Before(until) {
+			if until, ok := w.backoffUntil(v); ok {
+				// It stays, and holds the node's replacement, until the backoff ends.
 				req.at(until)
+				backoff = true
 				continue
 			}
 			p.Deletes = append(p.Deletes, Deletion{Pod: pod, Node: v.name, Reason: DeleteFailed})
@@ -167,6 +179,9 @@ func (w *world) manageRunning(v *nodeView, p *Plan, req *requeue) {
 		// Rule 23: keep the oldest, delete the rest. With nothing running (say the only pod is
 		// terminating), wait: the replacement comes once the node is empty.
 		deleteLive(v, tail(running), DeleteDuplicate, p)
+		return
+	}
+	if backoff && len(running) == 0 {
 		return
 	}
 	w.manageSurge(v, running, p, req)
@@ -289,8 +304,32 @@ type strategy struct {
 	maxUnavailable int
 	// paused: replace nothing.
 	paused bool
-	// partition: how many eligible nodes (the last by name) the rollout leaves alone.
+	// partition: how many eligible nodes still running an older template the rollout leaves alone.
 	partition int
 	// surgeBlockedByHostPort: maxSurge was asked for, but the template binds host ports.
 	surgeBlockedByHostPort bool
+}
+
+// exportStrategy is the resolved strategy as the plan shows it.
+func (w *world) exportStrategy() Strategy {
+	s, spec := w.strategy, w.in.Set.Spec
+	out := Strategy{
+		Type:                 spec.UpdateStrategy.Type,
+		MaxUnavailable:       int32(s.maxUnavailable),
+		MaxSurge:             int32(s.maxSurge),
+		Surge:                s.surge,
+		Paused:               s.paused,
+		Partition:            int32(s.partition),
+		FirstPartitionedNode: w.firstPartitioned,
+		ProgressDeadline:     DefaultProgressDeadline,
+		HostPortFallback:     s.surgeBlockedByHostPort,
+		HostPorts:            HostPorts(&spec.Template.Spec),
+	}
+	if out.Type == "" {
+		out.Type = nasv1alpha1.RollingUpdateStrategyType
+	}
+	if spec.ProgressDeadlineSeconds != nil {
+		out.ProgressDeadline = time.Duration(*spec.ProgressDeadlineSeconds) * time.Second
+	}
+	return out
 }

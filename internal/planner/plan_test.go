@@ -72,8 +72,8 @@ func (sc scenario) run(t *testing.T, strategy nasv1alpha1.NodeAgentSetUpdateStra
 	if sc.status != nil && p.Status != *sc.status {
 		t.Errorf("status:\n got  %+v\n want %+v", p.Status, *sc.status)
 	}
-	if p.RequeueAfter != sc.requeue {
-		t.Errorf("requeueAfter = %v, want %v", p.RequeueAfter, sc.requeue)
+	if got := requeueBeforeDeadline(p, in.Now); got != sc.requeue {
+		t.Errorf("requeueAfter = %v, want %v", got, sc.requeue)
 	}
 }
 
@@ -639,10 +639,12 @@ func TestSurgePlan(t *testing.T) {
 			creates: []string{"node-0"}, deletes: delsOf(DeleteFailed, newPods("node-0", 1)...),
 		},
 		{
-			name:  "a failed pod in backoff stays, its replacement comes anyway",
+			// Regression (issue 14, defect 1): the replacement came at once, and a pod the kubelet
+			// rejects at admission made a create loop.
+			name:  "a failed pod in backoff stays, and so does its replacement",
 			nodes: newNodes(0, 1, nil), pods: newPods("node-0", 1, phase(corev1.PodFailed)),
 			backoff: map[string]time.Time{"node-0": t0.Add(time.Minute)},
-			creates: []string{"node-0"}, requeue: time.Minute,
+			requeue: time.Minute,
 		},
 		{
 			name: "old Ready and new not Ready: both stay", nodes: newNodes(0, 1, nil),
@@ -799,11 +801,11 @@ func TestPlanNodes(t *testing.T) {
 	p := Compute(in)
 	want := map[string]struct {
 		pod    string
-		reason string
+		reason ReasonCode
 	}{
-		"empty":       {reason: "no agent pod yet"},
-		"unready-pod": {pod: "u", reason: "agent pod not ready"},
-		"tainted":     {pod: "t", reason: "taint dedicated=gpu:NoSchedule not tolerated"},
+		"empty":       {reason: ReasonNoPod},
+		"unready-pod": {pod: "u", reason: ReasonPodNotReady},
+		"tainted":     {pod: "t", reason: ReasonTaintNotTolerated},
 	}
 	if len(p.Nodes) != len(want) {
 		t.Errorf("plan explains nodes %v, want exactly %v", keys(p.Nodes), keysOf(want))
@@ -824,12 +826,13 @@ func TestPlanNodes(t *testing.T) {
 		if st.Node == nil || st.Node.Name != name {
 			t.Errorf("node %s: state carries node %v", name, st.Node)
 		}
-		if got := st.Reason(); got != w.reason {
+		if got := st.Reason.Code; got != w.reason {
 			t.Errorf("node %s: reason %q, want %q", name, got, w.reason)
 		}
 	}
 	if st := p.Nodes["tainted"]; st.Placement.ShouldRun || !st.Placement.ShouldContinueRunning ||
-		st.Placement.Exclusion == nil || st.Placement.Exclusion.Kind != ExcludedByTaint {
+		st.Placement.Exclusion == nil || st.Placement.Exclusion.Code != ReasonTaintNotTolerated ||
+		st.Reason.Taint == nil || st.Reason.Taint.Key != "dedicated" {
 		t.Errorf("tainted node placement = %+v", st.Placement)
 	}
 }

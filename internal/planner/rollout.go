@@ -15,8 +15,12 @@ package planner
 //   - Nodes are visited in name order, so which nodes are updated first is deterministic (upstream
 //     uses Go map order).
 //   - A change that leaves the template alone keeps the hash, so nothing is replaced.
-//   - Beyond upstream: the last `partition` eligible nodes by name are left alone; `paused` replaces
-//     nothing. Neither stops a node without a pod from getting one of the current template.
+//   - Beyond upstream: `partition` leaves alone the last `partition` eligible nodes by name among those
+//     that still run a pod of an older template; `paused` replaces nothing. Neither stops a node without
+//     a pod from getting one of the current template. A node that joins gets the current template, so
+//     it never runs an old pod and never displaces a held node: the held set changes only when a held
+//     node's pod goes, or the partition or the template changes.
+//   - A node whose failed pod waits for its backoff gets no new pod from the surge update either.
 
 import (
 	"time"
@@ -31,8 +35,9 @@ import (
 //
 // An omitted maxUnavailable is 1, or 0 when maxSurge is non-zero: unlike upstream, a user who writes
 // only maxSurge gets a surge rollout rather than a rejected object. A surge rollout of a template that
-// binds host ports becomes delete-first with maxUnavailable = maxSurge (upstream leaves the surge pod
-// Pending forever).
+// binds host ports becomes delete-first (upstream leaves the surge pod Pending forever) with a safe
+// budget: what maxUnavailable allows, at least 1. Never the surge value: maxSurge: 100% as an
+// unavailability budget would delete every agent in one pass.
 func resolveStrategy(set *nasv1alpha1.NodeAgentSet, desired int) strategy {
 	us := set.Spec.UpdateStrategy
 	if us.Type == nasv1alpha1.OnDeleteStrategyType {
@@ -42,16 +47,16 @@ func resolveStrategy(set *nasv1alpha1.NodeAgentSet, desired int) strategy {
 	if ru == nil {
 		ru = &nasv1alpha1.RollingUpdateNodeAgentSet{}
 	}
-	s := strategy{rollingUpdate: true, paused: ru.Paused, partition: scaled(ru.Partition, desired)}
+	s := strategy{rollingUpdate: true, paused: ru.Paused, partition: min(scaled(ru.Partition, desired), desired)}
 	// Any positive maxSurge allows surge, even a percentage that rounds to 0 nodes (upstream
 	// AllowsSurge scales against a single node).
 	s.surge = scaled(ru.MaxSurge, 1) > 0
 	s.maxSurge = scaled(ru.MaxSurge, desired)
 	if s.surge && len(HostPorts(&set.Spec.Template.Spec)) > 0 {
 		// Two pods that bind the same host port cannot share a node: the surge pod would stay
-		// Pending forever. Replace delete-first instead, with the surge budget as the budget.
+		// Pending forever. Replace delete-first instead, within what maxUnavailable allows.
 		return strategy{rollingUpdate: true, paused: s.paused, partition: s.partition,
-			maxUnavailable: max(s.maxSurge, 1), surgeBlockedByHostPort: true}
+			maxUnavailable: max(scaled(ru.MaxUnavailable, desired), 1), surgeBlockedByHostPort: true}
 	}
 	switch {
 	case ru.MaxUnavailable != nil:
@@ -172,6 +177,10 @@ func (w *world) rollingUpdateSurge(p *Plan) {
 				p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
 				continue
 			}
+			if w.inBackoff(v) {
+				// A failed pod waits for its backoff: nothing is created next to it meanwhile.
+				continue
+			}
 			// Not available anyway: its replacement comes at once, outside the budget.
 			p.Creates = append(p.Creates, v.name)
 		case newPod == nil && !eligible:
@@ -203,32 +212,43 @@ func (w *world) rolloutNodes() []*nodeView {
 	return out
 }
 
-// partitionNodes returns the last n eligible nodes by name: those the rollout leaves alone.
-func partitionNodes(nodes []*nodeView, n int) map[string]bool {
+// partitionNodes returns the nodes the rollout leaves alone, and the first of them by name: the
+// last n eligible nodes by name among those that still run a live pod of an older template. Nodes
+// running only the current template (every node that joined since the template changed) are never
+// held, so a node that joins or leaves never pushes a held node out of the partition.
+func (w *world) partitionNodes(n int) (map[string]bool, string) {
 	if n <= 0 {
-		return nil
+		return nil, ""
 	}
 	out := make(map[string]bool, n)
-	for i := len(nodes) - 1; i >= 0 && len(out) < n; i-- {
-		if v := nodes[i]; v.node != nil && v.placement.ShouldRun {
+	first := ""
+	for i := len(w.nodes) - 1; i >= 0 && len(out) < n; i-- {
+		if v := w.nodes[i]; v.node != nil && v.placement.ShouldRun && w.runsOldPod(v) {
 			out[v.name] = true
+			first = v.name
 		}
 	}
-	return out
+	return out, first
 }
 
-// rollout summarises the progress of the current template (outside the partition).
-func (w *world) rollout() Rollout {
-	minReady, now := w.in.Set.Spec.MinReadySeconds, w.in.Now
-	r := Rollout{Partition: int32(len(w.partitioned)), Paused: w.strategy.paused, LastProgress: w.in.RolloutStartedAt}
-	for _, v := range w.nodes {
-		if v.node == nil || !v.placement.ShouldRun {
-			continue
+// runsOldPod: the node runs a pod of an older template that is neither terminating nor terminated.
+func (w *world) runsOldPod(v *nodeView) bool {
+	for i, pod := range v.pods {
+		if !w.updated(v, i) && !isTerminating(pod) && !isTerminal(pod) {
+			return true
 		}
-		if w.partitioned[v.name] {
-			if r.FirstPartitionedNode == "" {
-				r.FirstPartitionedNode = v.name
-			}
+	}
+	return false
+}
+
+// rollout summarises the progress of the current template (outside the partition) and gives the
+// verdict.
+func (w *world) rollout(deadline time.Duration) Rollout {
+	minReady, now := w.in.Set.Spec.MinReadySeconds, w.in.Now
+	r := Rollout{Partition: int32(len(w.partitioned)), FirstPartitionedNode: w.firstPartitioned, Paused: w.strategy.paused,
+		LastProgress: w.in.RolloutStartedAt}
+	for _, v := range w.nodes {
+		if v.node == nil || !v.placement.ShouldRun || w.partitioned[v.name] {
 			continue
 		}
 		r.Target++
@@ -245,12 +265,28 @@ func (w *world) rollout() Rollout {
 				r.UpdatedAvailable++
 			}
 		case newPod != nil:
-			r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: PodProblem(newPod, v.node)})
+			r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: w.nodeReason(v, newPod)})
 		case oldPod == nil:
-			r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: PodProblem(first(v.pods), v.node)})
+			r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: w.nodeReason(v, first(v.pods))})
 		}
 	}
 	r.Complete = r.UpdatedAvailable >= r.Target
+	switch {
+	case r.Complete:
+		r.Phase = RolloutComplete
+	case !w.strategy.rollingUpdate:
+		r.Phase = RolloutWaitingForDeletion
+	case r.Paused:
+		r.Phase = RolloutPaused
+	case r.LastProgress.IsZero():
+		r.Phase = RolloutProgressing
+	default:
+		r.Deadline = r.LastProgress.Add(deadline)
+		r.Phase = RolloutProgressing
+		if !now.Before(r.Deadline) {
+			r.Phase = RolloutDeadlineExceeded
+		}
+	}
 	return r
 }
 
@@ -271,10 +307,17 @@ func clamp(n, hi int) int {
 }
 
 // HostPorts lists the host ports the template's containers bind: explicit hostPorts, and with
-// hostNetwork every containerPort.
+// hostNetwork every containerPort. As the scheduler does, it counts sidecars (init containers with
+// restartPolicy: Always), which run next to the containers.
 func HostPorts(spec *corev1.PodSpec) []int32 {
 	var ports []int32
-	for _, c := range spec.Containers {
+	containers := make([]corev1.Container, 0, len(spec.InitContainers)+len(spec.Containers))
+	for _, c := range spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			containers = append(containers, c)
+		}
+	}
+	for _, c := range append(containers, spec.Containers...) {
 		for _, p := range c.Ports {
 			switch {
 			case p.HostPort > 0:

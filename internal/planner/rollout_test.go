@@ -736,6 +736,13 @@ func TestRollingUpdateSurge(t *testing.T) {
 			deletes: []del{{"node-0-old", "node-0", DeleteNodeIneligible}, {"node-1-old", "node-1", DeleteNodeIneligible}},
 		},
 		{
+			// Regression (issue 14, defect 1): the surge path created a pod next to a failed old pod
+			// whose backoff still ran, and a pod the kubelet rejects at admission made a create loop.
+			name: "a failed old pod in backoff gets no new pod next to it", strategy: maxSurge(intOrStr(1)), nodes: newNodes(0, 2, nil),
+			pods:    []*corev1.Pod{old("node-0", phase(corev1.PodFailed)), cur("node-1", ready)},
+			backoff: map[string]time.Time{"node-0": t0.Add(time.Minute)},
+		},
+		{
 			// Upstream tallies a node's new pod only when it has no old pod; a failed old pod held by its
 			// backoff therefore hides the available new pod next to it, and node-0's pod must wait.
 			name: "availability counts the old pod of a node, not its new one", strategy: maxSurge(intOrStr(1)),
@@ -770,6 +777,104 @@ func TestRollingUpdateSurge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := scenario{nodes: tt.nodes, pods: tt.pods, backoff: tt.backoff}
 			assertPlan(t, Compute(sc.input(tt.strategy)), tt.creates, tt.deletes)
+		})
+	}
+}
+
+// Regression (issue 14, defect 4): the partition was the last n eligible nodes by name, recomputed
+// every pass, so a node that joined and sorted last pushed a held node out, and it was updated without
+// anyone lowering the partition. The held nodes are the last n by name among those still running an
+// older template: a joining node, which gets the current template, displaces none.
+func TestPartitionHoldsItsNodesWhenNodesJoinOrLeave(t *testing.T) {
+	old := func(node string) *corev1.Pod {
+		return newPod(node+"-old", node, withHash(oldHash), created(t0.Add(-time.Hour)), ready)
+	}
+	cur := func(node string) *corev1.Pod { return newPod(node+"-new", node, ready) }
+	set := newSet(withStrategy(partitionOf(2)))
+	pods := []*corev1.Pod{cur("node-1"), cur("node-2"), cur("node-3"), old("node-4"), old("node-5")}
+	for _, tc := range []struct {
+		name  string
+		nodes []*corev1.Node
+		// creates are the nodes without a pod.
+		creates []string
+	}{
+		{name: "as the rollout left it", nodes: newNodes(1, 5, nil)},
+		{name: "a node joins and sorts last", nodes: newNodes(1, 6, nil), creates: []string{"node-6"}},
+		{name: "a node joins and sorts first", nodes: newNodes(0, 6, nil), creates: []string{"node-0"}},
+		{name: "an updated node leaves", nodes: concat(newNodes(1, 2, nil), newNodes(4, 2, nil))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var live []*corev1.Pod
+			for _, pod := range pods {
+				if slices.ContainsFunc(tc.nodes, func(n *corev1.Node) bool { return n.Name == pod.Spec.NodeName }) {
+					live = append(live, pod)
+				}
+			}
+			p := Compute(Input{Set: set, Hash: curHash, Nodes: tc.nodes, Pods: live, Now: t0})
+			assertPlan(t, p, tc.creates, nil)
+			if p.Rollout.Partition != 2 || p.Rollout.FirstPartitionedNode != "node-4" || p.Rollout.Complete != (len(tc.creates) == 0) {
+				t.Errorf("rollout = %+v, want node-4 and node-5 held, complete once every node has its pod", p.Rollout)
+			}
+			if p.Strategy.FirstPartitionedNode != "node-4" || p.Strategy.Partition != 2 {
+				t.Errorf("strategy = %+v, want a partition of 2 from node-4 on", p.Strategy)
+			}
+			for _, n := range []string{"node-4", "node-5"} {
+				if st := p.Nodes[n]; !st.Partitioned || st.Reason.Code != ReasonPartitioned {
+					t.Errorf("%s: %+v, want it held by the partition", n, st)
+				}
+			}
+		})
+	}
+}
+
+// TestRolloutVerdict covers the rollout phase and its progress deadline: spec.progressDeadlineSeconds
+// (else DefaultProgressDeadline) after the last progress, for a rolling update that is neither complete
+// nor paused; the plan wakes up a second after it, so that pass finds it passed.
+func TestRolloutVerdict(t *testing.T) {
+	deadline := func(s int32) func(*nasv1alpha1.NodeAgentSet) {
+		return func(set *nasv1alpha1.NodeAgentSet) { set.Spec.ProgressDeadlineSeconds = &s }
+	}
+	started := t0.Add(-30 * time.Second)
+	nodes := newNodes(0, 3, nil)
+	rollingUpdate := withStrategy(maxUnavailable(intOrStr(1)))
+	rolling := []*corev1.Pod{
+		newPod("node-0-new", "node-0", created(t0.Add(-time.Hour)), readySince(t0.Add(-time.Hour))),
+		newPod("node-1-new", "node-1", created(started), notReady),
+		newPod("node-2-old", "node-2", withHash(oldHash), created(t0.Add(-2*time.Hour)), ready),
+	}
+	updated := []*corev1.Pod{
+		newPod("node-0-new", "node-0", ready), newPod("node-1-new", "node-1", ready), newPod("node-2-new", "node-2", ready),
+	}
+	tests := []struct {
+		name         string
+		set          *nasv1alpha1.NodeAgentSet
+		pods         []*corev1.Pod
+		now          time.Time
+		wantPhase    RolloutPhase
+		wantDeadline time.Time
+		wantRequeue  time.Duration
+	}{
+		{name: "complete", set: newSet(rollingUpdate, deadline(60)), pods: updated, now: t0, wantPhase: RolloutComplete},
+		{name: "rolling, within the deadline", set: newSet(rollingUpdate, deadline(60)), pods: rolling, now: t0,
+			wantPhase: RolloutProgressing, wantDeadline: started.Add(time.Minute), wantRequeue: 31 * time.Second},
+		{name: "rolling, the default deadline", set: newSet(rollingUpdate), pods: rolling, now: t0,
+			wantPhase: RolloutProgressing, wantDeadline: started.Add(DefaultProgressDeadline), wantRequeue: DefaultProgressDeadline - 29*time.Second},
+		{name: "rolling, past the deadline", set: newSet(rollingUpdate, deadline(60)), pods: rolling, now: t0.Add(31 * time.Second),
+			wantPhase: RolloutDeadlineExceeded, wantDeadline: started.Add(time.Minute)},
+		{name: "paused: no deadline", set: newSet(deadline(60), withStrategy(pausedStrategy())), pods: rolling, now: t0.Add(time.Hour),
+			wantPhase: RolloutPaused},
+		{name: "OnDelete: waits for deletions, no deadline", set: newSet(deadline(60), withStrategy(onDelete())), pods: rolling,
+			now: t0.Add(time.Hour), wantPhase: RolloutWaitingForDeletion},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Compute(Input{Set: tt.set, Hash: curHash, Nodes: nodes, Pods: tt.pods, Now: tt.now, RolloutStartedAt: started})
+			if p.Rollout.Phase != tt.wantPhase || !p.Rollout.Deadline.Equal(tt.wantDeadline) {
+				t.Errorf("rollout phase %s, deadline %s; want %s, %s", p.Rollout.Phase, p.Rollout.Deadline, tt.wantPhase, tt.wantDeadline)
+			}
+			if p.RequeueAfter != tt.wantRequeue {
+				t.Errorf("RequeueAfter = %s, want %s", p.RequeueAfter, tt.wantRequeue)
+			}
 		})
 	}
 }

@@ -193,12 +193,12 @@ func checkStalled(t *testing.T, w *simWorld, nodes ...string) {
 	r := w.lastPlan.Rollout
 	stuck := make([]string, 0, len(r.Stuck))
 	for _, s := range r.Stuck {
-		stuck = append(stuck, s.Node+": "+s.Reason)
+		stuck = append(stuck, s.Node+": "+string(s.Reason.Code))
 	}
 	want := make([]string, 0, len(nodes))
 	created := time.Time{}
 	for _, n := range nodes {
-		want = append(want, n+": agent pod not ready")
+		want = append(want, n+": "+string(ReasonPodNotReady))
 		for _, pod := range w.podsByNode()[n] {
 			if IsPodUpdated(pod, w.hash) && pod.CreationTimestamp.After(created) {
 				created = pod.CreationTimestamp.Time

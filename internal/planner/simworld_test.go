@@ -259,9 +259,10 @@ func (w *simWorld) stepOnce() Plan {
 	return p
 }
 
-// settled: the plan did nothing, waits for nothing, and no kubelet has anything left to do.
+// settled: the plan did nothing, waits for nothing but the progress deadline, and no kubelet has
+// anything left to do.
 func (w *simWorld) settled(p Plan) bool {
-	if len(p.Creates) > 0 || len(p.Deletes) > 0 || p.RequeueAfter > 0 {
+	if len(p.Creates) > 0 || len(p.Deletes) > 0 || requeueBeforeDeadline(p, w.now) > 0 {
 		return false
 	}
 	for _, sp := range w.pods {
@@ -356,8 +357,15 @@ func (w *simWorld) checkPlan(p Plan) {
 	byNode := w.podsByNode()
 	w.checkCreates(p.Creates, byNode)
 	w.checkDeletes(p.Deletes)
-	if want := w.expectedRequeue(byNode); p.RequeueAfter != want {
+	if want := w.expectedRequeue(byNode); requeueBeforeDeadline(p, w.now) != want {
 		w.t.Errorf("step %d: RequeueAfter %s, want %s (the earliest a Ready pod the plan looks at becomes available)", w.step, p.RequeueAfter, want)
+	}
+	deadline := DefaultProgressDeadline
+	if d := w.set.Spec.ProgressDeadlineSeconds; d != nil {
+		deadline = time.Duration(*d) * time.Second
+	}
+	if r := p.Rollout; r.Phase == RolloutProgressing && !r.Deadline.Equal(r.LastProgress.Add(deadline)) {
+		w.t.Errorf("step %d: rollout deadline %s, want last progress %s + %s", w.step, w.offset(r.Deadline), w.offset(r.LastProgress), deadline)
 	}
 	s := p.Status
 	if int(s.DesiredNumberScheduled) != len(w.nodes) || s.NumberUnavailable != s.DesiredNumberScheduled-s.NumberAvailable {
@@ -546,8 +554,8 @@ func (w *simWorld) stepText(p Plan) string {
 	parts = append(parts, fmt.Sprintf("| desired=%d current=%d ready=%d available=%d updated=%d unavailable=%d |",
 		s.DesiredNumberScheduled, s.CurrentNumberScheduled, s.NumberReady, s.NumberAvailable, s.UpdatedNumberScheduled, s.NumberUnavailable),
 		w.rolloutText(p.Rollout, w.now, false))
-	if p.RequeueAfter > 0 {
-		parts = append(parts, fmt.Sprintf("requeue=%s", p.RequeueAfter))
+	if after := requeueBeforeDeadline(p, w.now); after > 0 {
+		parts = append(parts, fmt.Sprintf("requeue=%s", after))
 	}
 	return strings.Join(parts, " ")
 }

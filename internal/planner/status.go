@@ -4,9 +4,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// status computes the counters of rule 50 and the state of every node that is excluded or lacks an
-// available agent. Only the oldest pod of a node is looked at (during a surge, the old one), and pods
-// on nodes that no longer exist are not counted.
+// status computes the counters of rule 50 and the state of every node that is excluded, lacks an
+// available agent, or runs an available agent of an older template, each with its reason. Only the
+// oldest pod of a node is looked at (during a surge, the old one), and pods on nodes that no longer
+// exist are not counted.
 func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 	var c Counters
 	states := map[string]NodeState{}
@@ -19,12 +20,12 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 			if len(v.pods) > 0 {
 				c.NumberMisscheduled++
 			}
-			states[v.name] = NodeState{Placement: v.placement, Node: v.node, Pod: first(v.pods)}
+			states[v.name] = NodeState{Placement: v.placement, Reason: *v.placement.Exclusion, Node: v.node, Pod: first(v.pods)}
 			continue
 		}
 		c.DesiredNumberScheduled++
 		if len(v.pods) == 0 {
-			states[v.name] = NodeState{Placement: v.placement, Node: v.node}
+			states[v.name] = NodeState{Placement: v.placement, Reason: w.nodeReason(v, nil), Node: v.node}
 			continue
 		}
 		c.CurrentNumberScheduled++
@@ -36,12 +37,19 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 				req.at(at)
 			}
 		}
+		updated := w.updated(v, 0)
+		switch {
+		case !available:
+			states[v.name] = NodeState{Placement: v.placement, Reason: w.nodeReason(v, pod), Node: v.node, Pod: pod,
+				Partitioned: w.partitioned[v.name]}
+		case !updated:
+			states[v.name] = NodeState{Placement: v.placement, Reason: w.outdatedReason(v), Node: v.node, Pod: pod,
+				Partitioned: w.partitioned[v.name]}
+		}
 		if available {
 			c.NumberAvailable++
-		} else {
-			states[v.name] = NodeState{Placement: v.placement, Node: v.node, Pod: pod}
 		}
-		if w.updated(v, 0) {
+		if updated {
 			c.UpdatedNumberScheduled++
 		}
 	}

@@ -102,12 +102,39 @@ type Plan struct {
 	CurrentRevision string
 	// Rollout summarises the progress of the current template.
 	Rollout Rollout
-	// SurgeBlockedByHostPort: maxSurge is set but the template binds host ports, so the rolling
-	// update replaces delete-first, with maxSurge as its maxUnavailable.
-	SurgeBlockedByHostPort bool
-	// Nodes holds, keyed by name, every node that is excluded from the set or should run the agent but
-	// has no available pod: what status messages and tools explain. Healthy nodes are left out.
+	// Strategy is the update strategy resolved against the eligible nodes.
+	Strategy Strategy
+	// Template echoes Input.Template: the verdict the plan was made with.
+	Template TemplateVerdict
+	// Nodes holds, keyed by name, every node that is excluded from the set, should run the agent but
+	// has no available pod, or runs an available pod of an older template: what status messages and
+	// tools explain, each with its typed reason. Nodes with an available pod of the current template
+	// are left out.
 	Nodes map[string]NodeState
+}
+
+// Strategy is the update strategy resolved against the number of eligible nodes: what the rollout
+// actually does, for consumers that must not scale or decide again.
+type Strategy struct {
+	Type nasv1alpha1.NodeAgentSetUpdateStrategyType
+	// MaxUnavailable and MaxSurge are the budgets in nodes.
+	MaxUnavailable int32
+	MaxSurge       int32
+	// Surge: the rolling update creates first (maxSurge > 0 and no host port conflict).
+	Surge bool
+	// Paused: rollingUpdate.paused replaces nothing.
+	Paused bool
+	// Partition is spec's partition in nodes, at most the eligible nodes.
+	Partition int32
+	// FirstPartitionedNode is the first node, by name, the partition holds; empty without one.
+	FirstPartitionedNode string
+	// ProgressDeadline is spec.progressDeadlineSeconds, else DefaultProgressDeadline.
+	ProgressDeadline time.Duration
+	// HostPortFallback: maxSurge was asked for, but the template binds host ports, so the rolling
+	// update replaces delete-first with a safe budget (MaxUnavailable).
+	HostPortFallback bool
+	// HostPorts are the host ports the template binds.
+	HostPorts []int32
 }
 
 // Counters are the status counters of rule 50.
@@ -124,17 +151,22 @@ type Counters struct {
 // NodeState is a node that is excluded or lacks an available agent pod.
 type NodeState struct {
 	Placement Placement
+	// Reason says, as data, why the node is not healthy or not updated.
+	Reason NodeReason
 	// Node is the node itself.
 	Node *corev1.Node
 	// Pod is the node's oldest agent pod, the one status looks at; nil when there is none.
 	Pod *corev1.Pod
+	// Partitioned: the rollout's partition holds the node (it runs a pod of an older template).
+	Partitioned bool
 }
 
 // Rollout is where the current template's rollout stands.
 type Rollout struct {
 	// Target is how many eligible nodes the rollout updates: all of them less the partition.
 	Target int32
-	// Partition is how many eligible nodes keep their pods (the last ones by name).
+	// Partition is how many eligible nodes the partition holds: the last ones by name among those
+	// that still run a pod of an older template.
 	Partition int32
 	// FirstPartitionedNode is the first node, by name, of the partition; empty without one.
 	FirstPartitionedNode string
@@ -148,6 +180,11 @@ type Rollout struct {
 	// LastProgress is the latest moment the rollout moved: its start, a pod of the current template
 	// created, or one becoming available.
 	LastProgress time.Time
+	// Phase is the rollout verdict.
+	Phase RolloutPhase
+	// Deadline is when the rollout counts as stuck without progress; zero when no deadline applies
+	// (complete, paused, OnDelete, or no start time).
+	Deadline time.Time
 	// Stuck lists the nodes, outside the partition, whose current-template pod is missing or not
 	// available, in name order, with why.
 	Stuck []StuckNode
@@ -156,7 +193,36 @@ type Rollout struct {
 // StuckNode is a node the rollout waits for.
 type StuckNode struct {
 	Node   string
-	Reason string
+	Reason NodeReason
+}
+
+// NodeReason is why a node is not healthy, as data: a code and the details its sentence needs. Render
+// it with String (render.go); never parse the sentence.
+type NodeReason struct {
+	Code ReasonCode
+	// Taint is the untolerated taint (TaintNotTolerated).
+	Taint *corev1.Taint
+	// NodeName is the node the template's spec.nodeName names (NodeNameMismatch).
+	NodeName string
+	// SelectorKey and SelectorValue are the first nodeSelector entry that fails (NodeSelectorMismatch);
+	// empty when none could be named.
+	SelectorKey   string
+	SelectorValue string
+	// AffinityTerms is how many required node affinity terms there are, none matching (NodeAffinityMismatch).
+	AffinityTerms int
+	// Container, WaitingReason and Restarts describe a waiting container (ImagePull, CrashLoop,
+	// ContainerWaiting).
+	Container     string
+	WaitingReason string
+	Restarts      int32
+	// SchedulerReason is the PodScheduled condition's reason (Unschedulable).
+	SchedulerReason string
+	// Message is the extra words of the cause: the scheduler's message (Unschedulable), the pod's
+	// status reason (PodFailed, FailedPodBackoff), the API server's words (TemplateRejected,
+	// ServiceAccountMissing).
+	Message string
+	// Until is when the wait ends: the backoff (FailedPodBackoff), availability (WaitingForMinReadySeconds).
+	Until time.Time
 }
 
 // ReasonCode says, as data, why a node is not healthy: why it is not eligible, why it has no

@@ -1,8 +1,8 @@
 package plugin
 
-// Plain-language explanations for `kubectl nas why`. The verdict always comes from the planner (the
-// Placer for eligibility, PodProblem for what a pod waits for); the details that follow are found by
-// asking the same Placer about one constraint at a time, and by reading the pod and node.
+// Plain-language explanations for `kubectl nas why`. The verdict always comes from the planner's plan:
+// each node's typed reason, rendered by the planner; the details that follow switch on the reason's
+// code, ask the planner's Placer about one constraint at a time, and read the pod and node.
 
 import (
 	"fmt"
@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
@@ -91,14 +92,14 @@ func (e *explainer) healthy() {
 	} else {
 		e.line("Node %s runs an available agent pod %s of %s, not of the current revision (%s).",
 			r.name, r.pod.Name, e.revision(r.pod), e.currentRevision())
-		switch {
-		case s.onDelete():
+		switch r.reason.Code {
+		case planner.ReasonOnDelete:
 			e.detail("The update strategy is OnDelete: the pod is replaced only once someone deletes it.")
-		case s.paused():
+		case planner.ReasonPaused:
 			e.detail("The rollout is paused (spec.updateStrategy.rollingUpdate.paused): resume it with 'kubectl nas rollout resume %s'.", s.set.Name)
-		case r.partitioned:
-			e.detail("The node is in the rollout's partition (the last %d eligible nodes by name, from %s on): it keeps its pod until the partition is lowered.",
-				s.plan.Rollout.Partition, s.plan.Rollout.FirstPartitionedNode)
+		case planner.ReasonPartitioned:
+			e.detail("The node is in the rollout's partition (the last %d eligible nodes by name still running an older template, from %s on): "+
+				"it keeps its pod until the partition is lowered.", s.plan.Rollout.Partition, s.plan.Rollout.FirstPartitionedNode)
 		default:
 			e.detail("The rolling update replaces it within the maxUnavailable/maxSurge budget; %d of %d eligible nodes lack an available pod now "+
 				"(see 'kubectl nas rollout status %s').", s.plan.Status.NumberUnavailable, s.plan.Status.DesiredNumberScheduled, s.set.Name)
@@ -123,11 +124,16 @@ func (e *explainer) healthy() {
 // unavailable explains an eligible node without an available agent pod.
 func (e *explainer) unavailable() {
 	r, s := e.r, e.s
-	e.line("Node %s should run an agent pod of %s but has no available one: %s.", r.name, e.setName(), r.problem)
+	e.line("Node %s should run an agent pod of %s but has no available one: %s.", r.name, e.setName(), r.reason)
 	pod := r.pod
 	if pod == nil {
-		e.detail("The controller creates the pod on its next pass. If this lasts, check that the controller runs, " +
-			"and look at the set's events below and with 'kubectl describe nas'.")
+		switch r.reason.Code {
+		case planner.ReasonTemplateRejected, planner.ReasonServiceAccountMissing:
+			e.detail("The set's %s condition says: %s", nasv1alpha1.ConditionPodTemplateValid, r.reason.Message)
+		default:
+			e.detail("The controller creates the pod on its next pass. If this lasts, check that the controller runs, " +
+				"and look at the set's events below and with 'kubectl describe nas'.")
+		}
 		return
 	}
 	e.podDetails(pod)
@@ -136,52 +142,50 @@ func (e *explainer) unavailable() {
 	}
 }
 
-// podDetails expands the planner's PodProblem for the pod with what the pod and node say.
+// podDetails expands the planner's reason for the pod with what the pod and node say.
 func (e *explainer) podDetails(pod *corev1.Pod) {
 	r, s := e.r, e.s
-	problem := r.problem
-	switch {
-	case problem == "agent pod terminating":
+	switch r.reason.Code {
+	case planner.ReasonPodTerminating:
 		e.detail("Agent pod %s is being deleted (grace period %ds, %s).", pod.Name, gracePeriod(pod), graceLeft(s.now, pod))
 		if len(pod.Finalizers) > 0 {
 			e.detail("It waits for its finalizers to be removed: %s.", strings.Join(pod.Finalizers, ", "))
 		}
 		e.detail("Its replacement is created once it is gone (at once with maxSurge).")
-	case strings.HasPrefix(problem, "agent pod failed"):
+	case planner.ReasonPodFailed:
 		e.detail("Agent pod %s failed%s. The controller deletes it and creates a new one (with a backoff when it keeps failing).",
 			pod.Name, parenthesized(pod.Status.Message))
-	case problem == "agent pod exited":
+	case planner.ReasonFailedBackoff:
+		e.detail("Agent pod %s failed%s. It keeps failing: the controller deletes and replaces it after a backoff, at %s.",
+			pod.Name, parenthesized(pod.Status.Message), r.reason.Until.UTC().Format(time.RFC3339))
+	case planner.ReasonPodSucceeded:
 		e.detail("Agent pod %s exited. Agents must keep running: the controller deletes it and creates a new one.", pod.Name)
-	case strings.HasPrefix(problem, "agent pod pending: "):
+	case planner.ReasonUnschedulable:
 		e.unschedulable(pod)
-	case problem == "node not ready":
+	case planner.ReasonNodeNotReady:
 		e.notReady(pod)
-	case strings.HasPrefix(problem, "container "):
+	case planner.ReasonImagePull, planner.ReasonCrashLoop, planner.ReasonContainerWaiting:
 		e.waitingContainer(pod)
-	case problem == "agent pod not scheduled yet":
+	case planner.ReasonNotScheduled:
 		e.detail("Agent pod %s is not bound to the node yet: the scheduler has not placed it.", pod.Name)
-	case problem == "agent pod starting":
+	case planner.ReasonPodStarting:
 		e.detail("Agent pod %s is bound to the node and starting (phase %s).", pod.Name, pod.Status.Phase)
-	case problem == "agent pod not ready":
+	case planner.ReasonPodNotReady:
 		e.notReadyPod(pod)
-	case problem == "agent pod ready for less than minReadySeconds":
+	case planner.ReasonMinReadySeconds:
 		if c := podCondition(pod, corev1.PodReady); c != nil {
-			at := c.LastTransitionTime.Add(time.Duration(s.set.Spec.MinReadySeconds) * time.Second)
 			e.detail("Agent pod %s is ready since %s; it counts as available after minReadySeconds (%ds), at %s.",
-				pod.Name, c.LastTransitionTime.UTC().Format(time.RFC3339), s.set.Spec.MinReadySeconds, at.UTC().Format(time.RFC3339))
+				pod.Name, c.LastTransitionTime.UTC().Format(time.RFC3339), s.set.Spec.MinReadySeconds, r.reason.Until.UTC().Format(time.RFC3339))
 		}
 	default:
-		e.detail("Agent pod %s: %s.", pod.Name, problem)
+		e.detail("Agent pod %s: %s.", pod.Name, r.reason)
 	}
 }
 
 func (e *explainer) unschedulable(pod *corev1.Pod) {
-	c := podCondition(pod, corev1.PodScheduled)
-	if c == nil {
-		return
-	}
-	e.detail("Agent pod %s is pending: the scheduler cannot place it on the node (%s).", pod.Name, c.Reason)
-	if msg := strings.TrimSpace(c.Message); msg != "" {
+	reason := e.r.reason
+	e.detail("Agent pod %s is pending: the scheduler cannot place it on the node (%s).", pod.Name, reason.SchedulerReason)
+	if msg := strings.TrimSpace(reason.Message); msg != "" {
 		e.detail("The scheduler says: %s", msg)
 	}
 	e.detail("The controller checks only nodeName, nodeSelector, node affinity and taints; the scheduler also needs room " +
@@ -199,20 +203,20 @@ func (e *explainer) notReady(pod *corev1.Pod) {
 }
 
 func (e *explainer) waitingContainer(pod *corev1.Pod) {
-	// PodProblem names the container: "container NAME: REASON".
-	name, reason, _ := strings.Cut(strings.TrimPrefix(e.r.problem, "container "), ": ")
+	reason := e.r.reason
+	name := reason.Container
 	cs := containerStatus(pod, name)
 	if cs == nil || cs.State.Waiting == nil {
-		e.detail("Container %s of agent pod %s is waiting: %s.", name, pod.Name, reason)
+		e.detail("Container %s of agent pod %s is waiting: %s.", name, pod.Name, reason.WaitingReason)
 		return
 	}
-	e.detail("Container %s of agent pod %s is waiting: %s%s.", name, pod.Name, reason, parenthesized(cs.State.Waiting.Message))
-	switch reason {
-	case "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable":
+	e.detail("Container %s of agent pod %s is waiting: %s%s.", name, pod.Name, reason.WaitingReason, parenthesized(cs.State.Waiting.Message))
+	switch {
+	case reason.Code == planner.ReasonImagePull:
 		e.detail("The kubelet cannot pull image %s: check the image name and tag, the registry, and the pod's imagePullSecrets.",
 			containerImage(pod, name))
-	case "CrashLoopBackOff":
-		msg := fmt.Sprintf("It keeps crashing: restarted %d times", cs.RestartCount)
+	case reason.Code == planner.ReasonCrashLoop:
+		msg := fmt.Sprintf("It keeps crashing: restarted %d times", reason.Restarts)
 		if t := cs.LastTerminationState.Terminated; t != nil {
 			msg += fmt.Sprintf("; last exit code %d", t.ExitCode)
 			if t.Reason != "" {
@@ -223,7 +227,8 @@ func (e *explainer) waitingContainer(pod *corev1.Pod) {
 			}
 		}
 		e.detail("%s. Its logs: kubectl logs -n %s %s -c %s --previous", msg, pod.Namespace, pod.Name, name)
-	case "CreateContainerConfigError", "CreateContainerError":
+	case reason.WaitingReason == "CreateContainerConfigError", reason.WaitingReason == "CreateContainerError":
+		// The kubelet's own reasons, not the planner's words.
 		e.detail("The kubelet cannot create the container: check the ConfigMaps, Secrets and volumes it refers to.")
 	}
 }
@@ -267,7 +272,7 @@ func (e *explainer) currentRevision() string {
 // node affinity term, and each NoSchedule or NoExecute taint.
 func exclusionDetails(spec *corev1.PodSpec, node *corev1.Node) []string {
 	var out []string
-	if spec.NodeName != "" && excludedBy(&corev1.PodSpec{NodeName: spec.NodeName}, node, planner.ExcludedByNodeName) {
+	if spec.NodeName != "" && excludedBy(&corev1.PodSpec{NodeName: spec.NodeName}, node, planner.ReasonNodeNameMismatch) {
 		out = append(out, fmt.Sprintf("spec.template.spec.nodeName is %s: the agent runs on that node only.", spec.NodeName))
 	}
 	keys := make([]string, 0, len(spec.NodeSelector))
@@ -277,17 +282,17 @@ func exclusionDetails(spec *corev1.PodSpec, node *corev1.Node) []string {
 	sort.Strings(keys)
 	for _, k := range keys {
 		v := spec.NodeSelector[k]
-		if excludedBy(&corev1.PodSpec{NodeSelector: map[string]string{k: v}}, node, planner.ExcludedByNodeSelector) {
+		if excludedBy(&corev1.PodSpec{NodeSelector: map[string]string{k: v}}, node, planner.ReasonNodeSelectorMismatch) {
 			out = append(out, fmt.Sprintf("nodeSelector %s=%s does not match: %s.", k, v, labelOnNode(node, k)))
 		}
 	}
 	out = append(out, affinityDetails(spec, node)...)
 	for _, t := range untoleratedTaints(spec, node) {
 		if t.Effect == corev1.TaintEffectNoExecute {
-			out = append(out, fmt.Sprintf("taint %s is not tolerated: an agent pod on the node is deleted (NoExecute).", taintString(t)))
+			out = append(out, fmt.Sprintf("taint %s is not tolerated: an agent pod on the node is deleted (NoExecute).", planner.TaintString(t)))
 		} else {
 			out = append(out, fmt.Sprintf("taint %s is not tolerated: no new agent pod is created there; one already running may stay (NoSchedule).",
-				taintString(t)))
+				planner.TaintString(t)))
 		}
 	}
 	return out
@@ -300,7 +305,7 @@ func affinityDetails(spec *corev1.PodSpec, node *corev1.Node) []string {
 	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
 		return nil
 	}
-	if !excludedBy(&corev1.PodSpec{Affinity: a}, node, planner.ExcludedByNodeAffinity) {
+	if !excludedBy(&corev1.PodSpec{Affinity: a}, node, planner.ReasonNodeAffinityMismatch) {
 		return nil
 	}
 	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
@@ -313,7 +318,7 @@ func affinityDetails(spec *corev1.PodSpec, node *corev1.Node) []string {
 			if fields {
 				single = corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{req}}
 			}
-			if excludedBy(affinitySpec(single), node, planner.ExcludedByNodeAffinity) {
+			if excludedBy(affinitySpec(single), node, planner.ReasonNodeAffinityMismatch) {
 				actual := labelOnNode(node, req.Key)
 				if fields {
 					actual = fmt.Sprintf("the node's %s is %s", req.Key, node.Name)
@@ -354,7 +359,7 @@ func untoleratedTaints(spec *corev1.PodSpec, node *corev1.Node) []*corev1.Taint 
 		t := &node.Spec.Taints[i]
 		only := node.DeepCopy()
 		only.Spec.Taints = []corev1.Taint{*t}
-		if excludedBy(tolerations, only, planner.ExcludedByTaint) {
+		if excludedBy(tolerations, only, planner.ReasonTaintNotTolerated) {
 			out = append(out, t)
 		}
 	}
@@ -368,10 +373,10 @@ func firstUntoleratedTaint(spec *corev1.PodSpec, node *corev1.Node) *corev1.Tain
 	return nil
 }
 
-// excludedBy asks the planner whether spec excludes the node for the given reason.
-func excludedBy(spec *corev1.PodSpec, node *corev1.Node, kind planner.ExclusionKind) bool {
+// excludedBy asks the planner whether spec excludes the node for the given reason code.
+func excludedBy(spec *corev1.PodSpec, node *corev1.Node, code planner.ReasonCode) bool {
 	p := planner.NewPlacer(spec).Place(node)
-	return !p.ShouldRun && p.Exclusion != nil && p.Exclusion.Kind == kind
+	return !p.ShouldRun && p.Exclusion != nil && p.Exclusion.Code == code
 }
 
 // tolerationFor is a toleration of the taint, in YAML flow style.
@@ -397,14 +402,6 @@ func requirementString(r corev1.NodeSelectorRequirement) string {
 	default:
 		return fmt.Sprintf("%s %s [%s]", r.Key, r.Operator, strings.Join(r.Values, " "))
 	}
-}
-
-// taintString renders a taint as kubectl does: key=value:Effect.
-func taintString(t *corev1.Taint) string {
-	if t.Value == "" {
-		return fmt.Sprintf("%s:%s", t.Key, t.Effect)
-	}
-	return fmt.Sprintf("%s=%s:%s", t.Key, t.Value, t.Effect)
 }
 
 func podCondition(pod *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {

@@ -48,6 +48,9 @@ type NodeReport struct {
 	// Reason says what is not healthy; empty for a healthy pod of the current revision and for an
 	// excluded node without a pod.
 	Reason string `json:"reason,omitempty"`
+	// ReasonCode is the planner's code for the node: why it is excluded, lacks an available pod, or
+	// runs an available pod of an older template; empty for a healthy pod of the current revision.
+	ReasonCode planner.ReasonCode `json:"reasonCode,omitempty"`
 	// Explanation is the plain-language explanation of `kubectl nas why`, one sentence a line.
 	Explanation []string `json:"explanation,omitempty"`
 }
@@ -59,9 +62,9 @@ type ReportMeta struct {
 
 // ReportExclusion is the planner's reason for excluding a node.
 type ReportExclusion struct {
-	Kind    planner.ExclusionKind `json:"kind"`
-	Detail  string                `json:"detail"`
-	Message string                `json:"message"`
+	Kind    planner.ReasonCode `json:"kind"`
+	Detail  string             `json:"detail"`
+	Message string             `json:"message"`
 }
 
 // ReportPod is an agent pod.
@@ -115,8 +118,8 @@ func (l *NodeReportList) DeepCopyObject() runtime.Object {
 	return out
 }
 
-// nodeReport builds the report of a node: placement from the planner's Placer, problems from the
-// planner's plan (PodProblem), the rest from the pods.
+// nodeReport builds the report of a node: placement and reasons from the planner's plan, rendered by
+// the planner; the rest from the pods.
 func (s *snapshot) nodeReport(r *nodeReport) *NodeReport {
 	out := &NodeReport{
 		TypeMeta:              metav1.TypeMeta{APIVersion: ReportGroupVersion.String(), Kind: "NodeAgentSetNode"},
@@ -129,7 +132,7 @@ func (s *snapshot) nodeReport(r *nodeReport) *NodeReport {
 		Partitioned:           r.partitioned,
 	}
 	if e := r.placement.Exclusion; e != nil && r.node != nil {
-		out.Exclusion = &ReportExclusion{Kind: e.Kind, Detail: e.Detail, Message: e.String()}
+		out.Exclusion = &ReportExclusion{Kind: e.Code, Detail: e.Detail(), Message: e.String()}
 	}
 	for _, pod := range r.pods {
 		p := s.reportPod(pod, r.node)
@@ -140,6 +143,7 @@ func (s *snapshot) nodeReport(r *nodeReport) *NodeReport {
 		}
 	}
 	out.Reason = s.reason(r)
+	out.ReasonCode = r.reason.Code
 	return out
 }
 
@@ -158,7 +162,7 @@ func (s *snapshot) reportPod(pod *corev1.Pod, node *corev1.Node) ReportPod {
 		CreationTimestamp: pod.CreationTimestamp,
 	}
 	if !p.Available {
-		p.Problem = planner.PodProblem(pod, node)
+		p.Problem = planner.PodProblem(pod, node).String()
 	}
 	return p
 }
@@ -191,11 +195,11 @@ func (s *snapshot) reason(r *nodeReport) string {
 			return "misscheduled: the controller deletes the agent pod"
 		}
 	case !r.healthy:
-		return r.problem
+		return r.reason.String()
 	}
 	var parts []string
 	if r.pod.DeletionTimestamp != nil {
-		parts = append(parts, "agent pod terminating")
+		parts = append(parts, planner.NodeReason{Code: planner.ReasonPodTerminating}.String())
 	}
 	surging := false
 	for _, pod := range r.pods {
@@ -213,24 +217,10 @@ func (s *snapshot) reason(r *nodeReport) string {
 			parts = append(parts, fmt.Sprintf("extra pod %s: the controller deletes it", pod.Name))
 		}
 	}
-	if !s.updated(r.pod) && !surging {
-		parts = append([]string{s.outdatedReason(r)}, parts...)
+	if r.reason.Code.Outdated() && !surging {
+		parts = append([]string{r.reason.String()}, parts...)
 	}
 	return strings.Join(parts, "; ")
-}
-
-// outdatedReason says why an available pod of an older revision is still there.
-func (s *snapshot) outdatedReason(r *nodeReport) string {
-	switch {
-	case s.onDelete():
-		return "outdated: OnDelete strategy, delete the pod to update it"
-	case s.paused():
-		return "outdated: rollout paused"
-	case r.partitioned:
-		return "outdated: in the rollout partition"
-	default:
-		return "outdated: waiting for the rolling update"
-	}
 }
 
 func newNodesCommand(f *factory) *cobra.Command {

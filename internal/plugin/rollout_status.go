@@ -13,12 +13,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
 func newRolloutCommand(f *factory) *cobra.Command {
@@ -114,7 +114,11 @@ func (o *statusOptions) run(ctx context.Context, c *clients, name string, out io
 			if err != nil {
 				return true, err
 			}
-			msg, done, err := rolloutStatus(set)
+			strategy, err := c.resolvedStrategy(ctx, set)
+			if err != nil {
+				return true, err
+			}
+			msg, done, err := rolloutStatus(set, strategy)
 			if err != nil {
 				return true, err
 			}
@@ -129,13 +133,26 @@ func (o *statusOptions) run(ctx context.Context, c *clients, name string, out io
 	return err
 }
 
+// resolvedStrategy is the update strategy as the planner resolves it against the cluster now: the
+// partition in nodes, which rollout status must not scale itself. Without a partition the numbers
+// rollout status prints are all in the status, and nothing is read.
+func (c *clients) resolvedStrategy(ctx context.Context, set *nasv1alpha1.NodeAgentSet) (planner.Strategy, error) {
+	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru == nil || ru.Partition == nil {
+		return planner.Strategy{}, nil
+	}
+	s, err := c.snapshotOf(ctx, set)
+	if err != nil {
+		return planner.Strategy{}, err
+	}
+	return s.plan.Strategy, nil
+}
+
 // rolloutStatus evaluates a set as kubectl's DaemonSetStatusViewer evaluates a DaemonSet, with what a
 // NodeAgentSet adds: a progress deadline (an error, as for a Deployment), a partition (as for a
-// StatefulSet) and pause. It returns the message to print (ending in a newline) and whether the
-// rollout is done.
-func rolloutStatus(set *nasv1alpha1.NodeAgentSet) (string, bool, error) {
-	strategy := set.Spec.UpdateStrategy
-	if strategy.Type != "" && strategy.Type != nasv1alpha1.RollingUpdateStrategyType {
+// StatefulSet; in nodes, as the planner resolves it) and pause. It returns the message to print
+// (ending in a newline) and whether the rollout is done.
+func rolloutStatus(set *nasv1alpha1.NodeAgentSet, strategy planner.Strategy) (string, bool, error) {
+	if t := set.Spec.UpdateStrategy.Type; t != "" && t != nasv1alpha1.RollingUpdateStrategyType {
 		return "", false, errors.New("rollout status is only available for RollingUpdate strategy type")
 	}
 	if set.Generation > set.Status.ObservedGeneration {
@@ -147,14 +164,10 @@ func rolloutStatus(set *nasv1alpha1.NodeAgentSet) (string, bool, error) {
 	}
 	st := set.Status
 	paused := ""
-	var partition int32
-	if ru := strategy.RollingUpdate; ru != nil {
-		if ru.Paused {
-			paused = " (rollout paused)"
-		}
-		partition = scaledPartition(ru.Partition, st.DesiredNumberScheduled)
+	if isPaused(set) {
+		paused = " (rollout paused)"
 	}
-	if partition > 0 {
+	if partition := strategy.Partition; partition > 0 {
 		target := st.DesiredNumberScheduled - partition
 		if st.UpdatedNumberScheduled < target {
 			return fmt.Sprintf("Waiting for partitioned roll out to finish: %d out of %d new pods have been updated%s...\n",
@@ -175,17 +188,4 @@ func rolloutStatus(set *nasv1alpha1.NodeAgentSet) (string, bool, error) {
 			setNoun, set.Name, st.NumberAvailable, st.DesiredNumberScheduled, paused), false, nil
 	}
 	return fmt.Sprintf("%s %q successfully rolled out\n", setNoun, set.Name), true, nil
-}
-
-// scaledPartition resolves rollingUpdate.partition against the eligible nodes, rounding up, as the
-// controller does; malformed values (which the schema rejects) count as 0.
-func scaledPartition(v *intstr.IntOrString, desired int32) int32 {
-	if v == nil {
-		return 0
-	}
-	n, err := intstr.GetScaledValueFromIntOrPercent(v, int(desired), true)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return int32(min(n, int(desired)))
 }

@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
@@ -22,7 +23,6 @@ type snapshot struct {
 	revisions map[string]int64
 	now       time.Time
 	plan      planner.Plan
-	placer    *planner.Placer
 	// byNode holds the live pods of each target node, oldest first.
 	byNode map[string][]*corev1.Pod
 }
@@ -32,6 +32,11 @@ func (c *clients) snapshot(ctx context.Context, name string) (*snapshot, error) 
 	if err != nil {
 		return nil, err
 	}
+	return c.snapshotOf(ctx, set)
+}
+
+// snapshotOf reads what the planner needs besides the set itself and computes the plan.
+func (c *clients) snapshotOf(ctx context.Context, set *nasv1alpha1.NodeAgentSet) (*snapshot, error) {
 	history, err := c.history(ctx, set)
 	if err != nil {
 		return nil, err
@@ -59,13 +64,12 @@ func newSnapshot(set *nasv1alpha1.NodeAgentSet, history []*appsv1.ControllerRevi
 		hash:      currentHash(set, history),
 		revisions: revisionNumbers(history),
 		now:       now,
-		placer:    planner.NewPlacer(&set.Spec.Template.Spec),
 		byNode:    map[string][]*corev1.Pod{},
 	}
 	if s.hash == "" {
 		s.hash = planner.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
 	}
-	s.plan = planner.Compute(planner.Input{Set: set, Hash: s.hash, Nodes: nodes, Pods: pods, Now: now})
+	s.plan = planner.Compute(planner.Input{Set: set, Hash: s.hash, Nodes: nodes, Pods: pods, Now: now, Template: templateVerdict(set)})
 	for _, pod := range pods {
 		// As the planner: a terminal pod that is being deleted is gone already (rule 20).
 		terminal := pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
@@ -94,10 +98,11 @@ type nodeReport struct {
 	pod  *corev1.Pod
 	// healthy: the node should run the agent and its pod is available.
 	healthy bool
-	// partitioned: the node is in the rollout's partition (the last eligible nodes by name).
+	// partitioned: the rollout's partition holds the node.
 	partitioned bool
-	// problem is the planner's reason for a node that is excluded or lacks an available pod.
-	problem string
+	// reason is the planner's reason for a node that is excluded, lacks an available pod, or runs an
+	// available pod of an older template.
+	reason planner.NodeReason
 }
 
 // reports returns one report per node, in name order, then one per missing node that pods target.
@@ -142,17 +147,20 @@ func (s *snapshot) report(name string, node *corev1.Node) *nodeReport {
 	if node == nil {
 		return r
 	}
-	r.placement = s.placer.Place(node)
-	if state, ok := s.plan.Nodes[name]; ok {
-		if state.Pod != nil {
-			r.pod = state.Pod
-		}
-		r.problem = state.Reason()
-	} else {
-		r.healthy = r.placement.ShouldRun
+	state, ok := s.plan.Nodes[name]
+	if !ok {
+		// The plan leaves out only the eligible nodes with an available pod of the current template.
+		r.placement = planner.Placement{ShouldRun: true, ShouldContinueRunning: true}
+		r.healthy = true
+		return r
 	}
-	first := s.plan.Rollout.FirstPartitionedNode
-	r.partitioned = r.placement.ShouldRun && first != "" && name >= first
+	r.placement = state.Placement
+	if state.Pod != nil {
+		r.pod = state.Pod
+	}
+	r.reason = state.Reason
+	r.partitioned = state.Partitioned
+	r.healthy = state.Placement.ShouldRun && state.Reason.Code.Outdated()
 	return r
 }
 
@@ -173,9 +181,17 @@ func (s *snapshot) revisionOf(pod *corev1.Pod) (int64, string) {
 	return s.revisions[hash], hash
 }
 
-// onDelete, paused: the update strategy holds old pods back.
-func (s *snapshot) onDelete() bool {
-	return s.set.Spec.UpdateStrategy.Type == nasv1alpha1.OnDeleteStrategyType
+// templateVerdict is what the set's PodTemplateValid condition says of the current template, as the
+// planner takes it: the controller's latest dry-run verdict.
+func templateVerdict(set *nasv1alpha1.NodeAgentSet) planner.TemplateVerdict {
+	c := meta.FindStatusCondition(set.Status.Conditions, nasv1alpha1.ConditionPodTemplateValid)
+	switch {
+	case c == nil || c.ObservedGeneration > 0 && c.ObservedGeneration != set.Generation:
+		return planner.TemplateVerdict{}
+	case c.Status == metav1.ConditionTrue:
+		return planner.TemplateVerdict{State: planner.TemplateAccepted}
+	case c.Status == metav1.ConditionFalse:
+		return planner.TemplateVerdict{State: planner.TemplateRejected, Message: c.Message}
+	}
+	return planner.TemplateVerdict{}
 }
-
-func (s *snapshot) paused() bool { return isPaused(s.set) }

@@ -152,10 +152,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // A rejected template creates nothing; its deletes still happen. It returns the latest verdict on the
 // template, nil when none was needed.
 func (r *Reconciler) carryOut(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, plan *planner.Plan) (*templateVerdict, error) {
-	if plan.SurgeBlockedByHostPort && !plan.Rollout.Complete {
-		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update",
-			"The template binds host ports %v, so a second pod cannot run next to the old one: maxSurge is applied "+
-				"as delete-then-create with the same budget as maxUnavailable", planner.HostPorts(&set.Spec.Template.Spec))
+	if plan.Strategy.HostPortFallback && !plan.Rollout.Complete {
+		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update", "%s",
+			planner.HostPortFallbackNote(plan.Strategy))
 	}
 	var verdict *templateVerdict
 	if len(plan.Creates) > 0 {
@@ -182,16 +181,12 @@ func (r *Reconciler) carryOut(ctx context.Context, set *nasv1alpha1.NodeAgentSet
 	return verdict, err
 }
 
-// requeueAfter is when to look again without an event: a backoff or minReadySeconds expiring, the
-// progress deadline of a rollout passing, or a rejected template's recheck.
-func requeueAfter(set *nasv1alpha1.NodeAgentSet, plan planner.Plan, verdict *templateVerdict, now time.Time) time.Duration {
+// requeueAfter is when to look again without an event: what the plan waits for (a backoff or
+// minReadySeconds expiring, the progress deadline passing), or a rejected template's recheck.
+func requeueAfter(_ *nasv1alpha1.NodeAgentSet, plan planner.Plan, verdict *templateVerdict, _ time.Time) time.Duration {
 	after := plan.RequeueAfter
 	if verdict != nil && !verdict.accepted {
 		after = sooner(after, templateRecheckInterval)
-	}
-	if deadline, ok := progressDeadline(set, plan.Rollout); ok && deadline.After(now) {
-		// A second late, so that the pass that wakes up finds the deadline passed.
-		after = sooner(after, deadline.Sub(now)+time.Second)
 	}
 	return after
 }

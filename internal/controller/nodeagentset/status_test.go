@@ -2,10 +2,10 @@ package nodeagentset
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,90 +17,37 @@ import (
 
 var t0 = metav1.NewTime(time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC))
 
-func excludedByTaint(detail string) planner.NodeState {
-	return planner.NodeState{Placement: planner.Placement{
-		Exclusion: &planner.Exclusion{Kind: planner.ExcludedByTaint, Detail: detail},
-	}}
-}
-
-func TestAvailableCondition(t *testing.T) {
-	notReady := &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodRunning}, Spec: corev1.PodSpec{NodeName: "a"}}
-	cases := []struct {
-		name        string
-		counters    planner.Counters
-		nodes       map[string]planner.NodeState
-		template    *templateVerdict
-		wantStatus  metav1.ConditionStatus
-		wantReason  string
-		wantMessage string
-	}{
-		{
-			name:        "all available",
-			counters:    planner.Counters{DesiredNumberScheduled: 3, NumberAvailable: 3},
-			wantStatus:  metav1.ConditionTrue,
-			wantReason:  nasv1alpha1.ReasonAllNodesAvailable,
-			wantMessage: "All 3 eligible nodes run an available agent pod",
+// The conditions are the planner's renderings (their wording is pinned by the planner's golden
+// files); the controller adds its own template verdict while the planner's input lacks it.
+func TestConditionsAreThePlannersRendering(t *testing.T) {
+	eligible := planner.Placement{ShouldRun: true, ShouldContinueRunning: true}
+	plan := planner.Plan{
+		Status: planner.Counters{DesiredNumberScheduled: 2},
+		Nodes: map[string]planner.NodeState{
+			"a": {Placement: eligible, Reason: planner.NodeReason{Code: planner.ReasonNoPod}},
+			"b": {Placement: eligible, Reason: planner.NodeReason{Code: planner.ReasonNodeNotReady}},
 		},
-		{
-			name:        "no eligible node is still available",
-			counters:    planner.Counters{},
-			wantStatus:  metav1.ConditionTrue,
-			wantReason:  nasv1alpha1.ReasonAllNodesAvailable,
-			wantMessage: "All 0 eligible nodes run an available agent pod",
-		},
-		{
-			name:     "excluded nodes are named with their cause",
-			counters: planner.Counters{DesiredNumberScheduled: 1, NumberAvailable: 1},
-			nodes: map[string]planner.NodeState{
-				"gpu-1": excludedByTaint("taint dedicated=gpu:NoSchedule"),
-				"gpu-2": excludedByTaint("taint dedicated=gpu:NoSchedule"),
-				"cp":    excludedByTaint("taint node-role.kubernetes.io/control-plane:NoSchedule"),
-			},
-			wantStatus: metav1.ConditionTrue,
-			wantReason: nasv1alpha1.ReasonAllNodesAvailable,
-			wantMessage: "All 1 eligible nodes run an available agent pod; not eligible: " +
-				"2 nodes: taint dedicated=gpu:NoSchedule not tolerated, 1 node: taint node-role.kubernetes.io/control-plane:NoSchedule not tolerated",
-		},
-		{
-			name:     "unavailable nodes are counted by cause",
-			counters: planner.Counters{DesiredNumberScheduled: 4, NumberAvailable: 1},
-			nodes: map[string]planner.NodeState{
-				"a": {Placement: planner.Placement{ShouldRun: true, ShouldContinueRunning: true}, Pod: notReady},
-				"b": {Placement: planner.Placement{ShouldRun: true, ShouldContinueRunning: true}},
-				"c": {Placement: planner.Placement{ShouldRun: true, ShouldContinueRunning: true}},
-			},
-			wantStatus:  metav1.ConditionFalse,
-			wantReason:  nasv1alpha1.ReasonNodesUnavailable,
-			wantMessage: "3 of 4 eligible nodes have no available agent pod: 2 nodes: no agent pod yet, 1 node: agent pod not ready",
-		},
-		{
-			name:        "a rejected template is the reason",
-			counters:    planner.Counters{DesiredNumberScheduled: 2},
-			template:    &templateVerdict{message: "pods \"x\" is forbidden: violates PodSecurity"},
-			wantStatus:  metav1.ConditionFalse,
-			wantReason:  nasv1alpha1.ReasonPodTemplateRejected,
-			wantMessage: "2 of 2 eligible nodes have no available agent pod: the API server rejects the pod template",
-		},
+		Rollout: planner.Rollout{Target: 2, Phase: planner.RolloutProgressing},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := availableCondition(statusInput{
-				set:      &nasv1alpha1.NodeAgentSet{},
-				plan:     planner.Plan{Status: tc.counters, Nodes: tc.nodes},
-				template: tc.template,
-			})
-			if got.Status != tc.wantStatus || got.Reason != tc.wantReason || got.Message != tc.wantMessage {
-				t.Errorf("got %s/%s %q\nwant %s/%s %q", got.Status, got.Reason, got.Message, tc.wantStatus, tc.wantReason, tc.wantMessage)
-			}
-		})
+	in := statusInput{set: &nasv1alpha1.NodeAgentSet{}, plan: plan, hash: "h2", now: t0}
+	if got, want := availableCondition(in), planner.AvailableCondition(plan); got != want {
+		t.Errorf("Available = %+v, want the planner's %+v", got, want)
 	}
-}
-
-func TestRenderCountsCapsTheList(t *testing.T) {
-	got := renderCounts(map[string]int{"a": 5, "b": 4, "c": 3, "d": 2, "e": 1})
-	want := "5 nodes: a, 4 nodes: b, 3 nodes: c, 3 nodes: other causes"
-	if got != want {
-		t.Errorf("got %q, want %q", got, want)
+	if got, want := progressingCondition(in), planner.ProgressingCondition(plan, "h2"); got != want {
+		t.Errorf("Progressing = %+v, want the planner's %+v", got, want)
+	}
+	in.template = &templateVerdict{message: "pods \"x\" is forbidden: violates PodSecurity"}
+	if got := availableCondition(in); got.Status != metav1.ConditionFalse || got.Reason != nasv1alpha1.ReasonPodTemplateRejected {
+		t.Errorf("Available with a rejected template = %s/%s", got.Status, got.Reason)
+	}
+	st := computeStatus(in)
+	c := meta.FindStatusCondition(st.Conditions, nasv1alpha1.ConditionPodTemplateValid)
+	if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, in.template.message) {
+		t.Errorf("PodTemplateValid = %+v, want False with the API server's words", c)
+	}
+	in.template = nil
+	if meta.FindStatusCondition(computeStatus(in).Conditions, nasv1alpha1.ConditionPodTemplateValid) != nil {
+		t.Error("PodTemplateValid set without a verdict")
 	}
 }
 

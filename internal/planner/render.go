@@ -1,0 +1,264 @@
+package planner
+
+// The one renderer: every sentence about a plan that a person reads (status conditions, events,
+// kubectl nas) is rendered here from the plan's typed data. Consumers switch on codes; none of them
+// matches on these sentences.
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+// maxReasonsInMessage caps how many distinct causes a condition message lists.
+const maxReasonsInMessage = 3
+
+// maxStuckNodesInMessage caps how many stuck nodes the Progressing message names.
+const maxStuckNodesInMessage = 5
+
+// String renders the reason as a short sentence, the same for nodes with the same cause so that
+// messages can group them: "taint dedicated=gpu:NoSchedule not tolerated", "no agent pod yet",
+// "container agent: CrashLoopBackOff".
+func (r NodeReason) String() string {
+	switch r.Code {
+	case ReasonNodeNameMismatch:
+		return r.Detail()
+	case ReasonNodeSelectorMismatch, ReasonNodeAffinityMismatch:
+		return r.Detail() + " does not match"
+	case ReasonTaintNotTolerated:
+		return r.Detail() + " not tolerated"
+	case ReasonNoPod:
+		return "no agent pod yet"
+	case ReasonTemplateRejected:
+		return "no agent pod: the API server rejects the pod template"
+	case ReasonServiceAccountMissing:
+		return "no agent pod: its ServiceAccount does not exist yet"
+	case ReasonPodFailed, ReasonFailedBackoff:
+		return "agent pod failed" + parenthesized(r.Message)
+	case ReasonPodSucceeded:
+		return "agent pod exited"
+	case ReasonPodTerminating:
+		return "agent pod terminating"
+	case ReasonUnschedulable:
+		return "agent pod pending: " + r.SchedulerReason + parenthesized(r.Message)
+	case ReasonNodeNotReady:
+		return "node not ready"
+	case ReasonImagePull, ReasonCrashLoop, ReasonContainerWaiting:
+		return fmt.Sprintf("container %s: %s", r.Container, r.WaitingReason)
+	case ReasonNotScheduled:
+		return "agent pod not scheduled yet"
+	case ReasonPodStarting:
+		return "agent pod starting"
+	case ReasonPodNotReady:
+		return "agent pod not ready"
+	case ReasonMinReadySeconds:
+		return "agent pod ready for less than minReadySeconds"
+	case ReasonPartitioned:
+		return "outdated: in the rollout partition"
+	case ReasonPaused:
+		return "outdated: rollout paused"
+	case ReasonOnDelete:
+		return "outdated: OnDelete strategy, delete the pod to update it"
+	case ReasonWaitingForBudget:
+		return "outdated: waiting for the rolling update"
+	}
+	return string(r.Code)
+}
+
+// Detail renders what excludes a node, in short: "taint dedicated=gpu:NoSchedule", "nodeSelector
+// gpu=true", "required node affinity", "template spec.nodeName is node-1". Empty for other codes.
+func (r NodeReason) Detail() string {
+	switch r.Code {
+	case ReasonNodeNameMismatch:
+		return "template spec.nodeName is " + r.NodeName
+	case ReasonNodeSelectorMismatch:
+		if r.SelectorKey == "" {
+			return "nodeSelector"
+		}
+		return fmt.Sprintf("nodeSelector %s=%s", r.SelectorKey, r.SelectorValue)
+	case ReasonNodeAffinityMismatch:
+		return "required node affinity"
+	case ReasonTaintNotTolerated:
+		if r.Taint == nil {
+			return "taint"
+		}
+		return "taint " + TaintString(r.Taint)
+	}
+	return ""
+}
+
+// TaintString renders a taint the way kubectl does: key=value:Effect, or key:Effect without a value.
+func TaintString(t *corev1.Taint) string {
+	var b strings.Builder
+	b.WriteString(t.Key)
+	if t.Value != "" {
+		b.WriteString("=")
+		b.WriteString(t.Value)
+	}
+	b.WriteString(":")
+	b.WriteString(string(t.Effect))
+	return b.String()
+}
+
+// AvailableCondition says whether every eligible node runs an available agent and, if not, why; it
+// also names why nodes are excluded, so "why is there no agent on my node" has an answer on the set.
+func AvailableCondition(p Plan) metav1.Condition {
+	c := p.Status
+	unavailable, excluded := groupReasons(p.Nodes)
+	cond := metav1.Condition{Type: nasv1alpha1.ConditionAvailable}
+	switch {
+	case templateRefused(p.Template.State) && c.NumberAvailable < c.DesiredNumberScheduled:
+		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonPodTemplateRejected
+		cond.Message = fmt.Sprintf("%d of %d eligible nodes have no available agent pod: the API server rejects the pod template",
+			c.DesiredNumberScheduled-c.NumberAvailable, c.DesiredNumberScheduled)
+	case c.NumberAvailable < c.DesiredNumberScheduled:
+		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonNodesUnavailable
+		cond.Message = fmt.Sprintf("%d of %d eligible nodes have no available agent pod: %s",
+			c.DesiredNumberScheduled-c.NumberAvailable, c.DesiredNumberScheduled, unavailable)
+	default:
+		cond.Status, cond.Reason = metav1.ConditionTrue, nasv1alpha1.ReasonAllNodesAvailable
+		cond.Message = fmt.Sprintf("All %d eligible nodes run an available agent pod", c.DesiredNumberScheduled)
+	}
+	if excluded != "" {
+		cond.Message += "; not eligible: " + excluded
+	}
+	return cond
+}
+
+func templateRefused(s TemplateState) bool {
+	return s == TemplateRejected || s == TemplateServiceAccountMissing
+}
+
+// ProgressingCondition says where the rollout of the current template (hash) stands: the plan's
+// rollout phase, with its progress.
+func ProgressingCondition(p Plan, hash string) metav1.Condition {
+	r := p.Rollout
+	cond := metav1.Condition{Type: nasv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue}
+	progress := fmt.Sprintf("%d of %d eligible nodes run an available pod of revision %s", r.UpdatedAvailable, r.Target, hash)
+	if r.Partition > 0 {
+		progress += fmt.Sprintf("; partition: %d nodes, from %s on by name, keep their pods", r.Partition, r.FirstPartitionedNode)
+	}
+	if p.Strategy.HostPortFallback {
+		progress += "; the template binds host ports, so maxSurge is applied delete-first"
+	}
+	switch r.Phase {
+	case RolloutComplete:
+		cond.Reason, cond.Message = nasv1alpha1.ReasonRolloutComplete, progress
+	case RolloutWaitingForDeletion:
+		cond.Reason = nasv1alpha1.ReasonWaitingForDeletion
+		cond.Message = progress + "; strategy OnDelete: old pods are replaced when deleted"
+	case RolloutPaused:
+		cond.Status, cond.Reason = metav1.ConditionUnknown, nasv1alpha1.ReasonRolloutPaused
+		cond.Message = progress + "; paused"
+	case RolloutDeadlineExceeded:
+		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonProgressDeadlineExceeded
+		cond.Message = fmt.Sprintf("no progress since %s: %s; stuck: %s",
+			r.LastProgress.UTC().Format(time.RFC3339), progress, StuckNodes(r.Stuck))
+	default:
+		cond.Reason, cond.Message = nasv1alpha1.ReasonRollingOut, progress
+	}
+	return cond
+}
+
+// TemplateValidCondition renders the template verdict; false means the condition should be removed
+// (no verdict, or the check itself failed and says nothing about the template).
+func TemplateValidCondition(p Plan) (metav1.Condition, bool) {
+	cond := metav1.Condition{Type: nasv1alpha1.ConditionPodTemplateValid}
+	switch p.Template.State {
+	case TemplateAccepted:
+		cond.Status, cond.Reason = metav1.ConditionTrue, nasv1alpha1.ReasonPodTemplateAccepted
+		cond.Message = "The API server accepts the pod template (server-side dry-run)"
+	case TemplateRejected, TemplateServiceAccountMissing:
+		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonPodTemplateRejected
+		cond.Message = "The API server rejects the pod template: " + p.Template.Message
+	default:
+		return metav1.Condition{}, false
+	}
+	return cond, true
+}
+
+// HostPortFallbackNote is the event note of a surge rollout that falls back to delete-first because
+// the template binds host ports.
+func HostPortFallbackNote(s Strategy) string {
+	return fmt.Sprintf("The template binds host ports %v, so a second pod cannot run next to the old one: maxSurge is applied "+
+		"as delete-then-create with a budget of %d unavailable nodes", s.HostPorts, s.MaxUnavailable)
+}
+
+// StuckNodes names the first stuck nodes with their reasons: "node-1 (node not ready), ...".
+func StuckNodes(stuck []StuckNode) string {
+	if len(stuck) == 0 {
+		return "no node is stuck; pods of older templates wait for their turn"
+	}
+	parts := make([]string, 0, maxStuckNodesInMessage+1)
+	for i, s := range stuck {
+		if i == maxStuckNodesInMessage {
+			parts = append(parts, fmt.Sprintf("and %d more", len(stuck)-i))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", s.Node, s.Reason))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// groupReasons renders "2 nodes: taint dedicated=gpu:NoSchedule not tolerated, 1 node: ..." for the
+// unavailable and the excluded nodes, most frequent cause first. Nodes with an available pod of an
+// older template are neither.
+func groupReasons(states map[string]NodeState) (unavailable, excluded string) {
+	unavailableCounts, excludedCounts := map[string]int{}, map[string]int{}
+	for _, s := range states {
+		switch {
+		case !s.Placement.ShouldRun:
+			excludedCounts[s.Reason.String()]++
+		case !s.Reason.Code.Outdated():
+			unavailableCounts[s.Reason.String()]++
+		}
+	}
+	return renderCounts(unavailableCounts), renderCounts(excludedCounts)
+}
+
+func renderCounts(counts map[string]int) string {
+	reasons := make([]string, 0, len(counts))
+	for r := range counts {
+		reasons = append(reasons, r)
+	}
+	sort.Slice(reasons, func(i, j int) bool {
+		if counts[reasons[i]] != counts[reasons[j]] {
+			return counts[reasons[i]] > counts[reasons[j]]
+		}
+		return reasons[i] < reasons[j]
+	})
+	parts := make([]string, 0, maxReasonsInMessage+1)
+	others := 0
+	for i, r := range reasons {
+		if i >= maxReasonsInMessage {
+			others += counts[r]
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s", pluralNodes(counts[r]), r))
+	}
+	if others > 0 {
+		parts = append(parts, fmt.Sprintf("%s: other causes", pluralNodes(others)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func pluralNodes(n int) string {
+	if n == 1 {
+		return "1 node"
+	}
+	return fmt.Sprintf("%d nodes", n)
+}
+
+func parenthesized(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
+}

@@ -1,0 +1,138 @@
+package planner
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The renderer's sentences live in golden files, and only there: other tests assert codes, or
+// compare with what the renderer says. Rewrite them after a deliberate change of wording with
+//
+//	go test ./internal/planner -run TestRender -update
+
+// checkGolden compares got with testdata/render/<name>.golden, or rewrites it with -update.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "render", name+".golden")
+	if *updateGolden {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from %s:\n%s", name, path, got)
+	}
+}
+
+// renderReasons is one reason of every code, with its details.
+var renderReasons = []NodeReason{
+	{Code: ReasonNodeNameMismatch, NodeName: "node-2"},
+	{Code: ReasonNodeSelectorMismatch, SelectorKey: "gpu", SelectorValue: "true"},
+	{Code: ReasonNodeSelectorMismatch},
+	{Code: ReasonNodeAffinityMismatch, AffinityTerms: 2},
+	{Code: ReasonTaintNotTolerated, Taint: &corev1.Taint{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}},
+	{Code: ReasonTaintNotTolerated, Taint: &corev1.Taint{Key: "dedicated", Effect: corev1.TaintEffectNoExecute}},
+	{Code: ReasonNoPod},
+	{Code: ReasonTemplateRejected, Message: "pods \"x\" is forbidden"},
+	{Code: ReasonServiceAccountMissing, Message: "serviceaccount \"agent\" not found"},
+	{Code: ReasonFailedBackoff, Message: "Evicted", Until: t0},
+	{Code: ReasonPodFailed, Message: "Evicted"},
+	{Code: ReasonPodFailed},
+	{Code: ReasonPodSucceeded},
+	{Code: ReasonPodTerminating},
+	{Code: ReasonUnschedulable, SchedulerReason: "Unschedulable", Message: "0/1 nodes are available: insufficient memory."},
+	{Code: ReasonNodeNotReady},
+	{Code: ReasonImagePull, Container: "agent", WaitingReason: "ImagePullBackOff"},
+	{Code: ReasonCrashLoop, Container: "agent", WaitingReason: "CrashLoopBackOff", Restarts: 4},
+	{Code: ReasonContainerWaiting, Container: "agent", WaitingReason: "CreateContainerConfigError"},
+	{Code: ReasonNotScheduled},
+	{Code: ReasonPodStarting},
+	{Code: ReasonPodNotReady},
+	{Code: ReasonMinReadySeconds, Until: t0},
+	{Code: ReasonPartitioned},
+	{Code: ReasonPaused},
+	{Code: ReasonOnDelete},
+	{Code: ReasonWaitingForBudget},
+}
+
+func TestRenderReasons(t *testing.T) {
+	var b strings.Builder
+	for _, r := range renderReasons {
+		fmt.Fprintf(&b, "%s: %s\n", r.Code, r)
+		if d := r.Detail(); d != "" {
+			fmt.Fprintf(&b, "%s detail: %s\n", r.Code, d)
+		}
+	}
+	checkGolden(t, "reasons", b.String())
+}
+
+func TestRenderConditions(t *testing.T) {
+	taint := &corev1.Taint{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}
+	eligible := Placement{ShouldRun: true, ShouldContinueRunning: true}
+	unavailable := Plan{
+		Status: Counters{DesiredNumberScheduled: 8, NumberAvailable: 2},
+		Nodes: map[string]NodeState{
+			"a": {Placement: eligible, Reason: NodeReason{Code: ReasonNoPod}},
+			"b": {Placement: eligible, Reason: NodeReason{Code: ReasonNoPod}},
+			"c": {Placement: eligible, Reason: NodeReason{Code: ReasonNodeNotReady}},
+			"d": {Placement: eligible, Reason: NodeReason{Code: ReasonCrashLoop, Container: "agent", WaitingReason: "CrashLoopBackOff"}},
+			"e": {Placement: eligible, Reason: NodeReason{Code: ReasonPodNotReady}},
+			"f": {Placement: eligible, Reason: NodeReason{Code: ReasonPodStarting}},
+			"g": {Placement: eligible, Reason: NodeReason{Code: ReasonPartitioned}},
+			"x": {Placement: Placement{ShouldContinueRunning: true}, Reason: NodeReason{Code: ReasonTaintNotTolerated, Taint: taint}},
+		},
+		Strategy: Strategy{HostPortFallback: true},
+		Rollout: Rollout{Target: 6, UpdatedAvailable: 2, Partition: 1, FirstPartitionedNode: "g", Phase: RolloutDeadlineExceeded,
+			LastProgress: t0.Add(-time.Hour), Stuck: []StuckNode{
+				{Node: "a", Reason: NodeReason{Code: ReasonNoPod}}, {Node: "b", Reason: NodeReason{Code: ReasonNoPod}},
+				{Node: "c", Reason: NodeReason{Code: ReasonNodeNotReady}}, {Node: "d", Reason: NodeReason{Code: ReasonPodNotReady}},
+				{Node: "e", Reason: NodeReason{Code: ReasonPodNotReady}}, {Node: "f", Reason: NodeReason{Code: ReasonPodStarting}},
+			}},
+		Template: TemplateVerdict{State: TemplateAccepted},
+	}
+	rejected := Plan{Status: Counters{DesiredNumberScheduled: 3}, Template: TemplateVerdict{State: TemplateRejected, Message: "denied"}}
+	healthy := Plan{Status: Counters{DesiredNumberScheduled: 3, NumberAvailable: 3}, Rollout: Rollout{Target: 3, UpdatedAvailable: 3,
+		Phase: RolloutComplete, Complete: true}}
+	var b strings.Builder
+	cond := func(name string, c metav1.Condition) {
+		fmt.Fprintf(&b, "%s: %s %s %s: %s\n", name, c.Type, c.Status, c.Reason, c.Message)
+	}
+	cond("unavailable", AvailableCondition(unavailable))
+	cond("rejected", AvailableCondition(rejected))
+	cond("healthy", AvailableCondition(healthy))
+	for _, phase := range []RolloutPhase{RolloutComplete, RolloutProgressing, RolloutPaused, RolloutWaitingForDeletion, RolloutDeadlineExceeded} {
+		p := unavailable
+		p.Rollout.Phase = phase
+		cond(string(phase), ProgressingCondition(p, "abc"))
+	}
+	p := unavailable
+	p.Rollout.Stuck = nil
+	cond("no stuck node", ProgressingCondition(p, "abc"))
+	for _, v := range []TemplateVerdict{{}, {State: TemplateAccepted}, {State: TemplateRejected, Message: "denied"},
+		{State: TemplateServiceAccountMissing, Message: "no account"}, {State: TemplateCheckFailed, Message: "timeout"}} {
+		c, ok := TemplateValidCondition(Plan{Template: v})
+		if !ok {
+			fmt.Fprintf(&b, "template %q: no condition\n", v.State)
+			continue
+		}
+		cond(fmt.Sprintf("template %q", v.State), c)
+	}
+	fmt.Fprintf(&b, "counts: %s\n", renderCounts(map[string]int{"a": 5, "b": 4, "c": 3, "d": 2, "e": 1}))
+	fmt.Fprintf(&b, "host port event: %s\n", HostPortFallbackNote(Strategy{HostPorts: []int32{9100}, MaxUnavailable: 1}))
+	checkGolden(t, "conditions", b.String())
+}
