@@ -310,20 +310,32 @@ type strategy struct {
 	surgeBlockedByHostPort bool
 }
 
+// ResolveStrategy is the set's update strategy resolved against desired eligible nodes, as a plan
+// resolves it (without FirstPartitionedNode, which only a plan knows): for consumers that must show
+// the budgets or the partition in nodes and must not scale them themselves.
+func ResolveStrategy(set *nasv1alpha1.NodeAgentSet, desired int32) Strategy {
+	return resolveStrategy(set, int(desired)).export(set)
+}
+
 // exportStrategy is the resolved strategy as the plan shows it.
 func (w *world) exportStrategy() Strategy {
-	s, spec := w.strategy, w.in.Set.Spec
+	out := w.strategy.export(w.in.Set)
+	out.FirstPartitionedNode = w.firstPartitioned
+	return out
+}
+
+func (s strategy) export(set *nasv1alpha1.NodeAgentSet) Strategy {
+	spec := set.Spec
 	out := Strategy{
-		Type:                 spec.UpdateStrategy.Type,
-		MaxUnavailable:       int32(s.maxUnavailable),
-		MaxSurge:             int32(s.maxSurge),
-		Surge:                s.surge,
-		Paused:               s.paused,
-		Partition:            int32(s.partition),
-		FirstPartitionedNode: w.firstPartitioned,
-		ProgressDeadline:     DefaultProgressDeadline,
-		HostPortFallback:     s.surgeBlockedByHostPort,
-		HostPorts:            HostPorts(&spec.Template.Spec),
+		Type:             spec.UpdateStrategy.Type,
+		MaxUnavailable:   int32(s.maxUnavailable),
+		MaxSurge:         int32(s.maxSurge),
+		Surge:            s.surge,
+		Paused:           s.paused,
+		Partition:        int32(s.partition),
+		ProgressDeadline: DefaultProgressDeadline,
+		HostPortFallback: s.surgeBlockedByHostPort,
+		HostPorts:        HostPorts(&spec.Template.Spec),
 	}
 	if out.Type == "" {
 		out.Type = nasv1alpha1.RollingUpdateStrategyType

@@ -3,7 +3,6 @@ package plugin
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
-	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
 func statusSet(mutate func(*nasv1alpha1.NodeAgentSet)) *nasv1alpha1.NodeAgentSet {
@@ -28,16 +26,6 @@ func statusSet(mutate func(*nasv1alpha1.NodeAgentSet)) *nasv1alpha1.NodeAgentSet
 		mutate(set)
 	}
 	return set
-}
-
-// resolvedStrategyOf is the planner's strategy for the set on as many eligible nodes as its status
-// says are desired.
-func resolvedStrategyOf(set *nasv1alpha1.NodeAgentSet) planner.Strategy {
-	nodes := make([]*corev1.Node, 0, set.Status.DesiredNumberScheduled)
-	for i := range set.Status.DesiredNumberScheduled {
-		nodes = append(nodes, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%d", i)}})
-	}
-	return planner.Compute(planner.Input{Set: set, Hash: "h", Nodes: nodes, Now: time.Now()}).Strategy
 }
 
 func TestRolloutStatus(t *testing.T) {
@@ -94,7 +82,7 @@ func TestRolloutStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, done, err := rolloutStatus(tt.set, resolvedStrategyOf(tt.set))
+			got, done, err := rolloutStatus(tt.set)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("error = %v, want %q", err, tt.wantErr)

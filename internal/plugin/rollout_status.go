@@ -114,11 +114,7 @@ func (o *statusOptions) run(ctx context.Context, c *clients, name string, out io
 			if err != nil {
 				return true, err
 			}
-			strategy, err := c.resolvedStrategy(ctx, set)
-			if err != nil {
-				return true, err
-			}
-			msg, done, err := rolloutStatus(set, strategy)
+			msg, done, err := rolloutStatus(set)
 			if err != nil {
 				return true, err
 			}
@@ -133,25 +129,12 @@ func (o *statusOptions) run(ctx context.Context, c *clients, name string, out io
 	return err
 }
 
-// resolvedStrategy is the update strategy as the planner resolves it against the cluster now: the
-// partition in nodes, which rollout status must not scale itself. Without a partition the numbers
-// rollout status prints are all in the status, and nothing is read.
-func (c *clients) resolvedStrategy(ctx context.Context, set *nasv1alpha1.NodeAgentSet) (planner.Strategy, error) {
-	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru == nil || ru.Partition == nil {
-		return planner.Strategy{}, nil
-	}
-	s, err := c.snapshotOf(ctx, set)
-	if err != nil {
-		return planner.Strategy{}, err
-	}
-	return s.plan.Strategy, nil
-}
-
 // rolloutStatus evaluates a set as kubectl's DaemonSetStatusViewer evaluates a DaemonSet, with what a
 // NodeAgentSet adds: a progress deadline (an error, as for a Deployment), a partition (as for a
-// StatefulSet; in nodes, as the planner resolves it) and pause. It returns the message to print
-// (ending in a newline) and whether the rollout is done.
-func rolloutStatus(set *nasv1alpha1.NodeAgentSet, strategy planner.Strategy) (string, bool, error) {
+// StatefulSet) and pause. It returns the message to print (ending in a newline) and whether the rollout
+// is done. The partition in nodes is the planner's (ResolveStrategy), against the eligible nodes the
+// status counts, so that it matches the counters it is compared with.
+func rolloutStatus(set *nasv1alpha1.NodeAgentSet) (string, bool, error) {
 	if t := set.Spec.UpdateStrategy.Type; t != "" && t != nasv1alpha1.RollingUpdateStrategyType {
 		return "", false, errors.New("rollout status is only available for RollingUpdate strategy type")
 	}
@@ -167,7 +150,7 @@ func rolloutStatus(set *nasv1alpha1.NodeAgentSet, strategy planner.Strategy) (st
 	if isPaused(set) {
 		paused = " (rollout paused)"
 	}
-	if partition := strategy.Partition; partition > 0 {
+	if partition := planner.ResolveStrategy(set, st.DesiredNumberScheduled).Partition; partition > 0 {
 		target := st.DesiredNumberScheduled - partition
 		if st.UpdatedNumberScheduled < target {
 			return fmt.Sprintf("Waiting for partitioned roll out to finish: %d out of %d new pods have been updated%s...\n",

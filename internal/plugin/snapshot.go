@@ -32,11 +32,6 @@ func (c *clients) snapshot(ctx context.Context, name string) (*snapshot, error) 
 	if err != nil {
 		return nil, err
 	}
-	return c.snapshotOf(ctx, set)
-}
-
-// snapshotOf reads what the planner needs besides the set itself and computes the plan.
-func (c *clients) snapshotOf(ctx context.Context, set *nasv1alpha1.NodeAgentSet) (*snapshot, error) {
 	history, err := c.history(ctx, set)
 	if err != nil {
 		return nil, err

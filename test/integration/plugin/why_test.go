@@ -162,7 +162,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 				set.Spec.UpdateStrategy.RollingUpdate = &nasv1alpha1.RollingUpdateNodeAgentSet{Partition: ptr.To(intstr.FromInt32(1))}
 			})
 			Expect(why("worker-1")).To(Equal([]string{first,
-				"  The node is in the rollout's partition (the last 1 eligible nodes by name, from worker-1 on): it keeps its pod until the partition is lowered."}))
+				"  The node is in the rollout's partition (the last 1 eligible nodes by name still running an older template, from worker-1 on): it keeps its pod until the partition is lowered."}))
 
 			s.updateSet("agent", func(set *nasv1alpha1.NodeAgentSet) { set.Spec.UpdateStrategy.RollingUpdate.Paused = true })
 			Expect(why("worker-1")).To(Equal([]string{first,
