@@ -575,7 +575,7 @@ func (w *simWorld) rolloutText(r Rollout, at time.Time, long bool) string {
 	case long && len(r.Stuck) > 0:
 		stuck := make([]string, 0, len(r.Stuck))
 		for _, s := range r.Stuck {
-			stuck = append(stuck, fmt.Sprintf("%s (%s)", s.Node, s.Reason))
+			stuck = append(stuck, fmt.Sprintf("%s (%s)", s.Node, s.Reason.Code))
 		}
 		out += " stuck=[" + strings.Join(stuck, ", ") + "]"
 	case len(r.Stuck) > 0:

@@ -242,8 +242,8 @@ func TestExplainAndReport(t *testing.T) {
 	}
 	wantRows := map[string][]string{
 		"a":    {"a", "yes", "pa", "2", "0/1", "yes", "60m", ""},
-		"b":    {"b", "yes", "pb (+1)", "1", "0/1", "yes", "60m", "surge pod pb2: agent pod starting"},
-		"c":    {"c", "yes", "<none>", "-", "-", "-", "-", "no agent pod yet"},
+		"b":    {"b", "yes", "pb (+1)", "1", "0/1", "yes", "60m", "surge pod pb2: " + said(planner.ReasonPodStarting)},
+		"c":    {"c", "yes", "<none>", "-", "-", "-", "-", said(planner.ReasonNoPod)},
 		"d":    {"d", "no: taint x:NoSchedule", "pd", "1", "0/1", "yes", "60m", "misscheduled: agent pod may stay (NoSchedule taint only)"},
 		"gone": {"gone", "no: node not found", "pgone", "2", "0/1", "yes", "60m", "node does not exist: the controller deletes its agent pods"},
 	}
@@ -253,15 +253,16 @@ func TestExplainAndReport(t *testing.T) {
 			"Node b runs an available agent pod pb of revision 1, hash " + oldHash + ", not of the current revision (revision 2, hash " + curHash + ").",
 			"  The rolling update replaces it within the maxUnavailable/maxSurge budget; 1 of 3 eligible nodes lack an available pod now " +
 				"(see 'kubectl nas rollout status agent').",
-			"Surge pod pb2 (revision 2, hash " + curHash + ") is starting next to it: agent pod starting.",
+			"Surge pod pb2 (revision 2, hash " + curHash + ") is starting next to it: " + said(planner.ReasonPodStarting) + ".",
 		},
 		"c": {
-			"Node c should run an agent pod of node agent set ns/agent but has no available one: no agent pod yet.",
+			"Node c should run an agent pod of node agent set ns/agent but has no available one: " + said(planner.ReasonNoPod) + ".",
 			"  The controller creates the pod on its next pass. If this lasts, check that the controller runs, " +
 				"and look at the set's events below and with 'kubectl describe nas'.",
 		},
 		"d": {
-			"Node d is not eligible for node agent set ns/agent: taint x:NoSchedule not tolerated.",
+			"Node d is not eligible for node agent set ns/agent: " +
+				planner.NodeReason{Code: planner.ReasonTaintNotTolerated, Taint: &corev1.Taint{Key: "x", Effect: corev1.TaintEffectNoSchedule}}.String() + ".",
 			"  taint x:NoSchedule is not tolerated: no new agent pod is created there; one already running may stay (NoSchedule).",
 			"To run the agent there, tolerate the taint in spec.template.spec.tolerations, e.g. {key: x, operator: Exists, effect: NoSchedule}.",
 			"Agent pod pd is still on the node (misscheduled): it may stay, because only NoSchedule taints exclude the node; no new pod is created there.",
@@ -284,3 +285,7 @@ func TestExplainAndReport(t *testing.T) {
 		t.Error("reportFor found a node that neither exists nor has pods")
 	}
 }
+
+// said is the planner's sentence for a reason: the tests do not spell out the renderer's wording,
+// which its golden files pin.
+func said(code planner.ReasonCode) string { return planner.NodeReason{Code: code}.String() }

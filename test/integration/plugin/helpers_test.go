@@ -404,3 +404,22 @@ func columns(line string) []string {
 	}
 	return out
 }
+
+// said is the planner's sentence for a reason: the tests do not spell out the renderer's wording,
+// which its golden files pin.
+func said(code planner.ReasonCode) string { return planner.NodeReason{Code: code}.String() }
+
+// saidTaint is the planner's sentence for an untolerated taint.
+func saidTaint(key, value string, effect corev1.TaintEffect) string {
+	return planner.NodeReason{Code: planner.ReasonTaintNotTolerated, Taint: &corev1.Taint{Key: key, Value: value, Effect: effect}}.String()
+}
+
+// saidSelector is the planner's sentence for a nodeSelector entry that does not match.
+func saidSelector(key, value string) string {
+	return planner.NodeReason{Code: planner.ReasonNodeSelectorMismatch, SelectorKey: key, SelectorValue: value}.String()
+}
+
+// saidContainer is the planner's sentence for the waiting container "agent".
+func saidContainer(code planner.ReasonCode, waiting string) string {
+	return planner.NodeReason{Code: code, Container: "agent", WaitingReason: waiting}.String()
+}

@@ -69,9 +69,9 @@ var _ = Describe("kubectl nas nodes", Serial, func() {
 				"misscheduled: agent pod may stay (NoSchedule taint only)"},
 			{"infra-1", "no: nodeSelector pool=general", "<none>", "-", "-", "-", "-"},
 			{"worker-1", "yes", s.podOn("worker-1").Name, "2", "1/1", "yes", "AGE"},
-			{"worker-2", "yes", s.podOn("worker-2").Name, "1", "1/1", "yes", "AGE", "outdated: waiting for the rolling update"},
-			{"worker-3", "yes", crash.Name, "2", "0/1", "no", "AGE", "container agent: CrashLoopBackOff"},
-			{"worker-4", "yes", "<none>", "-", "-", "-", "-", "no agent pod yet"},
+			{"worker-2", "yes", s.podOn("worker-2").Name, "1", "1/1", "yes", "AGE", said(planner.ReasonWaitingForBudget)},
+			{"worker-3", "yes", crash.Name, "2", "0/1", "no", "AGE", saidContainer(planner.ReasonCrashLoop, "CrashLoopBackOff")},
+			{"worker-4", "yes", "<none>", "-", "-", "-", "-", said(planner.ReasonNoPod)},
 		}))
 		// Aligned: every column starts at the same offset on every line.
 		ls := lines(r.out)

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
 	"github.com/nodeagentset/nodeagentset/internal/plugin"
 )
 
@@ -45,7 +46,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			})
 			s.addNode("worker-1", withLabels("zone", "b"))
 			Expect(why("worker-1")).To(Equal([]string{
-				"Node worker-1 is not eligible for node agent set " + s.ns + "/agent: nodeSelector pool=general does not match.",
+				"Node worker-1 is not eligible for node agent set " + s.ns + "/agent: " + saidSelector("pool", "general") + ".",
 				"  nodeSelector pool=general does not match: the node has no label pool.",
 				"  nodeSelector zone=a does not match: the node has zone=b.",
 				"No agent pod of the set is on the node.",
@@ -69,7 +70,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			})
 			s.addNode("worker-1", withLabels(corev1.LabelArchStable, "amd64"))
 			Expect(why("worker-1")).To(Equal([]string{
-				"Node worker-1 is not eligible for node agent set " + s.ns + "/agent: required node affinity does not match.",
+				"Node worker-1 is not eligible for node agent set " + s.ns + "/agent: " + said(planner.ReasonNodeAffinityMismatch) + ".",
 				"  required node affinity does not match: none of its 2 term(s) matches the node (terms are ORed; every requirement of a term must hold):",
 				"    term 1: kubernetes.io/arch In [arm64] (the node has kubernetes.io/arch=amd64); " +
 					"node-role.kubernetes.io/edge Exists (the node has no label node-role.kubernetes.io/edge)",
@@ -85,7 +86,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 				withTaint("soft", "", corev1.TaintEffectPreferNoSchedule))
 			pod := s.addPod(set, "gpu-1", hash)
 			Expect(why("gpu-1")).To(Equal([]string{
-				"Node gpu-1 is not eligible for node agent set " + s.ns + "/agent: taint dedicated=gpu:NoSchedule not tolerated.",
+				"Node gpu-1 is not eligible for node agent set " + s.ns + "/agent: " + saidTaint("dedicated", "gpu", corev1.TaintEffectNoSchedule) + ".",
 				"  taint dedicated=gpu:NoSchedule is not tolerated: no new agent pod is created there; one already running may stay (NoSchedule).",
 				"To run the agent there, tolerate the taint in spec.template.spec.tolerations, e.g. {key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}.",
 				"Agent pod " + pod.Name + " is still on the node (misscheduled): it may stay, because only NoSchedule taints exclude the node; " +
@@ -102,7 +103,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 				withTaint("maintenance", "", corev1.TaintEffectNoExecute))
 			pod := s.addPod(set, "worker-1", hash)
 			Expect(why("worker-1")).To(Equal([]string{
-				"Node worker-1 is not eligible for node agent set " + s.ns + "/agent: taint maintenance:NoExecute not tolerated.",
+				"Node worker-1 is not eligible for node agent set " + s.ns + "/agent: " + saidTaint("maintenance", "", corev1.TaintEffectNoExecute) + ".",
 				"  taint maintenance:NoExecute is not tolerated: an agent pod on the node is deleted (NoExecute).",
 				"To run the agent there, tolerate the taint in spec.template.spec.tolerations, e.g. {key: maintenance, operator: Exists, effect: NoExecute}.",
 				"Agent pod " + pod.Name + " is still on the node (misscheduled): the controller deletes it.",
@@ -115,7 +116,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			})
 			s.addNode("worker-1", withTaint("dedicated", "gpu", corev1.TaintEffectNoExecute))
 			Expect(why("worker-1")).To(Equal([]string{
-				"Node worker-1 is not eligible for node agent set " + s.ns + "/agent: nodeSelector pool=general does not match.",
+				"Node worker-1 is not eligible for node agent set " + s.ns + "/agent: " + saidSelector("pool", "general") + ".",
 				"  nodeSelector pool=general does not match: the node has no label pool.",
 				"  taint dedicated=gpu:NoExecute is not tolerated: an agent pod on the node is deleted (NoExecute).",
 				"To run the agent there, tolerate the taint in spec.template.spec.tolerations, e.g. {key: dedicated, operator: Equal, value: gpu, effect: NoExecute}.",
@@ -181,7 +182,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			s.addEvent("NodeAgentSet", "agent", string(set.UID), "FailedCreate", "about another node, worker-10")
 			out := why("worker-1")
 			Expect(out[:2]).To(Equal([]string{
-				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: no agent pod yet.",
+				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + said(planner.ReasonNoPod) + ".",
 				"  The controller creates the pod on its next pass. If this lasts, check that the controller runs, " +
 					"and look at the set's events below and with 'kubectl describe nas'.",
 			}))
@@ -192,15 +193,14 @@ var _ = Describe("kubectl nas why", Serial, func() {
 		})
 
 		It("gives the scheduler's message for an unschedulable pod", func() {
-			pod := s.addPod(set, "worker-1", cur, unschedulable("0/3 nodes are available: 1 Insufficient memory, 2 node(s) didn't match "+
-				"Pod's node affinity/selector. preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod."))
+			schedulerSays := "0/3 nodes are available: 1 Insufficient memory, 2 node(s) didn't match " +
+				"Pod's node affinity/selector. preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod."
+			pod := s.addPod(set, "worker-1", cur, unschedulable(schedulerSays))
 			Expect(why("worker-1")).To(Equal([]string{
-				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: agent pod pending: " +
-					"Unschedulable (0/3 nodes are available: 1 Insufficient memory, 2 node(s) didn't match Pod's node affinity/selector. " +
-					"preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod.).",
+				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " +
+					planner.NodeReason{Code: planner.ReasonUnschedulable, SchedulerReason: "Unschedulable", Message: schedulerSays}.String() + ".",
 				"  Agent pod " + pod.Name + " is pending: the scheduler cannot place it on the node (Unschedulable).",
-				"  The scheduler says: 0/3 nodes are available: 1 Insufficient memory, 2 node(s) didn't match Pod's node affinity/selector. " +
-					"preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod.",
+				"  The scheduler says: " + schedulerSays,
 				"  The controller checks only nodeName, nodeSelector, node affinity and taints; the scheduler also needs room " +
 					"(resources, host ports) on the node.",
 			}))
@@ -209,7 +209,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 		It("explains an image that cannot be pulled", func() {
 			pod := s.addPod(set, "worker-1", cur, waiting("ImagePullBackOff", `Back-off pulling image "example.com/agent:2"`, 0))
 			Expect(why("worker-1")).To(Equal([]string{
-				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: container agent: ImagePullBackOff.",
+				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + saidContainer(planner.ReasonImagePull, "ImagePullBackOff") + ".",
 				"  Container agent of agent pod " + pod.Name + ` is waiting: ImagePullBackOff (Back-off pulling image "example.com/agent:2").`,
 				"  The kubelet cannot pull image example.com/agent:2: check the image name and tag, the registry, and the pod's imagePullSecrets.",
 			}))
@@ -220,7 +220,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			s.addEvent("Pod", pod.Name, string(pod.UID), "BackOff", "Back-off restarting failed container agent in pod "+pod.Name)
 			out := why("worker-1")
 			Expect(out[:3]).To(Equal([]string{
-				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: container agent: CrashLoopBackOff.",
+				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + saidContainer(planner.ReasonCrashLoop, "CrashLoopBackOff") + ".",
 				"  Container agent of agent pod " + pod.Name + " is waiting: CrashLoopBackOff (back-off 5m0s restarting failed container=agent).",
 				"  It keeps crashing: restarted 12 times; last exit code 2 (Error) at 2026-11-22T06:01:30Z. Its logs: kubectl logs -n " + s.ns +
 					" " + pod.Name + " -c agent --previous",
@@ -235,7 +235,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			pod := s.addPod(set, "worker-2", cur, notReadyPod())
 			out := why("worker-2")
 			Expect(out).To(HaveLen(3))
-			Expect(out[0]).To(Equal("Node worker-2 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: node not ready."))
+			Expect(out[0]).To(Equal("Node worker-2 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + said(planner.ReasonNodeNotReady) + "."))
 			Expect(out[1]).To(MatchRegexp(`^  The node's Ready condition is False since \S+Z \(KubeletNotReady: container runtime network not ready\)\.$`))
 			Expect(out[2]).To(Equal("  Agent pod " + pod.Name + " cannot become ready until the kubelet reports the node ready again."))
 		})
@@ -246,7 +246,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			terminate(pod)
 			out := why("worker-1")
 			Expect(out).To(HaveLen(4))
-			Expect(out[0]).To(Equal("Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: agent pod terminating."))
+			Expect(out[0]).To(Equal("Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + said(planner.ReasonPodTerminating) + "."))
 			Expect(out[1]).To(MatchRegexp(`^  Agent pod ` + pod.Name + ` is being deleted \(grace period 30s, ends in \d+s\)\.$`))
 			Expect(out[2:]).To(Equal([]string{
 				"  It waits for its finalizers to be removed: example.com/drain.",
@@ -262,13 +262,13 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			Expect(out[0]).To(Equal("Node worker-1 runs an available agent pod " + pod.Name + " of the current revision (revision 2, hash " + cur + ")."))
 			Expect(out[1]).To(MatchRegexp(`^  The pod is being deleted \(grace period 30s, ends in \d+s\): ` +
 				`it counts as available until it is gone or stops being ready; its replacement is created once it is gone \(at once with maxSurge\)\.$`))
-			Expect(table(s.run("nodes", "agent").out)[0]).To(HaveExactElements("worker-1", "yes", pod.Name, "2", "1/1", "yes", "AGE", "agent pod terminating"))
+			Expect(table(s.run("nodes", "agent").out)[0]).To(HaveExactElements("worker-1", "yes", pod.Name, "2", "1/1", "yes", "AGE", said(planner.ReasonPodTerminating)))
 		})
 
 		It("explains a pod that runs but is not ready, or is still starting", func() {
 			pod := s.addPod(set, "worker-1", old, notReadyPod())
 			Expect(why("worker-1")).To(Equal([]string{
-				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: agent pod not ready.",
+				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + said(planner.ReasonPodNotReady) + ".",
 				"  Agent pod " + pod.Name + " runs but is not ready: container(s) agent not ready (check their readiness probes).",
 				"  The pod runs revision 1, hash " + old + "; the current revision is revision 2, hash " + cur + ".",
 			}))
@@ -276,7 +276,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			s.addNode("worker-2")
 			starting := s.addPod(set, "worker-2", cur, pending())
 			Expect(why("worker-2")).To(Equal([]string{
-				"Node worker-2 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: agent pod starting.",
+				"Node worker-2 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + said(planner.ReasonPodStarting) + ".",
 				"  Agent pod " + starting.Name + " is bound to the node and starting (phase Pending).",
 			}))
 		})
@@ -287,7 +287,7 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			out := why("worker-1")
 			Expect(out).To(HaveLen(2))
 			Expect(out[0]).To(Equal("Node worker-1 should run an agent pod of node agent set " + s.ns +
-				"/agent but has no available one: agent pod ready for less than minReadySeconds."))
+				"/agent but has no available one: " + said(planner.ReasonMinReadySeconds) + "."))
 			Expect(out[1]).To(MatchRegexp(`^  Agent pod ` + pod.Name + ` is ready since \S+Z; it counts as available after minReadySeconds \(3600s\), at \S+Z\.$`))
 		})
 
