@@ -22,10 +22,31 @@ const maxReasonsInMessage = 3
 // maxStuckNodesInMessage caps how many stuck nodes the Progressing message names.
 const maxStuckNodesInMessage = 5
 
+// sentences are the sentences of the codes whose sentence needs no detail.
+var sentences = map[ReasonCode]string{
+	ReasonNoPod:                 "no agent pod yet",
+	ReasonTemplateRejected:      "no agent pod: the API server rejects the pod template",
+	ReasonServiceAccountMissing: "no agent pod: its ServiceAccount does not exist yet",
+	ReasonPodSucceeded:          "agent pod exited",
+	ReasonPodTerminating:        "agent pod terminating",
+	ReasonNodeNotReady:          "node not ready",
+	ReasonNotScheduled:          "agent pod not scheduled yet",
+	ReasonPodStarting:           "agent pod starting",
+	ReasonPodNotReady:           "agent pod not ready",
+	ReasonMinReadySeconds:       "agent pod ready for less than minReadySeconds",
+	ReasonPartitioned:           "outdated: in the rollout partition",
+	ReasonPaused:                "outdated: rollout paused",
+	ReasonOnDelete:              "outdated: OnDelete strategy, delete the pod to update it",
+	ReasonWaitingForBudget:      "outdated: waiting for the rolling update",
+}
+
 // String renders the reason as a short sentence, the same for nodes with the same cause so that
 // messages can group them: "taint dedicated=gpu:NoSchedule not tolerated", "no agent pod yet",
 // "container agent: CrashLoopBackOff".
 func (r NodeReason) String() string {
+	if s, ok := sentences[r.Code]; ok {
+		return s
+	}
 	switch r.Code {
 	case ReasonNodeNameMismatch:
 		return r.Detail()
@@ -33,40 +54,12 @@ func (r NodeReason) String() string {
 		return r.Detail() + " does not match"
 	case ReasonTaintNotTolerated:
 		return r.Detail() + " not tolerated"
-	case ReasonNoPod:
-		return "no agent pod yet"
-	case ReasonTemplateRejected:
-		return "no agent pod: the API server rejects the pod template"
-	case ReasonServiceAccountMissing:
-		return "no agent pod: its ServiceAccount does not exist yet"
 	case ReasonPodFailed, ReasonFailedBackoff:
 		return "agent pod failed" + parenthesized(r.Message)
-	case ReasonPodSucceeded:
-		return "agent pod exited"
-	case ReasonPodTerminating:
-		return "agent pod terminating"
 	case ReasonUnschedulable:
 		return "agent pod pending: " + r.SchedulerReason + parenthesized(r.Message)
-	case ReasonNodeNotReady:
-		return "node not ready"
 	case ReasonImagePull, ReasonCrashLoop, ReasonContainerWaiting:
 		return fmt.Sprintf("container %s: %s", r.Container, r.WaitingReason)
-	case ReasonNotScheduled:
-		return "agent pod not scheduled yet"
-	case ReasonPodStarting:
-		return "agent pod starting"
-	case ReasonPodNotReady:
-		return "agent pod not ready"
-	case ReasonMinReadySeconds:
-		return "agent pod ready for less than minReadySeconds"
-	case ReasonPartitioned:
-		return "outdated: in the rollout partition"
-	case ReasonPaused:
-		return "outdated: rollout paused"
-	case ReasonOnDelete:
-		return "outdated: OnDelete strategy, delete the pod to update it"
-	case ReasonWaitingForBudget:
-		return "outdated: waiting for the rolling update"
 	}
 	return string(r.Code)
 }

@@ -35,18 +35,18 @@ type Input struct {
 type TemplateState string
 
 const (
-	// TemplateUnchecked: no verdict for this template yet. A plan that would create pods asks for a
+	// TemplateUnchecked means there is no verdict for this template yet. A plan that would create pods asks for a
 	// check instead (Plan.CheckTemplateOn) and creates nothing.
 	TemplateUnchecked TemplateState = ""
-	// TemplateAccepted: the dry-run create succeeded.
+	// TemplateAccepted means the dry-run create succeeded.
 	TemplateAccepted TemplateState = "Accepted"
-	// TemplateRejected: the API server definitely refuses the pod (validation, Pod Security, an
+	// TemplateRejected means the API server definitely refuses the pod (validation, Pod Security, an
 	// admission webhook's or policy's denial). No creates until RecheckAt.
 	TemplateRejected TemplateState = "Rejected"
-	// TemplateServiceAccountMissing: the pod's ServiceAccount does not exist (yet). No creates until
+	// TemplateServiceAccountMissing means the pod's ServiceAccount does not exist (yet). No creates until
 	// RecheckAt, which comes soon: the account is usually created a moment later.
 	TemplateServiceAccountMissing TemplateState = "ServiceAccountMissing"
-	// TemplateCheckFailed: the check itself failed (throttled, a server error, a timeout). Creates wait
+	// TemplateCheckFailed means the check itself failed (throttled, a server error, a timeout). Creates wait
 	// until RecheckAt; deletes go ahead.
 	TemplateCheckFailed TemplateState = "CheckFailed"
 )
@@ -120,9 +120,9 @@ type Strategy struct {
 	// MaxUnavailable and MaxSurge are the budgets in nodes.
 	MaxUnavailable int32
 	MaxSurge       int32
-	// Surge: the rolling update creates first (maxSurge > 0 and no host port conflict).
+	// Surge means the rolling update creates first (maxSurge > 0 and no host port conflict).
 	Surge bool
-	// Paused: rollingUpdate.paused replaces nothing.
+	// Paused means rollingUpdate.paused replaces nothing.
 	Paused bool
 	// Partition is spec's partition in nodes, at most the eligible nodes.
 	Partition int32
@@ -157,7 +157,7 @@ type NodeState struct {
 	Node *corev1.Node
 	// Pod is the node's oldest agent pod, the one status looks at; nil when there is none.
 	Pod *corev1.Pod
-	// Partitioned: the rollout's partition holds the node (it runs a pod of an older template).
+	// Partitioned means the rollout's partition holds the node (it runs a pod of an older template).
 	Partitioned bool
 }
 
@@ -173,9 +173,9 @@ type Rollout struct {
 	// UpdatedAvailable counts the nodes, outside the partition, that run an available pod of the
 	// current template and no older pod.
 	UpdatedAvailable int32
-	// Complete: UpdatedAvailable reached Target.
+	// Complete means UpdatedAvailable reached Target.
 	Complete bool
-	// Paused: rollingUpdate.paused holds old pods back.
+	// Paused means rollingUpdate.paused holds old pods back.
 	Paused bool
 	// LastProgress is the latest moment the rollout moved: its start, a pod of the current template
 	// created, or one becoming available.
@@ -234,59 +234,59 @@ type ReasonCode string
 const (
 	// Not eligible (Placement.ShouldRun is false).
 
-	// ReasonNodeNameMismatch: the template's spec.nodeName names another node.
+	// ReasonNodeNameMismatch means the template's spec.nodeName names another node.
 	ReasonNodeNameMismatch ReasonCode = "NodeNameMismatch"
-	// ReasonNodeSelectorMismatch: a nodeSelector entry does not match the node's labels.
+	// ReasonNodeSelectorMismatch means a nodeSelector entry does not match the node's labels.
 	ReasonNodeSelectorMismatch ReasonCode = "NodeSelectorMismatch"
-	// ReasonNodeAffinityMismatch: no term of the required node affinity matches the node.
+	// ReasonNodeAffinityMismatch means no term of the required node affinity matches the node.
 	ReasonNodeAffinityMismatch ReasonCode = "NodeAffinityMismatch"
-	// ReasonTaintNotTolerated: the node has a NoSchedule or NoExecute taint the template does not tolerate.
+	// ReasonTaintNotTolerated means the node has a NoSchedule or NoExecute taint the template does not tolerate.
 	ReasonTaintNotTolerated ReasonCode = "TaintNotTolerated"
 
 	// Eligible, without an available agent pod.
 
-	// ReasonNoPod: no agent pod yet; the controller creates it.
+	// ReasonNoPod means no agent pod yet; the controller creates it.
 	ReasonNoPod ReasonCode = "NoPod"
-	// ReasonTemplateRejected: no pod can be created: the API server refuses the template.
+	// ReasonTemplateRejected means no pod can be created: the API server refuses the template.
 	ReasonTemplateRejected ReasonCode = "TemplateRejected"
-	// ReasonServiceAccountMissing: no pod can be created yet: its ServiceAccount does not exist.
+	// ReasonServiceAccountMissing means no pod can be created yet: its ServiceAccount does not exist.
 	ReasonServiceAccountMissing ReasonCode = "ServiceAccountMissing"
-	// ReasonFailedBackoff: the agent pod failed and its replacement waits for the backoff (Until).
+	// ReasonFailedBackoff means the agent pod failed and its replacement waits for the backoff (Until).
 	ReasonFailedBackoff ReasonCode = "FailedPodBackoff"
-	// ReasonPodFailed: the agent pod failed; it is replaced.
+	// ReasonPodFailed means the agent pod failed; it is replaced.
 	ReasonPodFailed ReasonCode = "PodFailed"
-	// ReasonPodSucceeded: the agent pod exited; agents must run, so it is replaced.
+	// ReasonPodSucceeded means the agent pod exited; agents must run, so it is replaced.
 	ReasonPodSucceeded ReasonCode = "PodSucceeded"
-	// ReasonPodTerminating: the agent pod is being deleted.
+	// ReasonPodTerminating means the agent pod is being deleted.
 	ReasonPodTerminating ReasonCode = "PodTerminating"
-	// ReasonUnschedulable: the scheduler cannot place the pod (SchedulerReason, Message).
+	// ReasonUnschedulable means the scheduler cannot place the pod (SchedulerReason, Message).
 	ReasonUnschedulable ReasonCode = "Unschedulable"
-	// ReasonNodeNotReady: the node's Ready condition is not True.
+	// ReasonNodeNotReady means the node's Ready condition is not True.
 	ReasonNodeNotReady ReasonCode = "NodeNotReady"
-	// ReasonImagePull: a container's image cannot be pulled (Container, WaitingReason).
+	// ReasonImagePull means a container's image cannot be pulled (Container, WaitingReason).
 	ReasonImagePull ReasonCode = "ImagePull"
-	// ReasonCrashLoop: a container keeps crashing (Container, Restarts).
+	// ReasonCrashLoop means a container keeps crashing (Container, Restarts).
 	ReasonCrashLoop ReasonCode = "CrashLoop"
-	// ReasonContainerWaiting: a container waits for another reason (Container, WaitingReason).
+	// ReasonContainerWaiting means a container waits for another reason (Container, WaitingReason).
 	ReasonContainerWaiting ReasonCode = "ContainerWaiting"
-	// ReasonNotScheduled: the pod is not bound to the node yet.
+	// ReasonNotScheduled means the pod is not bound to the node yet.
 	ReasonNotScheduled ReasonCode = "NotScheduled"
-	// ReasonPodStarting: the pod is bound and starting.
+	// ReasonPodStarting means the pod is bound and starting.
 	ReasonPodStarting ReasonCode = "PodStarting"
-	// ReasonPodNotReady: the pod runs but is not Ready.
+	// ReasonPodNotReady means the pod runs but is not Ready.
 	ReasonPodNotReady ReasonCode = "PodNotReady"
-	// ReasonMinReadySeconds: the pod is Ready and counts as available at Until.
+	// ReasonMinReadySeconds means the pod is Ready and counts as available at Until.
 	ReasonMinReadySeconds ReasonCode = "WaitingForMinReadySeconds"
 
 	// Eligible, with an available pod of an older template.
 
-	// ReasonPartitioned: the node is in the rollout's partition and keeps its pod.
+	// ReasonPartitioned means the node is in the rollout's partition and keeps its pod.
 	ReasonPartitioned ReasonCode = "Partitioned"
-	// ReasonPaused: the rollout is paused.
+	// ReasonPaused means the rollout is paused.
 	ReasonPaused ReasonCode = "Paused"
-	// ReasonOnDelete: the strategy is OnDelete: the pod is replaced once someone deletes it.
+	// ReasonOnDelete means the strategy is OnDelete: the pod is replaced once someone deletes it.
 	ReasonOnDelete ReasonCode = "OnDelete"
-	// ReasonWaitingForBudget: the rolling update replaces the pod once the budget allows.
+	// ReasonWaitingForBudget means the rolling update replaces the pod once the budget allows.
 	ReasonWaitingForBudget ReasonCode = "WaitingForBudget"
 )
 
@@ -294,15 +294,15 @@ const (
 type RolloutPhase string
 
 const (
-	// RolloutComplete: every eligible node outside the partition runs an available pod of the current template.
+	// RolloutComplete means every eligible node outside the partition runs an available pod of the current template.
 	RolloutComplete RolloutPhase = "Complete"
-	// RolloutProgressing: old pods are being replaced, within the progress deadline.
+	// RolloutProgressing means old pods are being replaced, within the progress deadline.
 	RolloutProgressing RolloutPhase = "RollingOut"
-	// RolloutPaused: rollingUpdate.paused holds old pods back.
+	// RolloutPaused means rollingUpdate.paused holds old pods back.
 	RolloutPaused RolloutPhase = "Paused"
-	// RolloutWaitingForDeletion: the strategy is OnDelete and old pods remain.
+	// RolloutWaitingForDeletion means the strategy is OnDelete and old pods remain.
 	RolloutWaitingForDeletion RolloutPhase = "WaitingForDeletion"
-	// RolloutDeadlineExceeded: no progress for the progress deadline.
+	// RolloutDeadlineExceeded means no progress for the progress deadline.
 	RolloutDeadlineExceeded RolloutPhase = "ProgressDeadlineExceeded"
 )
 

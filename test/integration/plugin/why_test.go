@@ -163,7 +163,8 @@ var _ = Describe("kubectl nas why", Serial, func() {
 				set.Spec.UpdateStrategy.RollingUpdate = &nasv1alpha1.RollingUpdateNodeAgentSet{Partition: ptr.To(intstr.FromInt32(1))}
 			})
 			Expect(why("worker-1")).To(Equal([]string{first,
-				"  The node is in the rollout's partition (the last 1 eligible nodes by name still running an older template, from worker-1 on): it keeps its pod until the partition is lowered."}))
+				"  The node is in the rollout's partition (the last 1 eligible nodes by name still running an older template, from worker-1 on): " +
+					"it keeps its pod until the partition is lowered."}))
 
 			s.updateSet("agent", func(set *nasv1alpha1.NodeAgentSet) { set.Spec.UpdateStrategy.RollingUpdate.Paused = true })
 			Expect(why("worker-1")).To(Equal([]string{first,
@@ -209,7 +210,8 @@ var _ = Describe("kubectl nas why", Serial, func() {
 		It("explains an image that cannot be pulled", func() {
 			pod := s.addPod(set, "worker-1", cur, waiting("ImagePullBackOff", `Back-off pulling image "example.com/agent:2"`, 0))
 			Expect(why("worker-1")).To(Equal([]string{
-				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + saidContainer(planner.ReasonImagePull, "ImagePullBackOff") + ".",
+				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " +
+					saidContainer(planner.ReasonImagePull, "ImagePullBackOff") + ".",
 				"  Container agent of agent pod " + pod.Name + ` is waiting: ImagePullBackOff (Back-off pulling image "example.com/agent:2").`,
 				"  The kubelet cannot pull image example.com/agent:2: check the image name and tag, the registry, and the pod's imagePullSecrets.",
 			}))
@@ -220,7 +222,8 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			s.addEvent("Pod", pod.Name, string(pod.UID), "BackOff", "Back-off restarting failed container agent in pod "+pod.Name)
 			out := why("worker-1")
 			Expect(out[:3]).To(Equal([]string{
-				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + saidContainer(planner.ReasonCrashLoop, "CrashLoopBackOff") + ".",
+				"Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " +
+					saidContainer(planner.ReasonCrashLoop, "CrashLoopBackOff") + ".",
 				"  Container agent of agent pod " + pod.Name + " is waiting: CrashLoopBackOff (back-off 5m0s restarting failed container=agent).",
 				"  It keeps crashing: restarted 12 times; last exit code 2 (Error) at 2026-11-22T06:01:30Z. Its logs: kubectl logs -n " + s.ns +
 					" " + pod.Name + " -c agent --previous",
@@ -235,7 +238,8 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			pod := s.addPod(set, "worker-2", cur, notReadyPod())
 			out := why("worker-2")
 			Expect(out).To(HaveLen(3))
-			Expect(out[0]).To(Equal("Node worker-2 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + said(planner.ReasonNodeNotReady) + "."))
+			Expect(out[0]).To(Equal("Node worker-2 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " +
+				said(planner.ReasonNodeNotReady) + "."))
 			Expect(out[1]).To(MatchRegexp(`^  The node's Ready condition is False since \S+Z \(KubeletNotReady: container runtime network not ready\)\.$`))
 			Expect(out[2]).To(Equal("  Agent pod " + pod.Name + " cannot become ready until the kubelet reports the node ready again."))
 		})
@@ -246,7 +250,8 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			terminate(pod)
 			out := why("worker-1")
 			Expect(out).To(HaveLen(4))
-			Expect(out[0]).To(Equal("Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " + said(planner.ReasonPodTerminating) + "."))
+			Expect(out[0]).To(Equal("Node worker-1 should run an agent pod of node agent set " + s.ns + "/agent but has no available one: " +
+				said(planner.ReasonPodTerminating) + "."))
 			Expect(out[1]).To(MatchRegexp(`^  Agent pod ` + pod.Name + ` is being deleted \(grace period 30s, ends in \d+s\)\.$`))
 			Expect(out[2:]).To(Equal([]string{
 				"  It waits for its finalizers to be removed: example.com/drain.",
@@ -262,7 +267,8 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			Expect(out[0]).To(Equal("Node worker-1 runs an available agent pod " + pod.Name + " of the current revision (revision 2, hash " + cur + ")."))
 			Expect(out[1]).To(MatchRegexp(`^  The pod is being deleted \(grace period 30s, ends in \d+s\): ` +
 				`it counts as available until it is gone or stops being ready; its replacement is created once it is gone \(at once with maxSurge\)\.$`))
-			Expect(table(s.run("nodes", "agent").out)[0]).To(HaveExactElements("worker-1", "yes", pod.Name, "2", "1/1", "yes", "AGE", said(planner.ReasonPodTerminating)))
+			Expect(table(s.run("nodes", "agent").out)[0]).To(
+				HaveExactElements("worker-1", "yes", pod.Name, "2", "1/1", "yes", "AGE", said(planner.ReasonPodTerminating)))
 		})
 
 		It("explains a pod that runs but is not ready, or is still starting", func() {
