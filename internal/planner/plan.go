@@ -163,7 +163,9 @@ func (w *world) manageRunning(v *nodeView, p *Plan, req *requeue) {
 			// Being deleted already: neither deleted again nor counted as running.
 		case pod.Status.Phase == corev1.PodFailed:
 			if until, ok := w.backoffUntil(v); ok {
-				// It stays, and holds the node's replacement, until the backoff ends.
+				// It stays, and holds the node's replacement, until the backoff ends. Upstream, with
+				// surge, creates a replacement next to it at once: when the kubelet rejects the pod at
+				// admission, every replacement fails too and failed pods pile up.
 				req.at(until)
 				backoff = true
 				continue
