@@ -289,3 +289,27 @@ func TestExplainAndReport(t *testing.T) {
 // said is the planner's sentence for a reason: the tests do not spell out the renderer's wording,
 // which its golden files pin.
 func said(code planner.ReasonCode) string { return planner.NodeReason{Code: code}.String() }
+
+// A node without a pod, when the set's PodTemplateValid condition says the API server rejects the
+// template, is explained with the planner's TemplateRejected reason and the condition's words.
+func TestExplainRejectedTemplate(t *testing.T) {
+	set := testSet()
+	set.Status.Conditions = []metav1.Condition{{Type: nasv1alpha1.ConditionPodTemplateValid, Status: metav1.ConditionFalse,
+		Reason: nasv1alpha1.ReasonPodTemplateRejected, Message: "denied"}}
+	history := []*appsv1.ControllerRevision{revisionOf(t, set, 1)}
+	s := newSnapshot(set, history, []*corev1.Node{node("a")}, nil, now)
+	r := s.reportFor("a")
+	if r.reason.Code != planner.ReasonTemplateRejected {
+		t.Fatalf("reason %s, want %s", r.reason.Code, planner.ReasonTemplateRejected)
+	}
+	want := []string{
+		"Node a should run an agent pod of node agent set ns/agent but has no available one: " + said(planner.ReasonTemplateRejected) + ".",
+		"  The set's PodTemplateValid condition says: denied",
+	}
+	if got := s.explain(r, nil); !reflect.DeepEqual(got, want) {
+		t.Errorf("why =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := s.nodeReport(r); got.ReasonCode != planner.ReasonTemplateRejected || got.Reason != said(planner.ReasonTemplateRejected) {
+		t.Errorf("report reason %s %q", got.ReasonCode, got.Reason)
+	}
+}
