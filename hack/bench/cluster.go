@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -70,85 +68,6 @@ func freePort() (int, error) {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (c config) kwokctl(args ...string) error {
-	cmd := exec.Command(filepath.Join(c.k8sBin, "kwokctl"), append([]string{"--name", clusterName}, args...)...)
-	cmd.Env = append(os.Environ(),
-		"KWOK_WORKDIR="+filepath.Join(c.dir, "kwok"),
-		"PATH="+c.k8sBin+":"+os.Getenv("PATH"),
-		"KWOK_KUBECTL_BINARY="+filepath.Join(c.k8sBin, "kubectl"),
-		"KWOK_KUBE_VERSION=v"+strings.TrimPrefix(filepath.Base(c.k8sBin), "v"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("kwokctl %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-func (c config) clusterDir() string { return filepath.Join(c.dir, "kwok", "clusters", clusterName) }
-
-func (c config) deleteCluster() {
-	if _, err := os.Stat(c.clusterDir()); err != nil {
-		return
-	}
-	logf("deleting cluster %s", clusterName)
-	if err := c.kwokctl("delete", "cluster", "--kubeconfig", filepath.Join(c.dir, "kubeconfig")); err != nil {
-		logf("%v", err)
-	}
-}
-
-func (c config) createCluster() error {
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
-		return err
-	}
-	c.deleteCluster()
-	cfg := `apiVersion: config.kwok.x-k8s.io/v1alpha1
-kind: KwokctlConfiguration
-options:
-  bindAddress: 127.0.0.1
-  runtime: binary
-componentsPatches:
-- name: kube-apiserver
-  extraArgs:
-  - key: kubelet-preferred-address-types
-    value: InternalIP
-  - key: disable-admission-plugins
-    value: TaintNodesByCondition
-- name: kube-scheduler
-  extraArgs:
-  - key: kube-api-qps
-    value: "1000"
-  - key: kube-api-burst
-    value: "1000"
----
-apiVersion: config.kwok.x-k8s.io/v1alpha1
-kind: KwokConfiguration
-options:
-  # kwok's defaults (a KwokConfiguration here replaces them all) except podPlayStageParallelism.
-  cidr: 10.0.0.0/24
-  manageAllNodes: false
-  enableDebuggingHandlers: true
-  enableContentionProfiling: false
-  enableProfilingHandler: true
-  podPlayStageParallelism: ` + strconv.Itoa(c.kwokWorkers) + `
-  nodePlayStageParallelism: 4
-  nodeLeaseParallelism: 4
-  podsOnNodeSyncParallelism: 1
-  enablePodsOnNodeSyncListPager: true
-  enablePodsOnNodeSyncStreamWatch: false
-`
-	cfgPath := filepath.Join(c.dir, "kwokctl.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return err
-	}
-	b := func(n string) string { return filepath.Join(c.k8sBin, n) }
-	logf("creating cluster %s (kube-controller-manager disabled: this program runs it; kwok with %d pod workers)", clusterName, c.kwokWorkers)
-	return c.kwokctl("--config", cfgPath, "create", "cluster", "--runtime", "binary",
-		"--kube-apiserver-binary", b("kube-apiserver"), "--etcd-binary", b("etcd"),
-		"--kube-scheduler-binary", b("kube-scheduler"), "--kube-controller-manager-binary", b("kube-controller-manager"),
-		"--kwok-controller-binary", b("kwok"), "--disable", "kube-controller-manager",
-		"--kubeconfig", filepath.Join(c.dir, "kubeconfig"), "--wait", "120s", "--timeout", "120s")
 }
 
 func (b *bench) ensureNamespace(ctx context.Context, ns string) error {

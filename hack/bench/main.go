@@ -4,7 +4,8 @@
 //	go run ./hack/bench --nodes 1000 --pairs 3 --mode equal
 //	go run ./hack/bench --smoke
 //
-// It creates its own cluster (kwokctl, binary runtime, name nodeagentset-bench, state under
+// It creates its own cluster with hack/local-cluster.sh (kwokctl, binary runtime, the shared
+// hack/kwok/kwokctl.yaml plus the bench's settings, name nodeagentset-bench, state under
 // .demo/bench), runs kube-controller-manager itself (only the controllers the comparison needs, with
 // the client budget of the mode) and the NodeAgentSet controller (bin built from ./cmd), both with the
 // cluster's admin credentials, and deletes the cluster when it is done, also on failure.
@@ -74,7 +75,7 @@ func main() {
 	flag.DurationVar(&c.idle, "idle", 60*time.Second, "idle measurement window")
 	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "limit for each wait")
 	flag.StringVar(&c.k8sBin, "k8s-bin", "", "directory of the Kubernetes binaries (default bin/k8s/$K8S_VERSION)")
-	flag.BoolVar(&c.keep, "keep", false, "keep the cluster afterwards (delete it with kwokctl --name "+clusterName+" delete cluster)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the cluster afterwards (delete it with CLUSTER_NAME="+clusterName+" DEMO_DIR=.demo/bench hack/local-cluster.sh down)")
 	flag.BoolVar(&c.skipDS, "skip-daemonset", false,
 		"experiments: run only the reference and the NodeAgentSet trials, no idle minute (the table has no DaemonSet figures)")
 	flag.IntVar(&c.nasLogLevel, "controller-log-level", 0,
