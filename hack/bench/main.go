@@ -54,6 +54,9 @@ type config struct {
 	// kwokWorkers is kwok's podPlayStageParallelism: how many pod transitions (Ready, gone) the
 	// simulated kubelets of all nodes carry out at once.
 	kwokWorkers int
+	// unrelatedPerNode is how many pods of no DaemonSet or NodeAgentSet each node runs during the
+	// whole run (unrelated.go).
+	unrelatedPerNode int
 }
 
 // kwokWorkers is kwok's podPlayStageParallelism for a cluster of n nodes: 4 (kwok's default) per
@@ -82,6 +85,8 @@ func main() {
 		"the NodeAgentSet controller's log verbosity (--zap-log-level); 1 logs every status write, 2 every pod write: see .demo/bench/manager.log")
 	flag.IntVar(&c.kwokWorkers, "kwok-workers", 0,
 		"kwok's podPlayStageParallelism, the pod transitions the simulated kubelets carry out at once (0: 4 per 1,000 nodes)")
+	flag.IntVar(&c.unrelatedPerNode, "unrelated-pods-per-node", 0,
+		"pods of no DaemonSet or NodeAgentSet to run on every node (namespace "+unrelatedNamespace+") for the whole run: both controllers' caches hold them, the peak RSS rows include them")
 	flag.BoolVar(&c.timeline, "timeline", false,
 		"log a census of the pods during each coverage (every 0.5 s, the reference's too) and rollout (every second): old, terminating, new, bound, Ready")
 	flag.Parse()
@@ -90,6 +95,10 @@ func main() {
 	}
 	if c.kwokWorkers <= 0 {
 		c.kwokWorkers = kwokWorkersFor(c.nodes)
+	}
+	if c.unrelatedPerNode < 0 || c.unrelatedPerNode > 100 {
+		fmt.Fprintln(os.Stderr, "--unrelated-pods-per-node must be between 0 and 100 (a node takes 110 pods)")
+		os.Exit(2)
 	}
 	if c.mode != "equal" && c.mode != "defaults" {
 		fmt.Fprintln(os.Stderr, "--mode must be equal or defaults")
@@ -175,6 +184,16 @@ func run(ctx context.Context, c config) (err error) {
 	if err := b.settle(ctx); err != nil {
 		return err
 	}
+	if err := b.createUnrelatedPods(ctx, floorCS); err != nil {
+		return err
+	}
+	if c.unrelatedPerNode > 0 {
+		if err := b.settle(ctx); err != nil {
+			return err
+		}
+	}
+	_, dsStartHWM := procStats(ct.kcm.cmd.Process.Pid)
+	_, nasStartHWM := procStats(ct.nas.cmd.Process.Pid)
 	if err := b.measureIdleLoad(ctx); err != nil {
 		return err
 	}
@@ -211,9 +230,13 @@ func run(ctx context.Context, c config) (err error) {
 		}
 	}
 	b.prof.heap(ctx, "after-idle")
-	_, dsHWM := procStats(ct.kcm.cmd.Process.Pid)
-	_, nasHWM := procStats(ct.nas.cmd.Process.Pid)
-	printTable(os.Stdout, c, results, floors, idle, dsHWM, nasHWM, time.Since(began))
+	rss := peakRSS{before: map[string]float64{kindDS: dsStartHWM, kindNAS: nasStartHWM}, end: map[string]float64{}}
+	_, rss.end[kindDS] = procStats(ct.kcm.cmd.Process.Pid)
+	_, rss.end[kindNAS] = procStats(ct.nas.cmd.Process.Pid)
+	if err := b.deleteUnrelatedPods(ctx, floorCS); err != nil {
+		return err
+	}
+	printTable(os.Stdout, c, results, floors, idle, rss, time.Since(began))
 	logf("NodeAgentSet profiles: %s (go tool pprof -top %s)", profDir, filepath.Join(profDir, "cpu-nodeagentset-1-*.pb.gz"))
 	return checkInvariants(c, results)
 }

@@ -47,7 +47,13 @@ func maxInt(xs []int) int {
 	return m
 }
 
-func printTable(w io.Writer, c config, res map[string][]result, floors []floorResult, idle map[string]idleResult, dsHWM, nasHWM float64, took time.Duration) {
+// peakRSS is each controller's peak RSS (VmHWM, MiB) by kind: before the first trial (the nodes, and
+// the unrelated pods when there are some, in its cache) and at the end of the run.
+type peakRSS struct {
+	before, end map[string]float64
+}
+
+func printTable(w io.Writer, c config, res map[string][]result, floors []floorResult, idle map[string]idleResult, rss peakRSS, took time.Duration) {
 	type row struct {
 		name string
 		f    func(r result) float64
@@ -70,7 +76,8 @@ func printTable(w io.Writer, c config, res map[string][]result, floors []floorRe
 		row{"CPU seconds (trial)", func(r result) float64 { return r.cpu }, false},
 		row{"peak RSS (MiB, process lifetime)", func(r result) float64 { return r.hwm }, true},
 	)
-	fmt.Fprintf(w, "\nNodeAgentSet vs DaemonSet: %d nodes, %d pair(s), mode %s, run took %s\n\n", c.nodes, c.pairs, c.mode, took.Round(time.Second))
+	fmt.Fprintf(w, "\nNodeAgentSet vs DaemonSet: %d nodes, %d pair(s), mode %s, %d unrelated pods per node, run took %s\n\n",
+		c.nodes, c.pairs, c.mode, c.unrelatedPerNode, took.Round(time.Second))
 	fmt.Fprintf(w, "| metric (median of %d; max where marked) | DaemonSet (kcm) | NodeAgentSet | ratio NAS/DS |\n|---|---:|---:|---:|\n", c.pairs)
 	for _, r := range rows {
 		var a, b float64
@@ -112,7 +119,9 @@ func printTable(w io.Writer, c config, res map[string][]result, floors []floorRe
 	a, b := writes(idle[kindDS].req), writes(idle[kindNAS].req)
 	fmt.Fprintf(w, "| idle %s: writes | %s | %s | %s |\n", c.idle, num(a), num(b), ratio(b, a))
 	fmt.Fprintf(w, "| idle %s: CPU seconds | %s | %s | %s |\n", c.idle, num(idle[kindDS].cpu), num(idle[kindNAS].cpu), ratio(idle[kindNAS].cpu, idle[kindDS].cpu))
-	fmt.Fprintf(w, "| peak RSS at the end (MiB) | %s | %s | %s |\n", num(dsHWM), num(nasHWM), ratio(nasHWM, dsHWM))
+	fmt.Fprintf(w, "| peak RSS before the first trial, %d unrelated pods (MiB) | %s | %s | %s |\n", c.nodes*c.unrelatedPerNode,
+		num(rss.before[kindDS]), num(rss.before[kindNAS]), ratio(rss.before[kindNAS], rss.before[kindDS]))
+	fmt.Fprintf(w, "| peak RSS at the end (MiB) | %s | %s | %s |\n", num(rss.end[kindDS]), num(rss.end[kindNAS]), ratio(rss.end[kindNAS], rss.end[kindDS]))
 	printFloor(w, c, res, floors)
 	fmt.Fprintln(w)
 	for _, kind := range []string{kindDS, kindNAS} {
