@@ -72,8 +72,8 @@ verify: manifests generate ## Regenerate everything and fail when the committed 
 test: test-unit test-integration test-e2e ## Run every test.
 
 .PHONY: test-unit
-test-unit: ## Unit tests (no API server): planner, pod building, status.
-	$(GO) test ./api/... ./internal/... ./cmd/...
+test-unit: ## Unit tests (no API server): planner, pod building, status, rule citations (test/docs).
+	$(GO) test ./api/... ./internal/... ./cmd/... ./test/docs/...
 
 .PHONY: test-integration
 test-integration: envtest-assets ## Integration tests against a real API server (envtest).
