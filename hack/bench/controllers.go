@@ -214,3 +214,10 @@ func delta(a, b snapshot) map[string]float64 {
 func writes(d map[string]float64) float64 {
 	return d["POST"] + d["PUT"] + d["PATCH"] + d["DELETE"]
 }
+
+// peakRSS is each controller's peak RSS so far (VmHWM, MiB), by kind.
+func (ct *controllers) peakRSS() map[string]float64 {
+	_, ds := procStats(ct.kcm.cmd.Process.Pid)
+	_, nas := procStats(ct.nas.cmd.Process.Pid)
+	return map[string]float64{kindDS: ds, kindNAS: nas}
+}

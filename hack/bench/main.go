@@ -78,7 +78,8 @@ func main() {
 	flag.DurationVar(&c.idle, "idle", 60*time.Second, "idle measurement window")
 	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "limit for each wait")
 	flag.StringVar(&c.k8sBin, "k8s-bin", "", "directory of the Kubernetes binaries (default bin/k8s/$K8S_VERSION)")
-	flag.BoolVar(&c.keep, "keep", false, "keep the cluster afterwards (delete it with CLUSTER_NAME="+clusterName+" DEMO_DIR=.demo/bench hack/local-cluster.sh down)")
+	flag.BoolVar(&c.keep, "keep", false,
+		"keep the cluster afterwards (delete it with CLUSTER_NAME="+clusterName+" DEMO_DIR=.demo/bench hack/local-cluster.sh down)")
 	flag.BoolVar(&c.skipDS, "skip-daemonset", false,
 		"experiments: run only the reference and the NodeAgentSet trials, no idle minute (the table has no DaemonSet figures)")
 	flag.IntVar(&c.nasLogLevel, "controller-log-level", 0,
@@ -86,7 +87,8 @@ func main() {
 	flag.IntVar(&c.kwokWorkers, "kwok-workers", 0,
 		"kwok's podPlayStageParallelism, the pod transitions the simulated kubelets carry out at once (0: 4 per 1,000 nodes)")
 	flag.IntVar(&c.unrelatedPerNode, "unrelated-pods-per-node", 0,
-		"pods of no DaemonSet or NodeAgentSet to run on every node (namespace "+unrelatedNamespace+") for the whole run: both controllers' caches hold them, the peak RSS rows include them")
+		"pods of no DaemonSet or NodeAgentSet to run on every node (namespace "+unrelatedNamespace+") for the whole run: "+
+			"both controllers' caches hold them, the peak RSS rows include them")
 	flag.BoolVar(&c.timeline, "timeline", false,
 		"log a census of the pods during each coverage (every 0.5 s, the reference's too) and rollout (every second): old, terminating, new, bound, Ready")
 	flag.Parse()
@@ -187,18 +189,39 @@ func run(ctx context.Context, c config) (err error) {
 	if err := b.createUnrelatedPods(ctx, floorCS); err != nil {
 		return err
 	}
-	if c.unrelatedPerNode > 0 {
-		if err := b.settle(ctx); err != nil {
-			return err
-		}
-	}
-	_, dsStartHWM := procStats(ct.kcm.cmd.Process.Pid)
-	_, nasStartHWM := procStats(ct.nas.cmd.Process.Pid)
+	rss := peakRSS{before: b.ct.peakRSS(), end: map[string]float64{}}
 	if err := b.measureIdleLoad(ctx); err != nil {
 		return err
 	}
+	stop := make(chan struct{})
+	defer close(stop)
+	if err := b.trackPods(cs, stop); err != nil {
+		return err
+	}
 
-	// One informer on every pod of the cluster: the tracker keeps the trial's namespace.
+	results, floors, err := b.pairs(ctx, floorCS)
+	if err != nil {
+		return err
+	}
+	idle := map[string]idleResult{}
+	if !c.skipDS {
+		if idle, err = b.idle(ctx); err != nil {
+			return err
+		}
+	}
+	b.prof.heap(ctx, "after-idle")
+	rss.end = b.ct.peakRSS()
+	if err := b.deleteUnrelatedPods(ctx, floorCS); err != nil {
+		return err
+	}
+	printTable(os.Stdout, c, results, floors, idle, rss, time.Since(began))
+	logf("NodeAgentSet profiles: %s (go tool pprof -top %s)", profDir, filepath.Join(profDir, "cpu-nodeagentset-1-*.pb.gz"))
+	return checkInvariants(c, results)
+}
+
+// trackPods feeds the tracker from one informer on every pod of the cluster (the tracker keeps the
+// trial's namespace) until stop is closed.
+func (b *bench) trackPods(cs *kubernetes.Clientset, stop chan struct{}) error {
 	f := informers.NewSharedInformerFactory(cs, 0)
 	inf := f.Core().V1().Pods().Informer()
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -214,31 +237,9 @@ func run(ctx context.Context, c config) (err error) {
 	}); err != nil {
 		return err
 	}
-	stop := make(chan struct{})
-	defer close(stop)
 	f.Start(stop)
 	f.WaitForCacheSync(stop)
-
-	results, floors, err := b.pairs(ctx, floorCS)
-	if err != nil {
-		return err
-	}
-	idle := map[string]idleResult{}
-	if !c.skipDS {
-		if idle, err = b.idle(ctx); err != nil {
-			return err
-		}
-	}
-	b.prof.heap(ctx, "after-idle")
-	rss := peakRSS{before: map[string]float64{kindDS: dsStartHWM, kindNAS: nasStartHWM}, end: map[string]float64{}}
-	_, rss.end[kindDS] = procStats(ct.kcm.cmd.Process.Pid)
-	_, rss.end[kindNAS] = procStats(ct.nas.cmd.Process.Pid)
-	if err := b.deleteUnrelatedPods(ctx, floorCS); err != nil {
-		return err
-	}
-	printTable(os.Stdout, c, results, floors, idle, rss, time.Since(began))
-	logf("NodeAgentSet profiles: %s (go tool pprof -top %s)", profDir, filepath.Join(profDir, "cpu-nodeagentset-1-*.pb.gz"))
-	return checkInvariants(c, results)
+	return nil
 }
 
 // pairs runs, c.pairs times, the reference and then a DaemonSet and a NodeAgentSet trial.

@@ -118,7 +118,8 @@ func (b *bench) createUnrelatedPods(ctx context.Context, cs *kubernetes.Clientse
 		return fmt.Errorf("unrelated pods Ready: %w (%d of %d)", err, counter.count(), len(pods))
 	}
 	logf("%d unrelated pods created in %.1fs, all Ready at %.1fs", len(pods), created.Seconds(), time.Since(t0).Seconds())
-	return nil
+	// Let both controllers' writes caused by the pods (none expected) land before anything is measured.
+	return b.settle(ctx)
 }
 
 // deleteUnrelatedPods deletes the unrelated pods (no grace period: nothing runs in them) and their
