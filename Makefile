@@ -72,8 +72,8 @@ verify: manifests generate ## Regenerate everything and fail when the committed 
 test: test-unit test-integration test-e2e ## Run every test.
 
 .PHONY: test-unit
-test-unit: ## Unit tests (no API server): planner, pod building, status.
-	$(GO) test ./api/... ./internal/... ./cmd/...
+test-unit: ## Unit tests (no API server): planner, pod building, status, rule citations (test/docs).
+	$(GO) test ./api/... ./internal/... ./cmd/... ./test/docs/...
 
 .PHONY: test-integration
 test-integration: envtest-assets ## Integration tests against a real API server (envtest).
@@ -88,9 +88,12 @@ test-e2e: cluster-binaries ## End-to-end tests on their own local cluster (nodea
 NODES ?= 1000
 PAIRS ?= 3
 MODE ?= equal
+# Pods of no DaemonSet or NodeAgentSet on every node during the whole run, in both controllers' caches:
+# the controllers' memory with a realistic cluster, e.g. make bench NODES=1000 PAIRS=1 UNRELATED=20.
+UNRELATED ?= 0
 .PHONY: bench
-bench: cluster-binaries ## Benchmark NodeAgentSet vs the DaemonSet controller (NODES=1000 PAIRS=3 MODE=equal|defaults).
-	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --nodes $(NODES) --pairs $(PAIRS) --mode $(MODE) --k8s-bin $(K8S_BIN)
+bench: cluster-binaries ## Benchmark NodeAgentSet vs the DaemonSet controller (NODES=1000 PAIRS=3 MODE=equal|defaults UNRELATED=0).
+	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --nodes $(NODES) --pairs $(PAIRS) --mode $(MODE) --unrelated-pods-per-node $(UNRELATED) --k8s-bin $(K8S_BIN)
 
 .PHONY: bench-planner
 bench-planner: ## Go benchmarks of one planner pass at 1,000 and 5,000 nodes.
@@ -98,7 +101,7 @@ bench-planner: ## Go benchmarks of one planner pass at 1,000 and 5,000 nodes.
 
 .PHONY: bench-smoke
 bench-smoke: cluster-binaries ## The benchmark at 50 nodes, one pair, 10 s idle (about a minute): fails if either controller breaks a rollout rule.
-	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --smoke --k8s-bin $(K8S_BIN)
+	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --smoke --unrelated-pods-per-node $(UNRELATED) --k8s-bin $(K8S_BIN)
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd from Go modules into bin/k8s/<version> (cached).

@@ -9,13 +9,17 @@
 #                                        WORKERS worker nodes (default 4) plus one control-plane node.
 #                                        Prints `export KUBECONFIG=...` on stdout (the rest goes to stderr),
 #                                        so a script can: eval "$(hack/local-cluster.sh up)"
+#   hack/local-cluster.sh create         delete the cluster if there is one, create it afresh and wait for its
+#                                        API server: no nodes, no other wait (the benchmark's start)
 #   hack/local-cluster.sh down           delete the cluster (no error when there is none)
 #   hack/local-cluster.sh kubeconfig     print the path of the cluster's kubeconfig
 #   hack/local-cluster.sh status         print the components' state and the nodes
 #
 # Environment: CLUSTER_NAME (nodeagentset), K8S_VERSION (1.37.1), K8S_BIN (bin/k8s/$K8S_VERSION),
 # DEMO_DIR (.demo), KWOK_WORKDIR ($DEMO_DIR/kwok), LOCAL_CLUSTER_TIMEOUT (seconds, 180),
-# LOCAL_CLUSTER_APISERVER_PORT (random free port when unset).
+# LOCAL_CLUSTER_APISERVER_PORT (random free port when unset), KWOKCTL_CONFIG (the kwokctl configuration,
+# hack/kwok/kwokctl.yaml), LOCAL_CLUSTER_DISABLE (components kwokctl must not run, comma-separated: the
+# benchmark runs kube-controller-manager itself).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +28,7 @@ K8S_BIN="${K8S_BIN:-$root/bin/k8s/$K8S_VERSION}"
 CLUSTER_NAME="${CLUSTER_NAME:-nodeagentset}"
 DEMO_DIR="${DEMO_DIR:-$root/.demo}"
 TIMEOUT="${LOCAL_CLUSTER_TIMEOUT:-180}"
+KWOKCTL_CONFIG="${KWOKCTL_CONFIG:-$root/hack/kwok/kwokctl.yaml}"
 # kwokctl keeps its clusters (pki, etcd data, logs, pids) and download cache under $KWOK_WORKDIR.
 export KWOK_WORKDIR="${KWOK_WORKDIR:-$DEMO_DIR/kwok}"
 # kwokctl runs `kubectl` from PATH first and only then its configured kubectl: ours goes first, the
@@ -99,27 +104,8 @@ wait_for() {
   done
 }
 
-write_kwokctl_config() {
-  mkdir -p "$DEMO_DIR"
-  # Bind every component to loopback (kwokctl's default is 0.0.0.0). Ports are random free ones.
-  # kube-apiserver reaches a node's "kubelet" (kwok-controller: logs, exec, port-forward) at the node's
-  # InternalIP (127.0.0.1), not at its Hostname, which it would look up in DNS.
-  cat >"$DEMO_DIR/kwokctl.yaml" <<EOF
-apiVersion: config.kwok.x-k8s.io/v1alpha1
-kind: KwokctlConfiguration
-options:
-  bindAddress: 127.0.0.1
-  runtime: binary
-componentsPatches:
-- name: kube-apiserver
-  extraArgs:
-  - key: kubelet-preferred-address-types
-    value: InternalIP
-EOF
-}
-
 create_cluster() {
-  write_kwokctl_config
+  mkdir -p "$DEMO_DIR"
   local args=(
     --runtime binary
     --kube-apiserver-binary "$K8S_BIN/kube-apiserver"
@@ -132,8 +118,10 @@ create_cluster() {
     --timeout "${TIMEOUT}s"
   )
   [[ -n "${LOCAL_CLUSTER_APISERVER_PORT:-}" ]] && args+=(--kube-apiserver-port "$LOCAL_CLUSTER_APISERVER_PORT")
+  local component
+  for component in ${LOCAL_CLUSTER_DISABLE//,/ }; do args+=(--disable "$component"); done
   log "creating cluster $CLUSTER_NAME (kwokctl binary runtime, Kubernetes v$K8S_VERSION, workdir $KWOK_WORKDIR)"
-  kwokctl_logged --config "$DEMO_DIR/kwokctl.yaml" create cluster "${args[@]}"
+  kwokctl_logged --config "$KWOKCTL_CONFIG" create cluster "${args[@]}"
 }
 
 # node_manifest NAME INDEX ROLE ARCH GPU ZONE: a Node as a kubelet would register it (not-ready taint
@@ -298,7 +286,18 @@ up() {
   echo "export KUBECONFIG=$kubeconfig"
 }
 
-down() {
+# create: a fresh cluster, whatever was there, and nothing else (the caller creates the nodes).
+create() {
+  mkdir -p "$DEMO_DIR"
+  exec 9>"$DEMO_DIR/.local-cluster.lock"
+  flock -w "$TIMEOUT" 9 || die "another '$0' holds $DEMO_DIR/.local-cluster.lock"
+  delete_cluster || true
+  create_cluster
+  wait_for "the API server" api_ready
+  log "cluster $CLUSTER_NAME is created; kubeconfig $kubeconfig"
+}
+
+delete_cluster() {
   if cluster_exists || [[ -d "$cluster_dir" ]]; then
     log "deleting cluster $CLUSTER_NAME"
     sanitize_pid_files
@@ -307,8 +306,10 @@ down() {
   else
     log "no cluster $CLUSTER_NAME"
   fi
-  rm -f "$kubeconfig" "$DEMO_DIR/kwokctl.yaml"
+  rm -f "$kubeconfig"
 }
+
+down() { delete_cluster; }
 
 print_kubeconfig() {
   cluster_exists || die "no cluster $CLUSTER_NAME: run '$0 up' first"
@@ -327,8 +328,9 @@ status() {
 
 case "${1:-}" in
   up) shift; up "$@" ;;
+  create) create ;;
   down) down ;;
   kubeconfig) print_kubeconfig ;;
   status) status ;;
-  *) echo "usage: $0 up [WORKERS] | down | kubeconfig | status" >&2; exit 2 ;;
+  *) echo "usage: $0 up [WORKERS] | create | down | kubeconfig | status" >&2; exit 2 ;;
 esac

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -138,39 +137,4 @@ func inParallel[T any](workers int, items []T, fn func(T) error) error {
 	close(work)
 	wg.Wait()
 	return firstErr
-}
-
-// printFloor prints the reference figures and each controller's coverage against them.
-func printFloor(w io.Writer, c config, res map[string][]result, floors []floorResult) {
-	created := make([]float64, 0, len(floors))
-	ready := make([]float64, 0, len(floors))
-	deleted := make([]float64, 0, len(floors))
-	gone := make([]float64, 0, len(floors))
-	for _, f := range floors {
-		created = append(created, f.created)
-		ready = append(ready, f.ready)
-		deleted = append(deleted, f.deleted)
-		gone = append(gone, f.gone)
-	}
-	fc, fr, fd, fg := median(created), median(ready), median(deleted), median(gone)
-	fmt.Fprintf(w, "\nReference, median of %d: an unthrottled client (%d requests in flight) creates the %d pods in %s s "+
-		"(API server create throughput %s pods/s); kube-scheduler and kwok have every one Ready at %s s. "+
-		"It deletes them in %s s (%s pods/s); kwok has every one gone at %s s. "+
-		"A rollout does the same work (delete every pod, create and run its replacement) in steps: "+
-		"gone + Ready, %s s, is the least any rollout can take here.\n\n",
-		len(floors), floorWorkers, c.nodes, num(fc), num(float64(c.nodes)/fc), num(fr), num(fd), num(float64(c.nodes)/fd), num(fg), num(fg+fr))
-	fmt.Fprintf(w, "| vs the reference (medians) | DaemonSet (kcm) | NodeAgentSet |\n|---|---:|---:|\n")
-	get := func(kind string, f func(result) float64) float64 {
-		xs := make([]float64, 0, len(res[kind]))
-		for _, r := range res[kind] {
-			xs = append(xs, f(r))
-		}
-		return median(xs)
-	}
-	cr := func(r result) float64 { return r.created }
-	cv := func(r result) float64 { return r.cover }
-	fmt.Fprintf(w, "| every node has a pod / reference all created | %s | %s |\n", ratio(get(kindDS, cr), fc), ratio(get(kindNAS, cr), fc))
-	fmt.Fprintf(w, "| coverage / reference all Ready | %s | %s |\n", ratio(get(kindDS, cv), fr), ratio(get(kindNAS, cv), fr))
-	ro := func(r result) float64 { return r.rollout }
-	fmt.Fprintf(w, "| rollout / reference gone + Ready | %s | %s |\n", ratio(get(kindDS, ro), fg+fr), ratio(get(kindNAS, ro), fg+fr))
 }
