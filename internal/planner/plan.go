@@ -120,6 +120,7 @@ func Compute(in Input) Plan {
 		w.rollingUpdate(&p)
 	}
 	capBurst(&p, w.strategy.burst())
+	gateCreates(&p, in, &req)
 	p.Status, p.Nodes = w.status(&req)
 	p.CurrentRevision = w.currentRevision()
 	p.Rollout = w.rollout()

@@ -90,7 +90,14 @@ type Deletion struct {
 // Plan is what the controller should do now.
 type Plan struct {
 	// Creates lists the nodes that get a new agent pod of the current revision, in node-name order.
+	// It is empty unless the API server accepted the current template (see Template).
 	Creates []string
+	// CheckTemplateOn names the node on which the controller should check the current template (a
+	// server-side dry-run create of its pod) before anything is created: the plan would create pods,
+	// but the template is unchecked or its recheck is due. The controller plans again with the verdict.
+	CheckTemplateOn string
+	// Template echoes Input.Template: the verdict this plan was made with.
+	Template TemplateVerdict
 	// Deletes lists the pods to delete, in node-name order.
 	Deletes []Deletion
 	// RequeueAfter is how long until the world changes without an event telling us (a failed pod's
