@@ -19,13 +19,13 @@ func TestGateCreates(t *testing.T) {
 		newPod("running", "node-2", ready),
 	}
 	for _, tc := range []struct {
-		name     string
-		verdict  TemplateVerdict
-		pods     []*corev1.Pod
-		creates  []string
-		checkOn  string
-		deletes  []del
-		requeue  time.Duration
+		name    string
+		verdict TemplateVerdict
+		pods    []*corev1.Pod
+		creates []string
+		checkOn string
+		deletes []del
+		requeue time.Duration
 	}{
 		{name: "accepted: creates stay", verdict: accepted, pods: pods,
 			creates: nodeNames(0), deletes: []del{{"failed", "node-1", DeleteFailed}}},
@@ -42,7 +42,7 @@ func TestGateCreates(t *testing.T) {
 			deletes: []del{{"failed", "node-1", DeleteFailed}}, requeue: time.Minute},
 		{name: "nothing to create: nothing to check and nothing to wait for",
 			verdict: TemplateVerdict{State: TemplateRejected, RecheckAt: later},
-			pods: append([]*corev1.Pod{newPod("p0", "node-0", ready), newPod("p1", "node-1", ready)}, pods[1])},
+			pods:    append([]*corev1.Pod{newPod("p0", "node-0", ready), newPod("p1", "node-1", ready)}, pods[1])},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Compute(Input{Set: newSet(), Hash: curHash, Nodes: nodes, Pods: tc.pods, Now: t0, Template: tc.verdict})
