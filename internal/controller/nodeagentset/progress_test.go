@@ -87,13 +87,13 @@ func TestProgressingCondition(t *testing.T) {
 
 func TestRequeueAtProgressDeadline(t *testing.T) {
 	set := &nasv1alpha1.NodeAgentSet{Spec: nasv1alpha1.NodeAgentSetSpec{ProgressDeadlineSeconds: ptr.To[int32](60)}}
-	plan := planner.Plan{Rollout: planner.Rollout{Target: 2, LastProgress: t0.Time}}
-	if got, want := requeueAfter(set, plan, nil, t0.Add(20*time.Second)), 41*time.Second; got != want {
-		t.Errorf("requeueAfter = %v, want %v (deadline + 1s)", got, want)
+	rollout := planner.Rollout{Target: 2, LastProgress: t0.Time}
+	if got, want := untilProgressDeadline(set, rollout, t0.Add(20*time.Second)), 41*time.Second; got != want {
+		t.Errorf("untilProgressDeadline = %v, want %v (deadline + 1s)", got, want)
 	}
-	plan.Rollout.Complete = true
-	if got := requeueAfter(set, plan, nil, t0.Add(20*time.Second)); got != 0 {
-		t.Errorf("requeueAfter for a complete rollout = %v, want 0", got)
+	rollout.Complete = true
+	if got := untilProgressDeadline(set, rollout, t0.Add(20*time.Second)); got != 0 {
+		t.Errorf("untilProgressDeadline for a complete rollout = %v, want 0", got)
 	}
 }
 
