@@ -422,6 +422,48 @@ var _ = Describe("Status", func() {
 		})
 	})
 
+	// Every change of pods in a world that has otherwise stopped moving shows in the counters within a
+	// second, as with upstream (issue 14): counter changes are held back only while the controller
+	// still has work to do, and only until the world is quiet. Node-3's pod never turns Ready, so the
+	// set is never settled (a settled status was always written at once).
+	It("shows every change of pods within a second once the world stops changing", func() {
+		s := newScenario()
+		k := s.kubelet()
+		k.notReady["node-3"] = true
+		s.addNodes(4)
+		s.createSet("agent", withStrategy(nasv1alpha1.OnDeleteStrategyType))
+		k.eventually(func(g Gomega) {
+			g.Expect(statusCounters(s.getSet("agent"))).To(Equal(counters{Desired: 4, Current: 4, Ready: 3, Available: 3, Unavailable: 1, Updated: 4}))
+		})
+
+		By("a pod deleted under OnDelete and replaced")
+		old := s.livePodsByNode()[s.nodeName("node-0")][0]
+		Expect(k8s.Delete(ctx, &old, client.GracePeriodSeconds(0))).To(Succeed())
+		k.notReady["node-0"] = true
+		k.eventually(func(g Gomega) {
+			pods := s.livePodsByNode()[s.nodeName("node-0")]
+			g.Expect(pods).To(HaveLen(1))
+			g.Expect(pods[0].UID).NotTo(Equal(old.UID))
+			g.Expect(pods[0].Spec.NodeName).NotTo(BeEmpty())
+		})
+		s.countersWithinASecond(counters{Desired: 4, Current: 4, Ready: 2, Available: 2, Unavailable: 2, Updated: 4})
+
+		By("the replacement turning Ready")
+		k.notReady["node-0"] = false
+		k.step()
+		s.countersWithinASecond(counters{Desired: 4, Current: 4, Ready: 3, Available: 3, Unavailable: 1, Updated: 4})
+
+		By("a pod evicted by a NoExecute taint")
+		s.updateNode("node-1", withTaint("evict", "", corev1.TaintEffectNoExecute))
+		k.eventually(func(g Gomega) { g.Expect(s.livePodsByNode()).NotTo(HaveKey(s.nodeName("node-1"))) })
+		s.countersWithinASecond(counters{Desired: 3, Current: 3, Ready: 2, Available: 2, Unavailable: 1, Updated: 3})
+
+		By("a node deleted")
+		Expect(k8s.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.nodeName("node-2")}})).To(Succeed())
+		k.eventually(func(g Gomega) { g.Expect(s.livePodsByNode()).NotTo(HaveKey(s.nodeName("node-2"))) })
+		s.countersWithinASecond(counters{Desired: 2, Current: 2, Ready: 1, Available: 1, Unavailable: 1, Updated: 2})
+	})
+
 	It("keeps conditions written by others through the status subresource", func() {
 		s := newScenario()
 		k := s.kubelet()
