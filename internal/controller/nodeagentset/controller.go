@@ -143,7 +143,8 @@ func (r *Reconciler) fetch(ctx context.Context, key types.NamespacedName) (*nasv
 // remembers the verdict and plans again with it: the plan that is carried out is always the
 // planner's own. A check that failed is returned as an error, with a plan that deletes but does not
 // create.
-func (r *Reconciler) plan(ctx context.Context, set *nasv1alpha1.NodeAgentSet, history *revisions, nodes []*corev1.Node, pods []*corev1.Pod) (planner.Plan, error) {
+func (r *Reconciler) plan(ctx context.Context, set *nasv1alpha1.NodeAgentSet, history *revisions, nodes []*corev1.Node,
+	pods []*corev1.Pod) (planner.Plan, error) {
 	now, hash := r.Clock.Now(), history.hash()
 	in := planner.Input{
 		Set: set, Hash: hash, Nodes: nodes, Pods: pods, Now: now,

@@ -99,7 +99,8 @@ func (m *memory) templateVerdict(set *nasv1alpha1.NodeAgentSet, hash string) pla
 // recordTemplateVerdict keeps the API server's answer on the template of revision hash, with the time
 // it may be asked again: never for Accepted, templateRejectedRecheck for Rejected, and a delay that
 // doubles with every answer in a row for ServiceAccountMissing and CheckFailed.
-func (m *memory) recordTemplateVerdict(set *nasv1alpha1.NodeAgentSet, hash string, state planner.TemplateState, message string, now time.Time) planner.TemplateVerdict {
+func (m *memory) recordTemplateVerdict(set *nasv1alpha1.NodeAgentSet, hash string, state planner.TemplateState, message string,
+	now time.Time) planner.TemplateVerdict {
 	var v planner.TemplateVerdict
 	m.with(set, func(s *setMemory) {
 		if s.templateHash != hash || s.template.State != state {

@@ -314,8 +314,10 @@ const (
 )
 
 // statusWait decides on the write of updated over old: why it is written, and how long it must wait
-// first (0: write now). why is empty when there is nothing to write.
-func (m *memory) statusWait(set *nasv1alpha1.NodeAgentSet, old, updated *nasv1alpha1.NodeAgentSetStatus, moving bool, now time.Time) (why string, wait time.Duration) {
+// first (0: write now). why is empty when there is nothing to write. A held-back status is
+// remembered, with the time a pass first computed it, for the quiet period.
+func (m *memory) statusWait(set *nasv1alpha1.NodeAgentSet, old, updated *nasv1alpha1.NodeAgentSetStatus, moving bool,
+	now time.Time) (why string, wait time.Duration) {
 	m.with(set, func(s *setMemory) {
 		if equality.Semantic.DeepEqual(old, updated) {
 			s.pending = nil
@@ -339,15 +341,13 @@ func (m *memory) statusWait(set *nasv1alpha1.NodeAgentSet, old, updated *nasv1al
 		if s.pending == nil || !sameStatus(s.pending, updated) {
 			s.pending, s.pendingSince = updated.DeepCopy(), now
 		}
+		// Whichever comes first: the quiet period, or the interval.
 		quiet := s.pendingSince.Add(statusQuietPeriod).Sub(now)
 		interval := s.statusWrittenAt.Add(statusWriteInterval).Sub(now)
-		switch {
-		case quiet <= 0:
-			why = writeQuiet
-		case interval <= 0:
-			why = writeInterval
-		default:
-			why, wait = writeInterval, min(quiet, interval)
+		if quiet <= interval {
+			why, wait = writeQuiet, max(0, quiet)
+		} else {
+			why, wait = writeInterval, max(0, interval)
 		}
 	})
 	return why, wait

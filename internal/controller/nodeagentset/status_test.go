@@ -235,19 +235,19 @@ func TestStatusWait(t *testing.T) {
 	}{
 		{"nothing changed: nothing to write", true, true, moving(3), moving(3), "", 0},
 		{"the first write of a set goes at once", false, true, moving(3), moving(4), writeFirst, 0},
-		{"counters of a set in motion wait for the world to be quiet", true, true, moving(3), moving(4), writeInterval, statusQuietPeriod},
+		{"counters of a set in motion wait for the world to be quiet", true, true, moving(3), moving(4), writeQuiet, statusQuietPeriod},
 		{"condition wording alone waits too", true, true, moving(3), with(moving(4), func(s *nasv1alpha1.NodeAgentSetStatus) {
 			s.Conditions[0].Message = "other nodes"
-		}), writeInterval, statusQuietPeriod},
+		}), writeQuiet, statusQuietPeriod},
 		{"counters of a set with nothing left to do go at once", true, false, moving(3), moving(4), writeAtRest, 0},
 		{"a settled status goes at once", true, true, moving(9), moving(10), writeSettled, 0},
 		{"every node Ready and available is no milestone (a rollout step)", true, true,
 			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.UpdatedNumberScheduled = 5 }),
-			with(moving(10), func(s *nasv1alpha1.NodeAgentSetStatus) { s.UpdatedNumberScheduled = 5 }), writeInterval, statusQuietPeriod},
+			with(moving(10), func(s *nasv1alpha1.NodeAgentSetStatus) { s.UpdatedNumberScheduled = 5 }), writeQuiet, statusQuietPeriod},
 		{"every node Ready, some waiting out minReadySeconds, is a milestone", true, true, moving(3),
 			with(moving(4), func(s *nasv1alpha1.NodeAgentSetStatus) { s.NumberReady = 10 }), writeMilestone, 0},
 		{"every node having a pod again is no milestone (a rollout step)", true, true,
-			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.CurrentNumberScheduled = 9 }), moving(4), writeInterval, statusQuietPeriod},
+			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.CurrentNumberScheduled = 9 }), moving(4), writeQuiet, statusQuietPeriod},
 		{"every node updated is a milestone", true, true,
 			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.UpdatedNumberScheduled = 9 }), moving(4), writeMilestone, 0},
 		{"no misscheduled pod left is a milestone", true, true,
@@ -264,7 +264,7 @@ func TestStatusWait(t *testing.T) {
 			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionPodTemplateValid})
 		}), writeChanged, 0},
 		{"Available turning False for want of available pods is a counter change", true, true,
-			withAvailable(moving(3), metav1.ConditionTrue), withAvailable(moving(2), metav1.ConditionFalse), writeInterval, statusQuietPeriod},
+			withAvailable(moving(3), metav1.ConditionTrue), withAvailable(moving(2), metav1.ConditionFalse), writeQuiet, statusQuietPeriod},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMemory()
