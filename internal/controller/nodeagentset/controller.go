@@ -121,8 +121,7 @@ func (r *Reconciler) fetch(ctx context.Context, key types.NamespacedName) (*nasv
 	set := &nasv1alpha1.NodeAgentSet{}
 	if err := r.Client.Get(ctx, key, set); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.memory.forget(key)
-			r.Metrics.forget(key)
+			r.forget(key)
 		}
 		return nil, client.IgnoreNotFound(err)
 	}
@@ -137,6 +136,12 @@ func (r *Reconciler) fetch(ctx context.Context, key types.NamespacedName) (*nasv
 		return nil, nil
 	}
 	return set, nil
+}
+
+// forget drops everything kept about a set that no longer exists: its memory and its metric series.
+func (r *Reconciler) forget(key types.NamespacedName) {
+	r.memory.forget(key)
+	r.Metrics.forget(key)
 }
 
 // plan computes the plan for the pass. When it asks for a template check, plan runs the check,
