@@ -72,9 +72,9 @@ func (m *memory) recordSlowStart(set *nasv1alpha1.NodeAgentSet, size int, failed
 	})
 }
 
-// apply carries out a plan, as it is: deletes first (in parallel), then creates through a slow-start window. It
-// returns the errors it met; NotFound on delete is not one, nor a create refused because the namespace
-// is terminating.
+// apply carries out a plan as the planner made it: deletes first (in parallel), then creates through a
+// slow-start window. It returns the errors it met; NotFound on delete is not one, nor a create refused
+// because the namespace is terminating.
 //
 // A pass records one SuccessfulDelete and one SuccessfulCreate event for all the pods it deleted or
 // created, not one per pod: see podBatchNote.
