@@ -5,6 +5,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -552,6 +553,55 @@ var _ = Describe("Templates the API server refuses as a Pod", func() {
 			g.Expect(valid.Message).To(ContainSubstring("violates PodSecurity"))
 		}, timeout, interval).Should(Succeed())
 		Expect(s.pods()).To(BeEmpty())
+	})
+	It("reports a ValidatingAdmissionPolicy's denial of a replacement pod as a rejected template", func() {
+		s := newScenario()
+		k := s.kubelet()
+		s.addNodes(2)
+		s.createSet("agent")
+		k.eventually(func(g Gomega) { g.Expect(s.nodesWithPods(g)).To(HaveLen(2)) })
+
+		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: s.ns + "-no-agents"},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				MatchConstraints: &admissionregistrationv1.MatchResources{
+					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: s.ns}},
+					ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+						Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+					}}},
+				},
+				Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "no agents here"}},
+			},
+		}
+		binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: policy.Name},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName: policy.Name, ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			},
+		}
+		Expect(k8s.Create(ctx, policy)).To(Succeed())
+		Expect(k8s.Create(ctx, binding)).To(Succeed())
+		DeferCleanup(func() {
+			Expect(k8s.Delete(ctx, binding)).To(Succeed())
+			Expect(k8s.Delete(ctx, policy)).To(Succeed())
+		})
+		probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: s.ns},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}}}
+		Eventually(func() error { return k8s.Create(ctx, probe.DeepCopy(), client.DryRunAll) }, timeout, interval).Should(HaveOccurred())
+
+		// Node-0's pod fails: it is deleted, and its replacement is refused by the policy.
+		pod := s.livePodsByNode()[s.nodeName("node-0")][0]
+		k.setPhase(&pod, corev1.PodFailed, corev1.ConditionFalse)
+		k.eventually(func(g Gomega) {
+			g.Expect(s.nodesWithPods(g)).To(Equal([]string{"node-1"}))
+			valid := condition(s.getSet("agent"), nasv1alpha1.ConditionPodTemplateValid)
+			g.Expect(valid).NotTo(BeNil())
+			g.Expect(valid.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(valid.Reason).To(Equal(nasv1alpha1.ReasonPodTemplateRejected))
+			g.Expect(valid.Message).To(ContainSubstring("ValidatingAdmissionPolicy '%s' with binding '%s' denied request: no agents here",
+				policy.Name, binding.Name))
+		})
 	})
 })
 
