@@ -26,8 +26,8 @@ type setMemory struct {
 	uid types.UID
 
 	// template is the verdict on the template of revision templateHash; templateRetries counts the
-	// verdicts in a row, for that template, that were ServiceAccountMissing or CheckFailed: they space
-	// the rechecks.
+	// ServiceAccountMissing or CheckFailed verdicts of the same state in a row, for that template: they
+	// space the rechecks.
 	templateHash    string
 	template        planner.TemplateVerdict
 	templateRetries int
