@@ -53,6 +53,14 @@ const (
 const (
 	// ReasonPodTemplateAccepted: a server-side dry-run create of the pod succeeded.
 	ReasonPodTemplateAccepted = "PodTemplateAccepted"
+
+	// ReasonServiceAccountMissing: the pod's ServiceAccount does not exist (yet); pods are created
+	// once it does (also a reason of the Available condition).
+	ReasonServiceAccountMissing = "ServiceAccountMissing"
+
+	// ReasonPodTemplateCheckFailed: the dry-run itself failed (throttled, a server error, a timeout);
+	// the status is Unknown and the check is retried with a backoff.
+	ReasonPodTemplateCheckFailed = "PodTemplateCheckFailed"
 )
 
 // Well-known labels and annotations, shared with the apps/v1 DaemonSet so that tools keep working.

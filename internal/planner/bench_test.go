@@ -15,8 +15,8 @@ func BenchmarkCompute(b *testing.B) {
 	for _, n := range []int{1000, 5000} {
 		nodes := newNodes(0, n, nil)
 		set := newSet(withStrategy(maxUnavailable(intstr.FromString("10%"))))
-		covering := Input{Set: set, Hash: curHash, Nodes: nodes, Now: t0}
-		rolling := Input{Set: set, Hash: curHash, Nodes: nodes, Now: t0, RolloutStartedAt: t0}
+		covering := Input{Set: set, Hash: curHash, Nodes: nodes, Now: t0, Template: accepted}
+		rolling := Input{Set: set, Hash: curHash, Nodes: nodes, Now: t0, RolloutStartedAt: t0, Template: accepted}
 		for i, node := range nodes {
 			name := fmt.Sprintf("pod-%05d", i)
 			if i%2 == 0 {

@@ -124,8 +124,8 @@ func Compute(in Input) Plan {
 		w.rollingUpdate(&p)
 	}
 	capBurst(&p, w.strategy.burst())
-	p.Template = in.Template
 	p.Strategy = w.exportStrategy()
+	gateCreates(&p, in, &req)
 	p.Status, p.Nodes = w.status(&req)
 	p.CurrentRevision = w.currentRevision()
 	p.Rollout = w.rollout(p.Strategy.ProgressDeadline)

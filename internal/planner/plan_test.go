@@ -61,6 +61,7 @@ func (sc scenario) input(strategy nasv1alpha1.NodeAgentSetUpdateStrategy) Input 
 		Pods:                  pods,
 		Now:                   now,
 		FailedPodBackoffUntil: sc.backoff,
+		Template:              accepted,
 	}
 }
 

@@ -106,9 +106,13 @@ func AvailableCondition(p Plan) metav1.Condition {
 	unavailable, excluded := groupReasons(p.Nodes)
 	cond := metav1.Condition{Type: nasv1alpha1.ConditionAvailable}
 	switch {
-	case templateRefused(p.Template.State) && c.NumberAvailable < c.DesiredNumberScheduled:
+	case p.Template.State == TemplateRejected && c.NumberAvailable < c.DesiredNumberScheduled:
 		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonPodTemplateRejected
 		cond.Message = fmt.Sprintf("%d of %d eligible nodes have no available agent pod: the API server rejects the pod template",
+			c.DesiredNumberScheduled-c.NumberAvailable, c.DesiredNumberScheduled)
+	case p.Template.State == TemplateServiceAccountMissing && c.NumberAvailable < c.DesiredNumberScheduled:
+		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonServiceAccountMissing
+		cond.Message = fmt.Sprintf("%d of %d eligible nodes have no available agent pod: the pod's ServiceAccount does not exist yet",
 			c.DesiredNumberScheduled-c.NumberAvailable, c.DesiredNumberScheduled)
 	case c.NumberAvailable < c.DesiredNumberScheduled:
 		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonNodesUnavailable
@@ -122,10 +126,6 @@ func AvailableCondition(p Plan) metav1.Condition {
 		cond.Message += "; not eligible: " + excluded
 	}
 	return cond
-}
-
-func templateRefused(s TemplateState) bool {
-	return s == TemplateRejected || s == TemplateServiceAccountMissing
 }
 
 // ProgressingCondition says where the rollout of the current template (hash) stands: the plan's
@@ -167,9 +167,15 @@ func TemplateValidCondition(p Plan) (metav1.Condition, bool) {
 	case TemplateAccepted:
 		cond.Status, cond.Reason = metav1.ConditionTrue, nasv1alpha1.ReasonPodTemplateAccepted
 		cond.Message = "The API server accepts the pod template (server-side dry-run)"
-	case TemplateRejected, TemplateServiceAccountMissing:
+	case TemplateRejected:
 		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonPodTemplateRejected
 		cond.Message = "The API server rejects the pod template: " + p.Template.Message
+	case TemplateServiceAccountMissing:
+		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonServiceAccountMissing
+		cond.Message = "The pod's ServiceAccount does not exist (yet); pods are created once it does: " + p.Template.Message
+	case TemplateCheckFailed:
+		cond.Status, cond.Reason = metav1.ConditionUnknown, nasv1alpha1.ReasonPodTemplateCheckFailed
+		cond.Message = "The pod template could not be checked; retrying: " + p.Template.Message
 	default:
 		return metav1.Condition{}, false
 	}

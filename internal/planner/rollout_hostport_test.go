@@ -102,7 +102,7 @@ func TestSurgeWithHostPortPlansDeleteFirst(t *testing.T) {
 	for _, n := range nodes {
 		pods = append(pods, newPod(n.Name+"-old", n.Name, withHash("old"), ready))
 	}
-	p := Compute(Input{Set: set, Hash: curHash, Nodes: nodes, Pods: pods, Now: t0})
+	p := Compute(Input{Set: set, Hash: curHash, Nodes: nodes, Pods: pods, Now: t0, Template: accepted})
 	if !p.Strategy.HostPortFallback {
 		t.Error("Strategy.HostPortFallback = false")
 	}

@@ -61,7 +61,7 @@ func setImage(image string) func(*corev1.PodTemplateSpec) {
 func (w *fakeWorld) sync() Plan {
 	w.t.Helper()
 	w.step++
-	p := Compute(Input{Set: w.set, Hash: w.hash, Nodes: w.nodes, Pods: w.pods, Now: w.now})
+	p := Compute(Input{Set: w.set, Hash: w.hash, Nodes: w.nodes, Pods: w.pods, Now: w.now, Template: accepted})
 	for _, d := range p.Deletes {
 		i := slices.IndexFunc(w.pods, func(pod *corev1.Pod) bool { return pod.Name == d.Pod.Name })
 		if i < 0 {
@@ -487,7 +487,7 @@ func TestOnDeleteUpdate(t *testing.T) {
 	if updated != 3 {
 		t.Errorf("%d pods of the current revision, want 3 (node-1, node-2, node-9)", updated)
 	}
-	if got := Compute(Input{Set: w.set, Hash: w.hash, Nodes: w.nodes, Pods: w.pods, Now: w.now}).Status.UpdatedNumberScheduled; got != 3 {
+	if got := Compute(Input{Set: w.set, Hash: w.hash, Nodes: w.nodes, Pods: w.pods, Now: w.now, Template: accepted}).Status.UpdatedNumberScheduled; got != 3 {
 		t.Errorf("updatedNumberScheduled = %d, want 3", got)
 	}
 }
@@ -810,7 +810,7 @@ func TestPartitionHoldsItsNodesWhenNodesJoinOrLeave(t *testing.T) {
 					live = append(live, pod)
 				}
 			}
-			p := Compute(Input{Set: set, Hash: curHash, Nodes: tc.nodes, Pods: live, Now: t0})
+			p := Compute(Input{Set: set, Hash: curHash, Nodes: tc.nodes, Pods: live, Now: t0, Template: accepted})
 			assertPlan(t, p, tc.creates, nil)
 			if p.Rollout.Partition != 2 || p.Rollout.FirstPartitionedNode != "node-4" || p.Rollout.Complete != (len(tc.creates) == 0) {
 				t.Errorf("rollout = %+v, want node-4 and node-5 held, complete once every node has its pod", p.Rollout)

@@ -243,7 +243,7 @@ func (w *simWorld) beginPhase() {
 func (w *simWorld) stepOnce() Plan {
 	w.t.Helper()
 	w.runKubelets()
-	p := Compute(Input{Set: w.set, Hash: w.hash, Nodes: w.nodes, Pods: w.livePodList(), Now: w.now, RolloutStartedAt: w.rolloutStartedAt})
+	p := Compute(Input{Set: w.set, Hash: w.hash, Nodes: w.nodes, Pods: w.livePodList(), Now: w.now, RolloutStartedAt: w.rolloutStartedAt, Template: accepted})
 	w.checkPlan(p)
 	w.checkRollout(p)
 	w.trace.step(w.offset(w.now), w.stepText(p), len(p.Creates)+len(p.Deletes) == 0)

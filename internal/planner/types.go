@@ -90,11 +90,19 @@ type Deletion struct {
 // Plan is what the controller should do now.
 type Plan struct {
 	// Creates lists the nodes that get a new agent pod of the current revision, in node-name order.
+	// It is empty unless the API server accepted the current template (see Template).
 	Creates []string
+	// CheckTemplateOn names the node on which the controller should check the current template (a
+	// server-side dry-run create of its pod) before anything is created: the plan would create pods,
+	// but the template is unchecked or its recheck is due. The controller plans again with the verdict.
+	CheckTemplateOn string
+	// Template echoes Input.Template: the verdict this plan was made with.
+	Template TemplateVerdict
 	// Deletes lists the pods to delete, in node-name order.
 	Deletes []Deletion
 	// RequeueAfter is how long until the world changes without an event telling us (a failed pod's
-	// backoff ends, a Ready pod becomes available); zero when nothing is pending.
+	// backoff ends, a Ready pod becomes available, the progress deadline passes, a template recheck
+	// is due); zero when nothing is pending.
 	RequeueAfter time.Duration
 	// Status holds the counters computed from the snapshot (rule 50).
 	Status Counters
@@ -104,8 +112,6 @@ type Plan struct {
 	Rollout Rollout
 	// Strategy is the update strategy resolved against the eligible nodes.
 	Strategy Strategy
-	// Template echoes Input.Template: the verdict the plan was made with.
-	Template TemplateVerdict
 	// Nodes holds, keyed by name, every node that is excluded from the set, should run the agent but
 	// has no available pod, or runs an available pod of an older template: what status messages and
 	// tools explain, each with its typed reason. Nodes with an available pod of the current template

@@ -185,6 +185,8 @@ func templateVerdict(set *nasv1alpha1.NodeAgentSet) planner.TemplateVerdict {
 		return planner.TemplateVerdict{}
 	case c.Status == metav1.ConditionTrue:
 		return planner.TemplateVerdict{State: planner.TemplateAccepted}
+	case c.Status == metav1.ConditionFalse && c.Reason == nasv1alpha1.ReasonServiceAccountMissing:
+		return planner.TemplateVerdict{State: planner.TemplateServiceAccountMissing, Message: c.Message}
 	case c.Status == metav1.ConditionFalse:
 		return planner.TemplateVerdict{State: planner.TemplateRejected, Message: c.Message}
 	}

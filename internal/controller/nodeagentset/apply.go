@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -46,56 +45,44 @@ const slowStartInitialWindow = 1
 // create forgets it.
 const slowStartMemory = time.Minute
 
-// slowStartWindows remembers, per set, the window its last pass reached with every create accepted,
-// and when.
-type slowStartWindows struct {
-	mu      sync.Mutex
-	windows map[types.NamespacedName]slowStartWindow
-}
-
+// slowStartWindow is the window a set's last pass reached with every create accepted, and when.
 type slowStartWindow struct {
 	size int
 	at   time.Time
 }
 
-func newSlowStartWindows() *slowStartWindows {
-	return &slowStartWindows{windows: map[types.NamespacedName]slowStartWindow{}}
+// slowStartWindow is the window a pass of the set starts with.
+func (m *memory) slowStartWindow(set *nasv1alpha1.NodeAgentSet, now time.Time) int {
+	size := slowStartInitialWindow
+	m.with(set, func(s *setMemory) {
+		if s.slowStart.size > 0 && now.Sub(s.slowStart.at) < slowStartMemory {
+			size = s.slowStart.size
+		}
+	})
+	return size
 }
 
-// initial is the window a pass starts with.
-func (w *slowStartWindows) initial(key types.NamespacedName, now time.Time) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if win, ok := w.windows[key]; ok && now.Sub(win.at) < slowStartMemory {
-		return win.size
-	}
-	return slowStartInitialWindow
+// recordSlowStart keeps the window a pass reached with no failure; a failure forgets it.
+func (m *memory) recordSlowStart(set *nasv1alpha1.NodeAgentSet, size int, failed bool, now time.Time) {
+	m.with(set, func(s *setMemory) {
+		s.slowStart = slowStartWindow{}
+		if !failed {
+			s.slowStart = slowStartWindow{size: size, at: now}
+		}
+	})
 }
 
-// record keeps the window a pass reached with no failure; a failure forgets the set's window.
-func (w *slowStartWindows) record(key types.NamespacedName, size int, failed bool, now time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if failed {
-		delete(w.windows, key)
-		return
-	}
-	w.windows[key] = slowStartWindow{size: size, at: now}
-}
-
-func (w *slowStartWindows) forget(key types.NamespacedName) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.windows, key)
-}
-
-// apply carries out a plan: deletes first (in parallel), then creates through a slow-start window. It
-// returns the errors it met; NotFound on delete is not one, nor a create refused because the namespace
-// is terminating.
+// apply carries out a plan as the planner made it: deletes first (in parallel), then creates through a
+// slow-start window. It returns the errors it met; NotFound on delete is not one, nor a create refused
+// because the namespace is terminating.
 //
 // A pass records one SuccessfulDelete and one SuccessfulCreate event for all the pods it deleted or
 // created, not one per pod: see podBatchNote.
 func (r *Reconciler) apply(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, plan planner.Plan) error {
+	if plan.Strategy.HostPortFallback && !plan.Rollout.Complete {
+		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update", "%s",
+			planner.HostPortFallbackNote(plan.Strategy))
+	}
 	return errors.Join(r.deletePods(ctx, set, plan.Deletes), r.createPods(ctx, set, hash, plan.Creates))
 }
 
@@ -169,7 +156,7 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 	for i, d := range deletions {
 		switch d.Reason {
 		case planner.DeleteFailed:
-			r.recordFailedPodDeletion(set, d.Node)
+			r.memory.failedPodDeleted(set, d.Node, r.Clock.Now())
 			r.Recorder.Eventf(set, d.Pod, corev1.EventTypeWarning, EventFailedDaemonPod, "Delete",
 				"Found failed daemon pod %s/%s on node %s, will try to kill it", d.Pod.Namespace, d.Pod.Name, d.Node)
 		case planner.DeleteSucceeded:
@@ -219,8 +206,7 @@ func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 		name string
 		err  error
 	}
-	key := client.ObjectKeyFromObject(set)
-	window := min(r.slowStart.initial(key, r.Clock.Now()), podWritesInFlight)
+	window := min(r.memory.slowStartWindow(set, r.Clock.Now()), podWritesInFlight)
 	done := make(chan outcome)
 	var created []string
 	var errs []error
@@ -244,7 +230,7 @@ func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 			window = min(window+1, podWritesInFlight)
 		}
 	}
-	r.slowStart.record(key, window, len(errs) > 0, r.Clock.Now())
+	r.memory.recordSlowStart(set, window, len(errs) > 0, r.Clock.Now())
 	r.recordBatch(set, EventSuccessfulCreate, "Create", "Created", created)
 	return errors.Join(errs...)
 }
@@ -262,8 +248,10 @@ func (r *Reconciler) createPod(ctx context.Context, set *nasv1alpha1.NodeAgentSe
 		return "", nil
 	default:
 		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventFailedCreate, "Create", "Error creating: %v", err)
-		if isTemplateRejection(err) {
-			r.templates.reject(set, hash, err)
+		if state := templateState(err); state == planner.TemplateRejected || state == planner.TemplateServiceAccountMissing {
+			// The dry-run passed but the create did not (an admission policy that dry-run did not
+			// trip, an account deleted since): the next pass plans with this verdict.
+			r.memory.recordTemplateVerdict(set, hash, state, err.Error(), r.Clock.Now())
 		}
 		return "", fmt.Errorf("creating pod on node %s: %w", node, err)
 	}

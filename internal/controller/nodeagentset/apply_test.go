@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -125,26 +124,26 @@ func TestIdentityRecorderDropsTheVersion(t *testing.T) {
 }
 
 func TestSlowStartWindows(t *testing.T) {
-	key := types.NamespacedName{Namespace: "ns", Name: "agent"}
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "uid-1"}}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	w := newSlowStartWindows()
-	if got := w.initial(key, now); got != slowStartInitialWindow {
+	m := newMemory()
+	if got := m.slowStartWindow(set, now); got != slowStartInitialWindow {
 		t.Fatalf("a set's first pass starts at %d, want %d", got, slowStartInitialWindow)
 	}
-	w.record(key, 128, false, now)
-	if got := w.initial(key, now.Add(10*time.Second)); got != 128 {
+	m.recordSlowStart(set, 128, false, now)
+	if got := m.slowStartWindow(set, now.Add(10*time.Second)); got != 128 {
 		t.Errorf("the next pass starts at %d, want the 128 the last one reached", got)
 	}
-	if got := w.initial(key, now.Add(slowStartMemory)); got != slowStartInitialWindow {
+	if got := m.slowStartWindow(set, now.Add(slowStartMemory)); got != slowStartInitialWindow {
 		t.Errorf("after %v the pass starts at %d, want %d", slowStartMemory, got, slowStartInitialWindow)
 	}
-	w.record(key, 64, true, now)
-	if got := w.initial(key, now); got != slowStartInitialWindow {
+	m.recordSlowStart(set, 64, true, now)
+	if got := m.slowStartWindow(set, now); got != slowStartInitialWindow {
 		t.Errorf("after a failed create the pass starts at %d, want %d", got, slowStartInitialWindow)
 	}
-	w.record(key, 32, false, now)
-	w.forget(key)
-	if got := w.initial(key, now); got != slowStartInitialWindow {
+	m.recordSlowStart(set, 32, false, now)
+	m.forget(client.ObjectKeyFromObject(set))
+	if got := m.slowStartWindow(set, now); got != slowStartInitialWindow {
 		t.Errorf("a forgotten set starts at %d, want %d", got, slowStartInitialWindow)
 	}
 }
@@ -190,7 +189,6 @@ func nodeNames(n int) []string {
 func TestCreatesGrowTheirWindowWithEachAcceptedCreate(t *testing.T) {
 	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "set-uid"}}
 	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
-	key := client.ObjectKeyFromObject(set)
 	cc := &createCounter{start: slowStartInitialWindow, refuse: func(string) bool { return false }}
 	r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
 
@@ -203,7 +201,7 @@ func TestCreatesGrowTheirWindowWithEachAcceptedCreate(t *testing.T) {
 	if cc.overWindow.Load() {
 		t.Errorf("a create started while more were in flight than the accepted creates allow")
 	}
-	if got := r.slowStart.initial(key, time.Now()); got != podWritesInFlight {
+	if got := r.memory.slowStartWindow(set, time.Now()); got != podWritesInFlight {
 		t.Errorf("the next pass starts with %d in flight, want the cap %d", got, podWritesInFlight)
 	}
 }
@@ -211,7 +209,6 @@ func TestCreatesGrowTheirWindowWithEachAcceptedCreate(t *testing.T) {
 func TestCreatesStopAtTheFirstRefusal(t *testing.T) {
 	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "set-uid"}}
 	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
-	key := client.ObjectKeyFromObject(set)
 
 	t.Run("a template refused on every node costs one call", func(t *testing.T) {
 		cc := &createCounter{start: slowStartInitialWindow, refuse: func(string) bool { return true }}
@@ -227,7 +224,7 @@ func TestCreatesStopAtTheFirstRefusal(t *testing.T) {
 	t.Run("a refusal midway stops the pass and forgets the window", func(t *testing.T) {
 		cc := &createCounter{start: 8, refuse: func(node string) bool { return node == "node-010" }}
 		r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
-		r.slowStart.record(key, 8, false, time.Now())
+		r.memory.recordSlowStart(set, 8, false, time.Now())
 		if err := r.createPods(context.Background(), set, "hash", nodeNames(100)); err == nil {
 			t.Fatal("createPods returned no error for a refused create")
 		}
@@ -237,7 +234,7 @@ func TestCreatesStopAtTheFirstRefusal(t *testing.T) {
 		if cc.overWindow.Load() {
 			t.Errorf("a create started while more were in flight than the accepted creates allow")
 		}
-		if got := r.slowStart.initial(key, time.Now()); got != slowStartInitialWindow {
+		if got := r.memory.slowStartWindow(set, time.Now()); got != slowStartInitialWindow {
 			t.Errorf("after a refusal the next pass starts with %d in flight, want %d", got, slowStartInitialWindow)
 		}
 	})

@@ -5,23 +5,21 @@ package nodeagentset
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -33,7 +31,7 @@ import (
 // ControllerName names the controller in events, logs, metrics and as the field manager of status.
 const ControllerName = "nodeagentset-controller"
 
-// Failed-pod backoff per (set, generation, node), as kube-controller-manager wires it (rule 30).
+// Failed-pod backoff per (set generation, node), as kube-controller-manager wires it (rule 30).
 const (
 	failedPodBackoffInitial = time.Second
 	failedPodBackoffMax     = 15 * time.Minute
@@ -56,11 +54,8 @@ type Reconciler struct {
 	// Metrics, when set, receive the per-set series.
 	Metrics *Metrics
 
-	stores       stores
-	failedPods   *flowcontrol.Backoff
-	templates    *templateChecker
-	statusWrites *statusWrites
-	slowStart    *slowStartWindows
+	stores stores
+	memory *memory
 }
 
 // NewReconciler builds a reconciler; clk is injected so tests control time. informers is the cache
@@ -68,15 +63,12 @@ type Reconciler struct {
 // stores.
 func NewReconciler(c client.Client, informers cache.Informers, apiReader client.Reader, recorder events.EventRecorder, clk clock.Clock) *Reconciler {
 	return &Reconciler{
-		Client:       c,
-		stores:       stores{informers: informers},
-		APIReader:    apiReader,
-		Recorder:     identityRecorder{recorder},
-		Clock:        clk,
-		failedPods:   flowcontrol.NewFakeBackOff(failedPodBackoffInitial, failedPodBackoffMax, clk),
-		templates:    newTemplateChecker(c, clk),
-		statusWrites: newStatusWrites(),
-		slowStart:    newSlowStartWindows(),
+		Client:    c,
+		stores:    stores{informers: informers},
+		APIReader: apiReader,
+		Recorder:  identityRecorder{recorder},
+		Clock:     clk,
+		memory:    newMemory(),
 	}
 }
 
@@ -87,30 +79,14 @@ func NewReconciler(c client.Client, informers cache.Informers, apiReader client.
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile runs one pass over a set: fetch, observe, claim pods, sync revisions, plan, apply, prune
-// history, and one status write.
+// Reconcile runs one pass over a set: fetch, observe, claim pods, sync revisions, plan (checking the
+// template when the plan asks), apply, prune history, and one status write. It requeues when the plan
+// says the world changes without an event, or sooner when the status write was held back.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	set := &nasv1alpha1.NodeAgentSet{}
-	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.templates.forget(req.NamespacedName)
-			r.statusWrites.forget(req.NamespacedName)
-			r.slowStart.forget(req.NamespacedName)
-			r.Metrics.forget(req.NamespacedName)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	set, err := r.fetch(ctx, req.NamespacedName)
+	if set == nil || err != nil {
+		return ctrl.Result{}, err
 	}
-	if set.DeletionTimestamp != nil {
-		// The garbage collector removes the pods through their owner references.
-		return ctrl.Result{}, nil
-	}
-	if isEmptySelector(set.Spec.Selector) {
-		// The schema forbids it; this guards objects stored before the rule existed.
-		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSelectingAll, "Sync",
-			"This NodeAgentSet is selecting all pods. A non-empty selector is required.")
-		return ctrl.Result{}, nil
-	}
-
 	obs, err := r.observe(ctx, set)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -127,68 +103,67 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	hash := history.hash()
-	now := r.Clock.Now()
-	plan := planner.Compute(planner.Input{
-		Set: set, Hash: hash, Nodes: obs.nodes, Pods: pods, Now: now,
-		RolloutStartedAt:      history.rolloutStartedAt(),
-		FailedPodBackoffUntil: r.failedPodBackoff(set, pods, now),
-	})
-
-	verdict, applyErr := r.carryOut(ctx, set, hash, &plan)
-	if applyErr == nil {
-		applyErr = r.cleanupHistory(ctx, set, history, pods)
+	plan, checkErr := r.plan(ctx, set, history, obs.nodes, pods)
+	err = errors.Join(checkErr, r.apply(ctx, set, history.hash(), plan))
+	if err == nil {
+		err = r.cleanupHistory(ctx, set, history, pods)
 	}
-	statusWait, statusErr := r.writeStatus(ctx, set, statusInput{
-		set: set, plan: plan, hash: hash, synced: applyErr == nil, template: verdict, now: metav1.NewTime(now),
-	})
-	if err := errors.Join(applyErr, statusErr); err != nil {
+	statusWait, statusErr := r.writeStatus(ctx, set, plan, history.hash(), err == nil)
+	if err := errors.Join(err, statusErr); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: sooner(requeueAfter(set, plan, verdict, now), statusWait)}, nil
+	return ctrl.Result{RequeueAfter: sooner(plan.RequeueAfter, statusWait)}, nil
 }
 
-// carryOut checks the template with the API server when the plan creates pods, then applies the plan.
-// A rejected template creates nothing; its deletes still happen. It returns the latest verdict on the
-// template, nil when none was needed.
-func (r *Reconciler) carryOut(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, plan *planner.Plan) (*templateVerdict, error) {
-	if plan.Strategy.HostPortFallback && !plan.Rollout.Complete {
-		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update", "%s",
-			planner.HostPortFallbackNote(plan.Strategy))
-	}
-	var verdict *templateVerdict
-	if len(plan.Creates) > 0 {
-		v, err := r.templates.check(ctx, set, hash, plan.Creates[0])
-		if err != nil {
-			return nil, fmt.Errorf("dry-run create of the pod template: %w", err)
+// fetch reads the set; nil when there is nothing to reconcile: the set is gone (and forgotten), being
+// deleted, or selects every pod.
+func (r *Reconciler) fetch(ctx context.Context, key types.NamespacedName) (*nasv1alpha1.NodeAgentSet, error) {
+	set := &nasv1alpha1.NodeAgentSet{}
+	if err := r.Client.Get(ctx, key, set); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(key)
 		}
-		verdict = &v
-		if !v.accepted {
-			r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventFailedCreate, "Create", "Error creating: %s", v.message)
-			plan.Creates = nil
-		}
-	} else if v, ok := r.templates.cached(set, hash); ok {
-		verdict = &v
+		return nil, client.IgnoreNotFound(err)
 	}
-	err := r.apply(ctx, set, hash, *plan)
-	if verdict != nil {
-		// A real create may have found the template rejected after all (an admission policy that
-		// dry-run did not trip): report the latest verdict.
-		if v, ok := r.templates.cached(set, hash); ok {
-			verdict = &v
-		}
+	if set.DeletionTimestamp != nil {
+		// The garbage collector removes the pods through their owner references.
+		return nil, nil
 	}
-	return verdict, err
+	if isEmptySelector(set.Spec.Selector) {
+		// The schema forbids it; this guards objects stored before the rule existed.
+		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSelectingAll, "Sync",
+			"This NodeAgentSet is selecting all pods. A non-empty selector is required.")
+		return nil, nil
+	}
+	return set, nil
 }
 
-// requeueAfter is when to look again without an event: what the plan waits for (a backoff or
-// minReadySeconds expiring, the progress deadline passing), or a rejected template's recheck.
-func requeueAfter(_ *nasv1alpha1.NodeAgentSet, plan planner.Plan, verdict *templateVerdict, _ time.Time) time.Duration {
-	after := plan.RequeueAfter
-	if verdict != nil && !verdict.accepted {
-		after = sooner(after, templateRecheckInterval)
+// forget drops everything kept about a set that no longer exists: its memory and its metric series.
+func (r *Reconciler) forget(key types.NamespacedName) {
+	r.memory.forget(key)
+	r.Metrics.forget(key)
+}
+
+// plan computes the plan for the pass. When it asks for a template check, plan runs the check,
+// remembers the verdict and plans again with it: the plan that is carried out is always the
+// planner's own. A check that failed is returned as an error, with a plan that deletes but does not
+// create.
+func (r *Reconciler) plan(ctx context.Context, set *nasv1alpha1.NodeAgentSet, history *revisions, nodes []*corev1.Node,
+	pods []*corev1.Pod) (planner.Plan, error) {
+	now, hash := r.Clock.Now(), history.hash()
+	in := planner.Input{
+		Set: set, Hash: hash, Nodes: nodes, Pods: pods, Now: now,
+		RolloutStartedAt:      history.rolloutStartedAt(),
+		FailedPodBackoffUntil: r.memory.failedPodBackoff(set, now),
+		Template:              r.memory.templateVerdict(set, hash),
 	}
-	return after
+	plan := planner.Compute(in)
+	if plan.CheckTemplateOn == "" {
+		return plan, nil
+	}
+	var err error
+	in.Template, err = r.checkTemplate(ctx, set, hash, plan.CheckTemplateOn)
+	return planner.Compute(in), err
 }
 
 // sooner is the earlier of two requeue delays, where 0 means none.
@@ -199,74 +174,6 @@ func sooner(a, b time.Duration) time.Duration {
 	return a
 }
 
-// failedPodBackoff returns, for each node with a failed pod, until when its deletion must wait.
-func (r *Reconciler) failedPodBackoff(set *nasv1alpha1.NodeAgentSet, pods []*corev1.Pod, now time.Time) map[string]time.Time {
-	var out map[string]time.Time
-	for _, pod := range pods {
-		if pod.Status.Phase != corev1.PodFailed {
-			continue
-		}
-		node, ok := planner.TargetNodeName(pod)
-		if !ok {
-			continue
-		}
-		key := failedPodBackoffKey(set, node)
-		if r.failedPods.IsInBackOffSinceUpdate(key, now) {
-			if out == nil {
-				out = map[string]time.Time{}
-			}
-			out[node] = now.Add(r.failedPods.Get(key))
-		}
-	}
-	return out
-}
-
-// recordFailedPodDeletion starts or doubles the backoff of a node's failed pods.
-func (r *Reconciler) recordFailedPodDeletion(set *nasv1alpha1.NodeAgentSet, node string) {
-	r.failedPods.Next(failedPodBackoffKey(set, node), r.Clock.Now())
-}
-
-// failedPodBackoffKey: a new generation (say, a fixed template) starts a fresh backoff.
-func failedPodBackoffKey(set *nasv1alpha1.NodeAgentSet, node string) string {
-	return fmt.Sprintf("%s/%d/%s", set.UID, set.Generation, node)
-}
-
-// writeStatus writes the derived status once, and only when it changed, with server-side apply of the
-// fields this controller owns: conditions of other types written by others survive. A change of
-// counters alone within statusWriteInterval (busyStatusWriteInterval while the set is in motion) of
-// the last write waits: writeStatus returns how long, and the pass that comes back then writes the
-// counters of its time.
-func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgentSet, in statusInput) (time.Duration, error) {
-	updated := computeStatus(in)
-	r.Metrics.observeStatus(set, &updated)
-	key := client.ObjectKeyFromObject(set)
-	// The pass's pod writes took time (seconds at a low client rate): the intervals count from when
-	// they and the status writes happened, not from when the pass began.
-	now := r.Clock.Now()
-	if len(in.plan.Creates) > 0 || len(in.plan.Deletes) > 0 {
-		r.statusWrites.podsWritten(key, now)
-	}
-	if !statusChanged(&set.Status, &updated) {
-		return 0, nil
-	}
-	if delay := r.statusWrites.wait(key, &set.Status, &updated, now); delay > 0 {
-		return delay, nil
-	}
-	apply, err := statusApplyConfiguration(set, &updated)
-	if err != nil {
-		return 0, err
-	}
-	if err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(ControllerName), client.ForceOwnership); err != nil {
-		return 0, fmt.Errorf("writing status: %w", err)
-	}
-	r.statusWrites.wrote(key, r.Clock.Now())
-	log.FromContext(ctx).V(1).Info("Wrote status", "why", writeReason(&set.Status, &updated), "desired", updated.DesiredNumberScheduled,
-		"current", updated.CurrentNumberScheduled, "ready", updated.NumberReady, "available", updated.NumberAvailable,
-		"updated", updated.UpdatedNumberScheduled, "misscheduled", updated.NumberMisscheduled,
-		"creates", len(in.plan.Creates), "deletes", len(in.plan.Deletes))
-	return 0, nil
-}
-
 func isEmptySelector(sel *metav1.LabelSelector) bool {
 	return sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0)
 }
@@ -275,7 +182,7 @@ func isEmptySelector(sel *metav1.LabelSelector) bool {
 // ControllerRevisions, pods (to the controlling set, or for orphans the sets that may adopt them) and
 // nodes (label and taint changes, to the sets they can affect; heartbeats are dropped).
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	if err := mgr.Add(manager.RunnableFunc(r.collectBackoffGarbage)); err != nil {
+	if err := mgr.Add(manager.RunnableFunc(r.collectGarbage)); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -288,8 +195,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Complete(r)
 }
 
-// collectBackoffGarbage drops backoff entries unused for a while, once a minute.
-func (r *Reconciler) collectBackoffGarbage(ctx context.Context) error {
-	wait.UntilWithContext(ctx, func(context.Context) { r.failedPods.GC() }, time.Minute)
+// collectGarbage drops expired failed-pod backoff entries, once a minute.
+func (r *Reconciler) collectGarbage(ctx context.Context) error {
+	wait.UntilWithContext(ctx, func(context.Context) { r.memory.collectGarbage(r.Clock.Now()) }, time.Minute)
 	return nil
 }

@@ -1,9 +1,17 @@
 package nodeagentset
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/planner"
@@ -17,9 +25,7 @@ type statusInput struct {
 	hash string
 	// synced: the pass carried out its plan without error, so observedGeneration may advance.
 	synced bool
-	// template is the dry-run verdict on the current template, nil when none was needed.
-	template *templateVerdict
-	now      metav1.Time
+	now    metav1.Time
 }
 
 // computeStatus derives the set's status from one pass: counters from the plan, observedGeneration
@@ -42,8 +48,8 @@ func computeStatus(in statusInput) nasv1alpha1.NodeAgentSetStatus {
 	}
 	setCondition(&st, in.now, availableCondition(in))
 	setCondition(&st, in.now, progressingCondition(in))
-	if c, ok := planner.TemplateValidCondition(planWithTemplate(in)); ok {
-		setCondition(&st, in.now, c)
+	if valid, ok := planner.TemplateValidCondition(in.plan); ok {
+		setCondition(&st, in.now, valid)
 	} else {
 		meta.RemoveStatusCondition(&st.Conditions, nasv1alpha1.ConditionPodTemplateValid)
 	}
@@ -54,21 +60,6 @@ func computeStatus(in statusInput) nasv1alpha1.NodeAgentSetStatus {
 // renders its rollout verdict.
 func progressingCondition(in statusInput) metav1.Condition {
 	return planner.ProgressingCondition(in.plan, in.hash)
-}
-
-// planWithTemplate is the plan with the controller's own template verdict, for as long as the
-// planner's input does not carry it (Input.Template): the conditions render the plan's.
-func planWithTemplate(in statusInput) planner.Plan {
-	p := in.plan
-	if p.Template.State != planner.TemplateUnchecked || in.template == nil {
-		return p
-	}
-	if in.template.accepted {
-		p.Template = planner.TemplateVerdict{State: planner.TemplateAccepted}
-	} else {
-		p.Template = planner.TemplateVerdict{State: planner.TemplateRejected, Message: in.template.message}
-	}
-	return p
 }
 
 func setCondition(st *nasv1alpha1.NodeAgentSetStatus, now metav1.Time, c metav1.Condition) {
@@ -84,10 +75,202 @@ func setCondition(st *nasv1alpha1.NodeAgentSetStatus, now metav1.Time, c metav1.
 // availableCondition says whether every eligible node runs an available agent and, if not, why, as
 // the planner renders it.
 func availableCondition(in statusInput) metav1.Condition {
-	return planner.AvailableCondition(planWithTemplate(in))
+	return planner.AvailableCondition(in.plan)
 }
 
-// statusChanged: the derived status differs from the stored one.
-func statusChanged(old, updated *nasv1alpha1.NodeAgentSetStatus) bool {
-	return !equality.Semantic.DeepEqual(old, updated)
+// Writing status.
+//
+// A pass computes the status from its plan and writes it, with one server-side apply, when it
+// differs from the stored one. Only a change of counters (and of condition wording) can be held back,
+// and only while the set is in motion (inMotion): while pods come and go in bulk (coverage of a large
+// cluster, a rollout) every pass would otherwise write status, and counters that the next pass moves
+// again. Such a change waits until statusWriteInterval after the set's last write, or until the
+// status the passes compute has stayed the same for statusQuietPeriod (the world stopped changing),
+// whichever comes first. Everything else is written at once: a new generation, revision or
+// collisionCount, a condition turning (other than Available, which follows numberAvailable), a
+// settled status, a milestone, the first write after the controller starts, and any change once the
+// set is no longer in motion.
+
+// statusWriteInterval is the least time between two counter-only writes of a set in motion.
+const statusWriteInterval = 10 * time.Second
+
+// statusQuietPeriod is how long the status of a set in motion must stay the same for its held-back
+// counters to be written: the pod events have stopped, and the counters are what the world is.
+const statusQuietPeriod = 500 * time.Millisecond
+
+// writeStatus writes the status derived from the pass, once, when it changed; see above. It returns
+// how long a held-back write waits: the pass that comes back then writes the counters of its time.
+func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgentSet, plan planner.Plan, hash string, synced bool) (time.Duration, error) {
+	// The pass's pod writes took time (seconds at a low client rate): the intervals count from when
+	// they and the status writes happened, not from when the pass began.
+	now := r.Clock.Now()
+	updated := computeStatus(statusInput{set: set, plan: plan, hash: hash, synced: synced, now: metav1.NewTime(now)})
+	r.Metrics.observeStatus(set, &updated)
+	why, wait := r.memory.statusWait(set, &set.Status, &updated, inMotion(plan), now)
+	if why == "" || wait > 0 {
+		return wait, nil
+	}
+	apply, err := statusApplyConfiguration(set, &updated)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(ControllerName), client.ForceOwnership); err != nil {
+		return 0, fmt.Errorf("writing status: %w", err)
+	}
+	r.memory.statusWritten(set, r.Clock.Now())
+	log.FromContext(ctx).V(1).Info("Wrote status", "why", why, "desired", updated.DesiredNumberScheduled,
+		"current", updated.CurrentNumberScheduled, "ready", updated.NumberReady, "available", updated.NumberAvailable,
+		"updated", updated.UpdatedNumberScheduled, "misscheduled", updated.NumberMisscheduled,
+		"creates", len(plan.Creates), "deletes", len(plan.Deletes))
+	return 0, nil
+}
+
+// inMotion: the controller still has work to do on the set: the plan writes pods or asks for a
+// template check, or the rollout of the current template is not complete (pods to create, replace,
+// or wait for).
+func inMotion(plan planner.Plan) bool {
+	return len(plan.Creates) > 0 || len(plan.Deletes) > 0 || plan.CheckTemplateOn != "" || !plan.Rollout.Complete
+}
+
+// Why a status is written, for the log: the rules of statusWait, in order.
+const (
+	writeChanged   = "changed"   // generation, revisions, collisionCount or a condition turning
+	writeFirst     = "first"     // the first write since the controller started
+	writeSettled   = "settled"   // see settled
+	writeMilestone = "milestone" // see milestone
+	writeAtRest    = "at rest"   // counters of a set that is not in motion
+	writeQuiet     = "quiet"     // counters that stayed the same for statusQuietPeriod
+	writeInterval  = "interval"  // counters, statusWriteInterval after the last write
+)
+
+// statusWait decides on the write of updated over old: why it is written, and how long it must wait
+// first (0: write now). why is empty when there is nothing to write. A held-back status is
+// remembered, with the time a pass first computed it, for the quiet period.
+func (m *memory) statusWait(set *nasv1alpha1.NodeAgentSet, old, updated *nasv1alpha1.NodeAgentSetStatus, moving bool,
+	now time.Time) (why string, wait time.Duration) {
+	m.with(set, func(s *setMemory) {
+		if equality.Semantic.DeepEqual(old, updated) {
+			s.pending = nil
+			return
+		}
+		switch {
+		case !countersOnly(old, updated):
+			why = writeChanged
+		case s.statusWrittenAt.IsZero():
+			why = writeFirst
+		case settled(updated):
+			why = writeSettled
+		case milestone(old, updated):
+			why = writeMilestone
+		case !moving:
+			why = writeAtRest
+		}
+		if why != "" {
+			return
+		}
+		if s.pending == nil || !sameStatus(s.pending, updated) {
+			s.pending, s.pendingSince = updated.DeepCopy(), now
+		}
+		// Whichever comes first: the quiet period, or the interval.
+		quiet := s.pendingSince.Add(statusQuietPeriod).Sub(now)
+		interval := s.statusWrittenAt.Add(statusWriteInterval).Sub(now)
+		if quiet <= interval {
+			why, wait = writeQuiet, max(0, quiet)
+		} else {
+			why, wait = writeInterval, max(0, interval)
+		}
+	})
+	return why, wait
+}
+
+// statusWritten records that the set's status was written.
+func (m *memory) statusWritten(set *nasv1alpha1.NodeAgentSet, now time.Time) {
+	m.with(set, func(s *setMemory) {
+		s.statusWrittenAt, s.pending = now, nil
+	})
+}
+
+// sameStatus: two derived statuses are equal but for when their conditions turned.
+func sameStatus(a, b *nasv1alpha1.NodeAgentSetStatus) bool {
+	if len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	a, b = a.DeepCopy(), b.DeepCopy()
+	for i := range a.Conditions {
+		a.Conditions[i].LastTransitionTime, b.Conditions[i].LastTransitionTime = metav1.Time{}, metav1.Time{}
+	}
+	return equality.Semantic.DeepEqual(a, b)
+}
+
+// countersOnly: the two statuses differ in counters and condition wording at most: not in
+// observedGeneration, revisions, collisionCount, the conditions present, or any condition's status,
+// except Available's, which follows numberAvailable (turning True is settled or a milestone; turning
+// False for a template is written with PodTemplateValid turning). It compares typed fields only, never
+// a condition's reason.
+func countersOnly(old, updated *nasv1alpha1.NodeAgentSetStatus) bool {
+	if old.ObservedGeneration != updated.ObservedGeneration || old.UpdateRevision != updated.UpdateRevision ||
+		old.CurrentRevision != updated.CurrentRevision || !equality.Semantic.DeepEqual(old.CollisionCount, updated.CollisionCount) ||
+		len(old.Conditions) != len(updated.Conditions) {
+		return false
+	}
+	for i := range old.Conditions {
+		o, u := old.Conditions[i], updated.Conditions[i]
+		if o.Type != u.Type || o.ObservedGeneration != u.ObservedGeneration {
+			return false
+		}
+		if o.Status != u.Status && u.Type != nasv1alpha1.ConditionAvailable {
+			return false
+		}
+	}
+	return true
+}
+
+// milestone: a state that holds until time passes rather than until the controller acts, or that
+// ends a rollout: every node runs a Ready pod while some wait out minReadySeconds before they count
+// as available; every node runs a pod of the current template; no pod is left on a node it should
+// not be on. These are written at once even while the set is in motion. (Counters that reach the
+// desired number between the steps of a rollout, such as every node having a pod again, are not
+// milestones: at every step they would cost a write.)
+func milestone(old, updated *nasv1alpha1.NodeAgentSetStatus) bool {
+	n := updated.DesiredNumberScheduled
+	reaches := func(o, u int32) bool { return u == n && o != n }
+	return (reaches(old.NumberReady, updated.NumberReady) && updated.NumberAvailable < n) ||
+		reaches(old.UpdatedNumberScheduled, updated.UpdatedNumberScheduled) ||
+		(updated.NumberMisscheduled == 0 && old.NumberMisscheduled != 0)
+}
+
+// settled: every eligible node runs an available pod of the current template, and no other node runs
+// one. A status that reaches this is written without delay.
+func settled(s *nasv1alpha1.NodeAgentSetStatus) bool {
+	n := s.DesiredNumberScheduled
+	return s.CurrentNumberScheduled == n && s.NumberReady == n && s.NumberAvailable == n &&
+		s.UpdatedNumberScheduled == n && s.NumberUnavailable == 0 && s.NumberMisscheduled == 0
+}
+
+// ownedConditionTypes are the condition types this controller writes; it leaves all others alone.
+var ownedConditionTypes = map[string]bool{
+	nasv1alpha1.ConditionAvailable:        true,
+	nasv1alpha1.ConditionProgressing:      true,
+	nasv1alpha1.ConditionPodTemplateValid: true,
+}
+
+// statusApplyConfiguration is the server-side apply request for the status fields this controller
+// owns: the counters, observedGeneration, the revisions, collisionCount and its own condition types.
+func statusApplyConfiguration(set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.NodeAgentSetStatus) (runtime.ApplyConfiguration, error) {
+	owned := st.DeepCopy()
+	owned.Conditions = nil
+	for _, c := range st.Conditions {
+		if ownedConditionTypes[c.Type] {
+			owned.Conditions = append(owned.Conditions, c)
+		}
+	}
+	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(owned)
+	if err != nil {
+		return nil, fmt.Errorf("converting status: %w", err)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"status": status}}
+	u.SetGroupVersionKind(nasv1alpha1.GroupVersion.WithKind("NodeAgentSet"))
+	u.SetNamespace(set.Namespace)
+	u.SetName(set.Name)
+	return client.ApplyConfigurationFromUnstructured(u), nil
 }

@@ -1,15 +1,15 @@
 package nodeagentset
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/planner"
@@ -17,8 +17,6 @@ import (
 
 var t0 = metav1.NewTime(time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC))
 
-// The conditions are the planner's renderings (their wording is pinned by the planner's golden
-// files); the controller adds its own template verdict while the planner's input lacks it.
 func TestConditionsAreThePlannersRendering(t *testing.T) {
 	eligible := planner.Placement{ShouldRun: true, ShouldContinueRunning: true}
 	plan := planner.Plan{
@@ -36,16 +34,16 @@ func TestConditionsAreThePlannersRendering(t *testing.T) {
 	if got, want := progressingCondition(in), planner.ProgressingCondition(plan, "h2"); got != want {
 		t.Errorf("Progressing = %+v, want the planner's %+v", got, want)
 	}
-	in.template = &templateVerdict{message: "pods \"x\" is forbidden: violates PodSecurity"}
+	in.plan.Template = planner.TemplateVerdict{State: planner.TemplateRejected, Message: "pods \"x\" is forbidden: violates PodSecurity"}
 	if got := availableCondition(in); got.Status != metav1.ConditionFalse || got.Reason != nasv1alpha1.ReasonPodTemplateRejected {
 		t.Errorf("Available with a rejected template = %s/%s", got.Status, got.Reason)
 	}
 	st := computeStatus(in)
 	c := meta.FindStatusCondition(st.Conditions, nasv1alpha1.ConditionPodTemplateValid)
-	if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, in.template.message) {
+	if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, in.plan.Template.Message) {
 		t.Errorf("PodTemplateValid = %+v, want False with the API server's words", c)
 	}
-	in.template = nil
+	in.plan.Template = planner.TemplateVerdict{}
 	if meta.FindStatusCondition(computeStatus(in).Conditions, nasv1alpha1.ConditionPodTemplateValid) != nil {
 		t.Error("PodTemplateValid set without a verdict")
 	}
@@ -97,15 +95,33 @@ func TestComputeStatus(t *testing.T) {
 		again := set.DeepCopy()
 		again.Status = first
 		second := computeStatus(statusInput{set: again, plan: plan, synced: true, now: metav1.NewTime(t0.Add(time.Hour))})
-		if statusChanged(&first, &second) {
+		if !equality.Semantic.DeepEqual(first, second) {
 			t.Errorf("status changed on a pass that saw the same world:\n%+v\n%+v", first, second)
 		}
 	})
-	t.Run("a verdict sets PodTemplateValid", func(t *testing.T) {
-		st := computeStatus(statusInput{set: set, plan: plan, synced: true, now: t0, template: &templateVerdict{message: "bad"}})
-		c := meta.FindStatusCondition(st.Conditions, nasv1alpha1.ConditionPodTemplateValid)
-		if c == nil || c.Status != metav1.ConditionFalse || c.Message != "The API server rejects the pod template: bad" {
-			t.Errorf("PodTemplateValid = %+v", c)
+	t.Run("the plan's verdict sets PodTemplateValid", func(t *testing.T) {
+		for _, tc := range []struct {
+			verdict planner.TemplateVerdict
+			status  metav1.ConditionStatus
+			reason  string
+			message string
+		}{
+			{planner.TemplateVerdict{State: planner.TemplateAccepted}, metav1.ConditionTrue, nasv1alpha1.ReasonPodTemplateAccepted,
+				"The API server accepts the pod template (server-side dry-run)"},
+			{planner.TemplateVerdict{State: planner.TemplateRejected, Message: "bad"}, metav1.ConditionFalse,
+				nasv1alpha1.ReasonPodTemplateRejected, "The API server rejects the pod template: bad"},
+			{planner.TemplateVerdict{State: planner.TemplateServiceAccountMissing, Message: "no account"}, metav1.ConditionFalse,
+				nasv1alpha1.ReasonServiceAccountMissing, "The pod's ServiceAccount does not exist (yet); pods are created once it does: no account"},
+			{planner.TemplateVerdict{State: planner.TemplateCheckFailed, Message: "timeout"}, metav1.ConditionUnknown,
+				nasv1alpha1.ReasonPodTemplateCheckFailed, "The pod template could not be checked; retrying: timeout"},
+		} {
+			p := plan
+			p.Template = tc.verdict
+			st := computeStatus(statusInput{set: set, plan: p, synced: true, now: t0})
+			c := meta.FindStatusCondition(st.Conditions, nasv1alpha1.ConditionPodTemplateValid)
+			if c == nil || c.Status != tc.status || c.Reason != tc.reason || c.Message != tc.message {
+				t.Errorf("%s: PodTemplateValid = %+v", tc.verdict.State, c)
+			}
 		}
 	})
 }
@@ -139,47 +155,145 @@ func TestStatusApplyConfigurationOwnsOnlyOurFields(t *testing.T) {
 	}
 }
 
-func TestIsTemplateRejection(t *testing.T) {
-	gr := schema.GroupResource{Resource: "pods"}
-	cases := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"invalid", apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "x", nil), true},
-		{"pod security", apierrors.NewForbidden(gr, "x", errors.New("violates PodSecurity \"restricted:latest\"")), true},
-		{"quota", apierrors.NewForbidden(gr, "x", errors.New("exceeded quota: pods, requested: pods=1")), false},
-		{"timeout", apierrors.NewServerTimeout(gr, "create", 1), false},
-		{"conflict", apierrors.NewConflict(gr, "x", errors.New("boom")), false},
+func TestStatusWait(t *testing.T) {
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "uid-1"}}
+	moving := func(ready int32) *nasv1alpha1.NodeAgentSetStatus {
+		return &nasv1alpha1.NodeAgentSetStatus{
+			ObservedGeneration: 2, DesiredNumberScheduled: 10, CurrentNumberScheduled: 10, NumberReady: ready,
+			NumberAvailable: ready, NumberUnavailable: 10 - ready, UpdatedNumberScheduled: 10, UpdateRevision: "r2",
+			Conditions: []metav1.Condition{{Type: nasv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue,
+				Reason: "Updating", Message: "some nodes"}},
+		}
 	}
-	for _, tc := range cases {
+	with := func(s *nasv1alpha1.NodeAgentSetStatus, f func(*nasv1alpha1.NodeAgentSetStatus)) *nasv1alpha1.NodeAgentSetStatus {
+		f(s)
+		return s
+	}
+	now := t0.Add(time.Second)
+	const lastWrite = 300 * time.Millisecond // before now
+	for _, tc := range []struct {
+		name      string
+		wrote     bool // the set's status was written lastWrite before now
+		inMotion  bool
+		old, next *nasv1alpha1.NodeAgentSetStatus
+		why       string
+		wait      time.Duration
+	}{
+		{"nothing changed: nothing to write", true, true, moving(3), moving(3), "", 0},
+		{"the first write of a set goes at once", false, true, moving(3), moving(4), writeFirst, 0},
+		{"counters of a set in motion wait for the world to be quiet", true, true, moving(3), moving(4), writeQuiet, statusQuietPeriod},
+		{"condition wording alone waits too", true, true, moving(3), with(moving(4), func(s *nasv1alpha1.NodeAgentSetStatus) {
+			s.Conditions[0].Message = "other nodes"
+		}), writeQuiet, statusQuietPeriod},
+		{"counters of a set with nothing left to do go at once", true, false, moving(3), moving(4), writeAtRest, 0},
+		{"a settled status goes at once", true, true, moving(9), moving(10), writeSettled, 0},
+		{"every node Ready and available is no milestone (a rollout step)", true, true,
+			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.UpdatedNumberScheduled = 5 }),
+			with(moving(10), func(s *nasv1alpha1.NodeAgentSetStatus) { s.UpdatedNumberScheduled = 5 }), writeQuiet, statusQuietPeriod},
+		{"every node Ready, some waiting out minReadySeconds, is a milestone", true, true, moving(3),
+			with(moving(4), func(s *nasv1alpha1.NodeAgentSetStatus) { s.NumberReady = 10 }), writeMilestone, 0},
+		{"every node having a pod again is no milestone (a rollout step)", true, true,
+			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.CurrentNumberScheduled = 9 }), moving(4), writeQuiet, statusQuietPeriod},
+		{"every node updated is a milestone", true, true,
+			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.UpdatedNumberScheduled = 9 }), moving(4), writeMilestone, 0},
+		{"no misscheduled pod left is a milestone", true, true,
+			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.NumberMisscheduled = 1 }), moving(3), writeMilestone, 0},
+		{"a new generation goes at once", true, true, moving(3),
+			with(moving(4), func(s *nasv1alpha1.NodeAgentSetStatus) { s.ObservedGeneration = 3 }), writeChanged, 0},
+		{"a new revision goes at once", true, true, moving(3),
+			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.CurrentRevision = "r2" }), writeChanged, 0},
+		{"a collision count goes at once", true, true, moving(3),
+			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.CollisionCount = ptr.To[int32](1) }), writeChanged, 0},
+		{"a condition turning goes at once", true, true, moving(3),
+			with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) { s.Conditions[0].Status = metav1.ConditionFalse }), writeChanged, 0},
+		{"a new condition goes at once", true, true, moving(3), with(moving(3), func(s *nasv1alpha1.NodeAgentSetStatus) {
+			s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionPodTemplateValid})
+		}), writeChanged, 0},
+		{"Available turning False for want of available pods is a counter change", true, true,
+			withAvailable(moving(3), metav1.ConditionTrue), withAvailable(moving(2), metav1.ConditionFalse), writeQuiet, statusQuietPeriod},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := isTemplateRejection(tc.err); got != tc.want {
-				t.Errorf("isTemplateRejection(%v) = %v, want %v", tc.err, got, tc.want)
+			m := newMemory()
+			if tc.wrote {
+				m.statusWritten(set, now.Add(-lastWrite))
+			}
+			why, wait := m.statusWait(set, tc.old, tc.next, tc.inMotion, now)
+			if why != tc.why || wait != tc.wait {
+				t.Errorf("statusWait() = %q, %v; want %q, %v", why, wait, tc.why, tc.wait)
 			}
 		})
 	}
+
+	t.Run("counters that stay the same for the quiet period are written", func(t *testing.T) {
+		m := newMemory()
+		m.statusWritten(set, t0.Time)
+		if _, wait := m.statusWait(set, moving(3), moving(4), true, t0.Add(100*time.Millisecond)); wait != statusQuietPeriod {
+			t.Fatalf("first pass: wait %v, want %v", wait, statusQuietPeriod)
+		}
+		// A pass that sees the same counters (only the wording's transition time differs) waits for the rest.
+		same := moving(4)
+		same.Conditions[0].LastTransitionTime = metav1.NewTime(t0.Add(time.Second))
+		if _, wait := m.statusWait(set, moving(3), same, true, t0.Add(400*time.Millisecond)); wait != 200*time.Millisecond {
+			t.Fatalf("second pass: wait %v, want 200ms", wait)
+		}
+		if why, wait := m.statusWait(set, moving(3), moving(4), true, t0.Add(600*time.Millisecond)); why != writeQuiet || wait != 0 {
+			t.Errorf("quiet pass: %q, %v; want %q, 0", why, wait, writeQuiet)
+		}
+	})
+	t.Run("counters that keep moving are written once the interval has passed", func(t *testing.T) {
+		m := newMemory()
+		m.statusWritten(set, t0.Time)
+		for i := range int32(5) {
+			at := t0.Add(time.Duration(i) * 400 * time.Millisecond)
+			if _, wait := m.statusWait(set, moving(0), moving(i+1), true, at); wait == 0 {
+				t.Fatalf("pass %d at %v wrote counters that moved 400ms before", i, at)
+			}
+		}
+		if why, wait := m.statusWait(set, moving(0), moving(7), true, t0.Add(statusWriteInterval)); why != writeInterval || wait != 0 {
+			t.Errorf("after the interval: %q, %v; want %q, 0", why, wait, writeInterval)
+		}
+	})
+	t.Run("a write starts the interval and the quiet period afresh", func(t *testing.T) {
+		m := newMemory()
+		m.statusWritten(set, t0.Time)
+		m.statusWait(set, moving(3), moving(4), true, t0.Add(100*time.Millisecond))
+		m.statusWritten(set, t0.Add(time.Second))
+		if _, wait := m.statusWait(set, moving(4), moving(5), true, t0.Add(time.Second)); wait != statusQuietPeriod {
+			t.Errorf("wait %v, want %v", wait, statusQuietPeriod)
+		}
+	})
+	t.Run("a forgotten set starts afresh", func(t *testing.T) {
+		m := newMemory()
+		m.statusWritten(set, t0.Time)
+		m.forget(client.ObjectKeyFromObject(set))
+		if why, wait := m.statusWait(set, moving(3), moving(4), true, t0.Time); why != writeFirst || wait != 0 {
+			t.Errorf("after forget: %q, %v; want %q, 0", why, wait, writeFirst)
+		}
+	})
 }
 
-func TestRequeueAfter(t *testing.T) {
-	rejected := &templateVerdict{}
-	accepted := &templateVerdict{accepted: true}
-	cases := []struct {
-		name    string
-		plan    time.Duration
-		verdict *templateVerdict
-		want    time.Duration
+// withAvailable adds an Available condition to s.
+func withAvailable(s *nasv1alpha1.NodeAgentSetStatus, status metav1.ConditionStatus) *nasv1alpha1.NodeAgentSetStatus {
+	s.Conditions = append(s.Conditions, metav1.Condition{Type: nasv1alpha1.ConditionAvailable, Status: status})
+	return s
+}
+
+func TestInMotion(t *testing.T) {
+	complete := planner.Rollout{Complete: true}
+	for _, tc := range []struct {
+		name string
+		plan planner.Plan
+		want bool
 	}{
-		{"nothing pending", 0, nil, 0},
-		{"plan decides", 3 * time.Second, accepted, 3 * time.Second},
-		{"rejected template rechecks", 0, rejected, templateRecheckInterval},
-		{"an earlier plan requeue wins", time.Second, rejected, time.Second},
-	}
-	for _, tc := range cases {
+		{"nothing to do", planner.Plan{Rollout: complete}, false},
+		{"creates", planner.Plan{Creates: []string{"a"}, Rollout: complete}, true},
+		{"deletes", planner.Plan{Deletes: []planner.Deletion{{Node: "a"}}, Rollout: complete}, true},
+		{"a template check", planner.Plan{CheckTemplateOn: "a", Rollout: complete}, true},
+		{"pods to wait for", planner.Plan{Rollout: planner.Rollout{Target: 2, UpdatedAvailable: 1}}, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			plan := planner.Plan{RequeueAfter: tc.plan, Rollout: planner.Rollout{Complete: true}}
-			if got := requeueAfter(&nasv1alpha1.NodeAgentSet{}, plan, tc.verdict, t0.Time); got != tc.want {
-				t.Errorf("got %v, want %v", got, tc.want)
+			if got := inMotion(tc.plan); got != tc.want {
+				t.Errorf("inMotion = %v, want %v", got, tc.want)
 			}
 		})
 	}

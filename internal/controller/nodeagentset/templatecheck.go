@@ -2,105 +2,98 @@ package nodeagentset
 
 import (
 	"context"
+	"fmt"
 	"strings"
-	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
-// templateRecheckInterval is how long a rejected template waits before it is tried again (the cause
-// may be outside the template: the namespace's Pod Security level, an admission policy).
-const templateRecheckInterval = 5 * time.Minute
+// When a template verdict other than Accepted may be asked again (planner.TemplateVerdict.RecheckAt).
+const (
+	// templateRejectedRecheck: the cause of a rejection may lie outside the template (the namespace's
+	// Pod Security level, an admission policy), so a rejected template is tried again after a while.
+	templateRejectedRecheck = 5 * time.Minute
+	// A missing ServiceAccount is usually created a moment later (it was applied after the set, or the
+	// namespace is new and its default account not there yet): retry soon, then less often.
+	serviceAccountRecheckInitial = 2 * time.Second
+	serviceAccountRecheckMax     = time.Minute
+	// A check that failed (throttled, a server error, a timeout) is retried with a backoff.
+	checkFailedRecheckInitial = time.Second
+	checkFailedRecheckMax     = 5 * time.Minute
+)
 
-// templateVerdict is the API server's answer to a server-side dry-run create of a set's pod.
-type templateVerdict struct {
-	uid       types.UID
-	hash      string
-	accepted  bool
-	message   string
-	checkedAt time.Time
-}
-
-// templateChecker asks the API server, once per template revision, whether it accepts the pod, so a
-// template that the schema cannot catch (duplicate container names, a bad image reference, a Pod
-// Security violation) is reported on the set instead of failing every create in a hot loop.
-type templateChecker struct {
-	client client.Client
-	clock  clock.Clock
-
-	mu       sync.Mutex
-	verdicts map[types.NamespacedName]templateVerdict
-}
-
-func newTemplateChecker(c client.Client, clk clock.Clock) *templateChecker {
-	return &templateChecker{client: c, clock: clk, verdicts: map[types.NamespacedName]templateVerdict{}}
-}
-
-// check returns the verdict for the set's current template, asking the API server with a dry-run
-// create on node when there is no fresh verdict.
-func (t *templateChecker) check(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash, node string) (templateVerdict, error) {
-	if v, ok := t.cached(set, hash); ok && (v.accepted || t.clock.Since(v.checkedAt) < templateRecheckInterval) {
-		return v, nil
-	}
+// checkTemplate asks the API server whether it accepts the set's pod, with a server-side dry-run create
+// on node, so a template that the schema cannot catch (duplicate container names, a bad image
+// reference, a Pod Security violation) is reported on the set instead of failing every create in a hot
+// loop. The verdict is remembered for the template's revision and returned; a check that failed is
+// returned as an error too, so the pass reports it and backs off.
+func (r *Reconciler) checkTemplate(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash, node string) (planner.TemplateVerdict, error) {
 	// A dry-run stores nothing, so there is no write for later reads to wait for.
-	err := t.client.Create(ctx, planner.NewPod(set, node, hash), client.DryRunAll, client.DisableReadYourWritesConsistency)
+	err := r.Client.Create(ctx, planner.NewPod(set, node, hash), client.DryRunAll, client.DisableReadYourWritesConsistency)
+	state := templateState(err)
+	message := ""
+	if err != nil {
+		message = err.Error()
+	}
+	v := r.memory.recordTemplateVerdict(set, hash, state, message, r.Clock.Now())
+	switch state {
+	case planner.TemplateRejected, planner.TemplateServiceAccountMissing:
+		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventFailedCreate, "Create", "Error creating: %s", message)
+	case planner.TemplateCheckFailed:
+		return v, fmt.Errorf("dry-run create of the pod template: %w", err)
+	}
+	return v, nil
+}
+
+// templateState classifies the API server's answer to a create of the set's pod. Only a definite
+// refusal of the pod itself is a verdict on the template: validation, Pod Security, an admission
+// webhook's or a ValidatingAdmissionPolicy's denial. A missing ServiceAccount is its own state. Anything
+// else (exhausted quota, a LimitRange, a terminating namespace, a missing permission, throttling, a
+// server error, a webhook that could not be called) says nothing about the template: CheckFailed.
+func templateState(err error) planner.TemplateState {
 	switch {
 	case err == nil:
-		return t.store(set, templateVerdict{hash: hash, accepted: true, checkedAt: t.clock.Now()}), nil
+		return planner.TemplateAccepted
+	case isServiceAccountMissing(err):
+		return planner.TemplateServiceAccountMissing
 	case isTemplateRejection(err):
-		return t.store(set, templateVerdict{hash: hash, message: err.Error(), checkedAt: t.clock.Now()}), nil
+		return planner.TemplateRejected
 	default:
-		// Could not find out (API server busy, timeout): let the real creates speak.
-		return templateVerdict{hash: hash, accepted: true}, err
+		return planner.TemplateCheckFailed
 	}
 }
 
-// cached returns the verdict for the current template if there is one.
-func (t *templateChecker) cached(set *nasv1alpha1.NodeAgentSet, hash string) (templateVerdict, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	v, ok := t.verdicts[client.ObjectKeyFromObject(set)]
-	return v, ok && v.uid == set.UID && v.hash == hash
+// isServiceAccountMissing: the ServiceAccount admission plugin found no account of the pod's name,
+// e.g. `pods "x" is forbidden: error looking up service account ns/agent: serviceaccount "agent" not found`.
+func isServiceAccountMissing(err error) bool {
+	msg := err.Error()
+	return apierrors.IsForbidden(err) && strings.Contains(msg, "error looking up service account") &&
+		strings.Contains(msg, "not found")
 }
 
-// reject records a real create refused for a reason that lies in the template.
-func (t *templateChecker) reject(set *nasv1alpha1.NodeAgentSet, hash string, err error) {
-	t.store(set, templateVerdict{hash: hash, message: err.Error(), checkedAt: t.clock.Now()})
-}
-
-func (t *templateChecker) store(set *nasv1alpha1.NodeAgentSet, v templateVerdict) templateVerdict {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	v.uid = set.UID
-	t.verdicts[client.ObjectKeyFromObject(set)] = v
-	return v
-}
-
-// forget drops what is known about a set that no longer exists.
-func (t *templateChecker) forget(key types.NamespacedName) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.verdicts, key)
-}
-
-// isTemplateRejection: the API server refused the pod itself (validation, admission such as Pod
-// Security), as opposed to a transient or quota failure.
+// isTemplateRejection: the API server refused the pod itself.
 func isTemplateRejection(err error) bool {
 	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+		// Validation; also the default code of an admission webhook's denial.
 		return true
 	}
-	// Admission denials are Forbidden; exhausted quota is Forbidden too but is not the template's fault.
-	return apierrors.IsForbidden(err) && !isQuotaExceeded(err)
-}
-
-func isQuotaExceeded(err error) bool {
 	msg := err.Error()
-	return strings.Contains(msg, "exceeded quota") || strings.Contains(msg, "failed quota")
+	switch {
+	case apierrors.IsForbidden(err) && strings.Contains(msg, "violates PodSecurity"):
+		return true
+	case strings.Contains(msg, "admission webhook \"") && strings.Contains(msg, "\" denied the request"):
+		// A webhook chooses its denial's code; a webhook that could not be called says "failed calling webhook".
+		return true
+	case strings.Contains(msg, "ValidatingAdmissionPolicy '") && strings.Contains(msg, "denied request"):
+		// A policy's denial is Invalid unless its validation names another reason.
+		return true
+	default:
+		return false
+	}
 }

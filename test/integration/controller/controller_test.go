@@ -5,6 +5,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -422,6 +423,48 @@ var _ = Describe("Status", func() {
 		})
 	})
 
+	// Every change of pods in a world that has otherwise stopped moving shows in the counters within a
+	// second, as with upstream (issue 14): counter changes are held back only while the controller
+	// still has work to do, and only until the world is quiet. Node-3's pod never turns Ready, so the
+	// set is never settled (a settled status was always written at once).
+	It("shows every change of pods within a second once the world stops changing", func() {
+		s := newScenario()
+		k := s.kubelet()
+		k.notReady["node-3"] = true
+		s.addNodes(4)
+		s.createSet("agent", withStrategy(nasv1alpha1.OnDeleteStrategyType))
+		k.eventually(func(g Gomega) {
+			g.Expect(statusCounters(s.getSet("agent"))).To(Equal(counters{Desired: 4, Current: 4, Ready: 3, Available: 3, Unavailable: 1, Updated: 4}))
+		})
+
+		By("a pod deleted under OnDelete and replaced")
+		old := s.livePodsByNode()[s.nodeName("node-0")][0]
+		Expect(k8s.Delete(ctx, &old, client.GracePeriodSeconds(0))).To(Succeed())
+		k.notReady["node-0"] = true
+		k.eventually(func(g Gomega) {
+			pods := s.livePodsByNode()[s.nodeName("node-0")]
+			g.Expect(pods).To(HaveLen(1))
+			g.Expect(pods[0].UID).NotTo(Equal(old.UID))
+			g.Expect(pods[0].Spec.NodeName).NotTo(BeEmpty())
+		})
+		s.countersWithinASecond(counters{Desired: 4, Current: 4, Ready: 2, Available: 2, Unavailable: 2, Updated: 4})
+
+		By("the replacement turning Ready")
+		k.notReady["node-0"] = false
+		k.step()
+		s.countersWithinASecond(counters{Desired: 4, Current: 4, Ready: 3, Available: 3, Unavailable: 1, Updated: 4})
+
+		By("a pod evicted by a NoExecute taint")
+		s.updateNode("node-1", withTaint("evict", "", corev1.TaintEffectNoExecute))
+		k.eventually(func(g Gomega) { g.Expect(s.livePodsByNode()).NotTo(HaveKey(s.nodeName("node-1"))) })
+		s.countersWithinASecond(counters{Desired: 3, Current: 3, Ready: 2, Available: 2, Unavailable: 1, Updated: 3})
+
+		By("a node deleted")
+		Expect(k8s.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.nodeName("node-2")}})).To(Succeed())
+		k.eventually(func(g Gomega) { g.Expect(s.livePodsByNode()).NotTo(HaveKey(s.nodeName("node-2"))) })
+		s.countersWithinASecond(counters{Desired: 2, Current: 2, Ready: 1, Available: 1, Unavailable: 1, Updated: 2})
+	})
+
 	It("keeps conditions written by others through the status subresource", func() {
 		s := newScenario()
 		k := s.kubelet()
@@ -510,6 +553,55 @@ var _ = Describe("Templates the API server refuses as a Pod", func() {
 			g.Expect(valid.Message).To(ContainSubstring("violates PodSecurity"))
 		}, timeout, interval).Should(Succeed())
 		Expect(s.pods()).To(BeEmpty())
+	})
+	It("reports a ValidatingAdmissionPolicy's denial of a replacement pod as a rejected template", func() {
+		s := newScenario()
+		k := s.kubelet()
+		s.addNodes(2)
+		s.createSet("agent")
+		k.eventually(func(g Gomega) { g.Expect(s.nodesWithPods(g)).To(HaveLen(2)) })
+
+		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: s.ns + "-no-agents"},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				MatchConstraints: &admissionregistrationv1.MatchResources{
+					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: s.ns}},
+					ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+					}}},
+				},
+				Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "no agents here"}},
+			},
+		}
+		binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: policy.Name},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName: policy.Name, ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			},
+		}
+		Expect(k8s.Create(ctx, policy)).To(Succeed())
+		Expect(k8s.Create(ctx, binding)).To(Succeed())
+		DeferCleanup(func() {
+			Expect(k8s.Delete(ctx, binding)).To(Succeed())
+			Expect(k8s.Delete(ctx, policy)).To(Succeed())
+		})
+		probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: s.ns},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}}}
+		Eventually(func() error { return k8s.Create(ctx, probe.DeepCopy(), client.DryRunAll) }, timeout, interval).Should(HaveOccurred())
+
+		// Node-0's pod fails: it is deleted, and its replacement is refused by the policy.
+		pod := s.livePodsByNode()[s.nodeName("node-0")][0]
+		k.setPhase(&pod, corev1.PodFailed, corev1.ConditionFalse)
+		k.eventually(func(g Gomega) {
+			g.Expect(s.nodesWithPods(g)).To(Equal([]string{"node-1"}))
+			valid := condition(s.getSet("agent"), nasv1alpha1.ConditionPodTemplateValid)
+			g.Expect(valid).NotTo(BeNil())
+			g.Expect(valid.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(valid.Reason).To(Equal(nasv1alpha1.ReasonPodTemplateRejected))
+			g.Expect(valid.Message).To(ContainSubstring("ValidatingAdmissionPolicy '%s' with binding '%s' denied request: no agents here",
+				policy.Name, binding.Name))
+		})
 	})
 })
 

@@ -273,6 +273,15 @@ type counters struct {
 	Desired, Current, Ready, Available, Unavailable, Updated, Misscheduled int32
 }
 
+// countersWithinASecond expects the status counters of the set named agent to be want within a
+// second, without the kubelet working: the world is not changing meanwhile.
+func (s *scenario) countersWithinASecond(want counters) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		g.Expect(statusCounters(s.getSet("agent"))).To(Equal(want))
+	}, time.Second, 20*time.Millisecond).Should(Succeed())
+}
+
 func statusCounters(set *nasv1alpha1.NodeAgentSet) counters {
 	st := set.Status
 	return counters{
