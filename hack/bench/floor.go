@@ -21,10 +21,10 @@ const floorWorkers = 200
 // and many requests in flight, then scheduled by kube-scheduler and made Ready by kwok like the
 // controllers' pods.
 type floorResult struct {
-	created float64 // seconds until every create returned
-	ready   float64 // seconds until every node had a Ready pod
-	deleted float64 // seconds until every delete returned
-	gone    float64 // seconds from the first delete until every pod was gone
+	created float64 // seconds until every create returned.
+	ready   float64 // seconds until every node had a Ready pod.
+	deleted float64 // seconds until every delete returned.
+	gone    float64 // seconds from the first delete until every pod was gone.
 }
 
 // throughput is the API server's pod create rate, pods per second.

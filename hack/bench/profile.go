@@ -11,7 +11,7 @@ import (
 )
 
 // cpuProfileSeconds is the length of each CPU profile taken back to back during a trial; `go tool
-// pprof` merges them: go tool pprof -top .demo/bench/profiles/cpu-nodeagentset-1-*.pb.gz
+// pprof` merges them: go tool pprof -top .demo/bench/profiles/cpu-nodeagentset-1-*.pb.gz.
 const cpuProfileSeconds = 5
 
 // profiler takes pprof profiles of the NodeAgentSet controller (--pprof-bind-address).

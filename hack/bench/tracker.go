@@ -21,11 +21,11 @@ type tracker struct {
 	n          int
 	rollout    bool
 	pods       map[types.UID]*corev1.Pod
-	readyOn    map[string]int // node -> ready, non-terminating pods
-	onNode     map[string]int // node -> pods bound to it (terminating included)
+	readyOn    map[string]int // node -> ready, non-terminating pods.
+	onNode     map[string]int // node -> pods bound to it (terminating included).
 	maxOnNode  int
 	maxUnavail int
-	allCreated time.Time // when the n-th pod of the coverage phase showed up
+	allCreated time.Time // when the n-th pod of the coverage phase showed up.
 }
 
 func podReady(p *corev1.Pod) bool {

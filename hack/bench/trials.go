@@ -21,7 +21,7 @@ import (
 
 type result struct {
 	kind       string
-	created    float64 // seconds until every node had a pod (created, not yet bound or Ready)
+	created    float64 // seconds until every node had a pod (created, not yet bound or Ready).
 	cover      float64
 	rollout    float64
 	maxUnavail int

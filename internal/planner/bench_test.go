@@ -23,7 +23,7 @@ func BenchmarkCompute(b *testing.B) {
 				covering.Pods = append(covering.Pods, newPod(name, node.Name, readySince(t0)))
 			}
 			switch {
-			case i%10 == 9: // no pod: deleted by the rollout, its replacement not created yet
+			case i%10 == 9: // no pod: deleted by the rollout, its replacement not created yet.
 			case i%2 == 0:
 				rolling.Pods = append(rolling.Pods, newPod(name, node.Name, readySince(t0)))
 			default:

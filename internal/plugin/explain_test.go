@@ -174,7 +174,7 @@ func TestExclusionDetails(t *testing.T) {
 				{Key: "soft", Effect: corev1.TaintEffectPreferNoSchedule},
 				{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule},
 				{Key: "maintenance", Effect: corev1.TaintEffectNoExecute},
-				{Key: "node.kubernetes.io/not-ready", Effect: corev1.TaintEffectNoExecute}, // tolerated automatically
+				{Key: "node.kubernetes.io/not-ready", Effect: corev1.TaintEffectNoExecute}, // tolerated automatically.
 			}
 		}), want: []string{
 			"taint dedicated=gpu:NoSchedule is not tolerated: no new agent pod is created there; one already running may stay (NoSchedule).",

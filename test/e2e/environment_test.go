@@ -49,10 +49,10 @@ var k8s client.WithWatch
 
 // environment is the cluster and the controller the suite runs against.
 type environment struct {
-	root        string // the repository
+	root        string // the repository.
 	k8sBin      string // kube-apiserver, kubectl, kwokctl, ...
 	k8sVersion  string
-	stateDir    string // the cluster's kubeconfig, kwok work dir, the controller's binary and log
+	stateDir    string // the cluster's kubeconfig, kwok work dir, the controller's binary and log.
 	clusterName string
 	kubeconfig  string
 

@@ -101,9 +101,9 @@ var _ = Describe("The manifests", func() {
 		workers := workerNodes(ctx)
 		all := append([]string{"control-plane-1"}, workers...)
 		for name, nodes := range map[string][]string{
-			"log-collector":       all,                      // tolerates the control plane
-			"gpu-monitor":         {"worker-1", "worker-2"}, // gpu=true
-			"node-agent":          all,                      // tolerates everything
+			"log-collector":       all,                      // tolerates the control plane.
+			"gpu-monitor":         {"worker-1", "worker-2"}, // gpu=true.
+			"node-agent":          all,                      // tolerates everything.
 			"local-metrics-agent": workers,
 		} {
 			By(name)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -114,7 +114,7 @@ func TestIdentityRecorderDropsTheVersion(t *testing.T) {
 	r.Eventf(pod, nil, corev1.EventTypeNormal, "R", "A", "n")
 	want := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "u"}}
 	for i := range 2 {
-		if !equality.Semantic.DeepEqual(c.regarding[i], want) {
+		if !apiequality.Semantic.DeepEqual(c.regarding[i], want) {
 			t.Errorf("event %d regards %+v, want %+v", i, c.regarding[i], want)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -172,8 +172,8 @@ func (h nodeHandler) setsWithPodsOn(ctx context.Context, nodeName string) map[ty
 func nodeSchedulingChanged() predicate.TypedPredicate[*corev1.Node] {
 	return predicate.TypedFuncs[*corev1.Node]{
 		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
-			return !equality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels) ||
-				!equality.Semantic.DeepEqual(e.ObjectOld.Spec.Taints, e.ObjectNew.Spec.Taints)
+			return !apiequality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels) ||
+				!apiequality.Semantic.DeepEqual(e.ObjectOld.Spec.Taints, e.ObjectNew.Spec.Taints)
 		},
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -134,13 +134,13 @@ func inMotion(plan planner.Plan) bool {
 
 // Why a status is written, for the log: the rules of statusWait, in order.
 const (
-	writeChanged   = "changed"   // generation, revisions, collisionCount or a condition turning
-	writeFirst     = "first"     // the first write since the controller started
-	writeSettled   = "settled"   // see settled
-	writeMilestone = "milestone" // see milestone
-	writeAtRest    = "at rest"   // counters of a set that is not in motion
-	writeQuiet     = "quiet"     // counters that stayed the same for statusQuietPeriod
-	writeInterval  = "interval"  // counters, statusWriteInterval after the last write
+	writeChanged   = "changed"   // generation, revisions, collisionCount or a condition turning.
+	writeFirst     = "first"     // the first write since the controller started.
+	writeSettled   = "settled"   // see settled.
+	writeMilestone = "milestone" // see milestone.
+	writeAtRest    = "at rest"   // counters of a set that is not in motion.
+	writeQuiet     = "quiet"     // counters that stayed the same for statusQuietPeriod.
+	writeInterval  = "interval"  // counters, statusWriteInterval after the last write.
 )
 
 // statusWait decides on the write of updated over old: why it is written, and how long it must wait
@@ -149,7 +149,7 @@ const (
 func (m *memory) statusWait(set *nasv1alpha1.NodeAgentSet, old, updated *nasv1alpha1.NodeAgentSetStatus, moving bool,
 	now time.Time) (why string, wait time.Duration) {
 	m.with(set, func(s *setMemory) {
-		if equality.Semantic.DeepEqual(old, updated) {
+		if apiequality.Semantic.DeepEqual(old, updated) {
 			s.pending = nil
 			return
 		}
@@ -199,7 +199,7 @@ func sameStatus(a, b *nasv1alpha1.NodeAgentSetStatus) bool {
 	for i := range a.Conditions {
 		a.Conditions[i].LastTransitionTime, b.Conditions[i].LastTransitionTime = metav1.Time{}, metav1.Time{}
 	}
-	return equality.Semantic.DeepEqual(a, b)
+	return apiequality.Semantic.DeepEqual(a, b)
 }
 
 // countersOnly: the two statuses differ in counters and condition wording at most: not in
@@ -209,7 +209,7 @@ func sameStatus(a, b *nasv1alpha1.NodeAgentSetStatus) bool {
 // a condition's reason.
 func countersOnly(old, updated *nasv1alpha1.NodeAgentSetStatus) bool {
 	if old.ObservedGeneration != updated.ObservedGeneration || old.UpdateRevision != updated.UpdateRevision ||
-		old.CurrentRevision != updated.CurrentRevision || !equality.Semantic.DeepEqual(old.CollisionCount, updated.CollisionCount) ||
+		old.CurrentRevision != updated.CurrentRevision || !apiequality.Semantic.DeepEqual(old.CollisionCount, updated.CollisionCount) ||
 		len(old.Conditions) != len(updated.Conditions) {
 		return false
 	}

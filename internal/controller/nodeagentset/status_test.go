@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -95,7 +95,7 @@ func TestComputeStatus(t *testing.T) {
 		again := set.DeepCopy()
 		again.Status = first
 		second := computeStatus(statusInput{set: again, plan: plan, synced: true, now: metav1.NewTime(t0.Add(time.Hour))})
-		if !equality.Semantic.DeepEqual(first, second) {
+		if !apiequality.Semantic.DeepEqual(first, second) {
 			t.Errorf("status changed on a pass that saw the same world:\n%+v\n%+v", first, second)
 		}
 	})
@@ -170,10 +170,10 @@ func TestStatusWait(t *testing.T) {
 		return s
 	}
 	now := t0.Add(time.Second)
-	const lastWrite = 300 * time.Millisecond // before now
+	const lastWrite = 300 * time.Millisecond // before now.
 	for _, tc := range []struct {
 		name      string
-		wrote     bool // the set's status was written lastWrite before now
+		wrote     bool // the set's status was written lastWrite before now.
 		inMotion  bool
 		old, next *nasv1alpha1.NodeAgentSetStatus
 		why       string

@@ -158,7 +158,7 @@ var _ = Describe("kubectl nas nodes", Serial, func() {
 		cur := s.addRevision(set, 2, "")
 		s.addNode("worker-1")
 		oldPod := s.addPod(set, "worker-1", old)
-		time.Sleep(1100 * time.Millisecond) // creation timestamps have a one-second resolution
+		time.Sleep(1100 * time.Millisecond) // creation timestamps have a one-second resolution.
 		surge := s.addPod(set, "worker-1", cur, pending())
 		rows := table(s.run("nodes", "agent").out)
 		Expect(rows).To(Equal([][]string{{"worker-1", "yes", oldPod.Name + " (+1)", "1", "1/1", "yes", "AGE",
