@@ -118,8 +118,9 @@ create_cluster() {
     --timeout "${TIMEOUT}s"
   )
   [[ -n "${LOCAL_CLUSTER_APISERVER_PORT:-}" ]] && args+=(--kube-apiserver-port "$LOCAL_CLUSTER_APISERVER_PORT")
-  local component
-  for component in ${LOCAL_CLUSTER_DISABLE//,/ }; do args+=(--disable "$component"); done
+  local component disabled
+  disabled="${LOCAL_CLUSTER_DISABLE:-}"
+  for component in ${disabled//,/ }; do args+=(--disable "$component"); done
   log "creating cluster $CLUSTER_NAME (kwokctl binary runtime, Kubernetes v$K8S_VERSION, workdir $KWOK_WORKDIR)"
   kwokctl_logged --config "$KWOKCTL_CONFIG" create cluster "${args[@]}"
 }
