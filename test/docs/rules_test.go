@@ -1,4 +1,5 @@
-// Package docs_test checks that the rule numbers cited in the repository resolve to a written rule.
+// Package docs_test checks conventions the repository writes down: that the rule numbers cited in it
+// resolve to a written rule, and that each unit test file sits beside the file it tests.
 package docs_test
 
 import (

@@ -1,0 +1,40 @@
+package plugin
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestNodesTable(t *testing.T) {
+	now := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
+	created := metav1.NewTime(now.Add(-90 * time.Minute))
+	items := []NodeReport{
+		{Metadata: ReportMeta{Name: "gpu-1"}, NodeExists: true,
+			Exclusion: &ReportExclusion{Detail: "taint dedicated=gpu:NoSchedule", Message: "taint dedicated=gpu:NoSchedule not tolerated"}},
+		{Metadata: ReportMeta{Name: "worker-1"}, NodeExists: true, Eligible: true, Healthy: true,
+			Pod: &ReportPod{Name: "agent-abcde", Revision: 3, ReadyContainers: "1/1", Available: true, CreationTimestamp: created}},
+		{Metadata: ReportMeta{Name: "worker-2"}, NodeExists: true, Eligible: true, Reason: strings.Repeat("r", 100),
+			Pod:       &ReportPod{Name: "agent-fghij", RevisionHash: "5c8d9f7b4", ReadyContainers: "0/1", CreationTimestamp: created},
+			OtherPods: []ReportPod{{Name: "agent-klmno"}}},
+		{Metadata: ReportMeta{Name: "gone"}, Reason: "node does not exist: the controller deletes its agent pods",
+			Pod: &ReportPod{Name: "agent-pqrst", Revision: 2, ReadyContainers: "1/1", CreationTimestamp: created}},
+	}
+	var buf bytes.Buffer
+	if err := printNodesTable(&buf, items, now); err != nil {
+		t.Fatal(err)
+	}
+	want := "" +
+		"NODE       ELIGIBLE                             POD                REVISION    READY   AVAILABLE   AGE   REASON\n" +
+		"gpu-1      no: taint dedicated=gpu:NoSchedule   <none>             -           -       -           -     \n" +
+		"worker-1   yes                                  agent-abcde        3           1/1     yes         90m   \n" +
+		"worker-2   yes                                  agent-fghij (+1)   5c8d9f7b4   0/1     no          90m   " + strings.Repeat("r", 77) + "...\n" +
+		"gone       no: node not found                   agent-pqrst        2           1/1     no          90m   " +
+		"node does not exist: the controller deletes its agent pods\n"
+	if got := buf.String(); got != want {
+		t.Errorf("table =\n%s\nwant\n%s", got, want)
+	}
+}
