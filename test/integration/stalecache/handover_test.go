@@ -3,6 +3,8 @@ package stalecache
 import (
 	"context"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -69,39 +71,47 @@ var _ = Describe("A leader handover right after a large create batch", func() {
 		w, err := clientset.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		defer w.Stop()
+		var mu sync.Mutex
 		created := map[string]map[types.UID]bool{}
-		createdCount := func() int {
-			for {
-				select {
-				case ev := <-w.ResultChan():
-					pod, ok := ev.Object.(*corev1.Pod)
-					if ev.Type != watch.Added || !ok {
-						continue
-					}
-					node, ok := planner.TargetNodeName(pod)
-					Expect(ok).To(BeTrue())
-					if created[node] == nil {
-						created[node] = map[types.UID]bool{}
-					}
-					created[node][pod.UID] = true
-				default:
-					n := 0
-					for _, uids := range created {
-						n += len(uids)
-					}
-					return n
+		go func() {
+			defer GinkgoRecover()
+			for ev := range w.ResultChan() {
+				pod, ok := ev.Object.(*corev1.Pod)
+				if ev.Type != watch.Added || !ok {
+					continue
 				}
+				node, ok := planner.TargetNodeName(pod)
+				Expect(ok).To(BeTrue())
+				mu.Lock()
+				if created[node] == nil {
+					created[node] = map[types.UID]bool{}
+				}
+				created[node][pod.UID] = true
+				mu.Unlock()
 			}
+		}()
+		createdCount := func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			n := 0
+			for _, uids := range created {
+				n += len(uids)
+			}
+			return n
 		}
 
 		first := startReplica(cfg)
 		defer first.shutdown()
 		Eventually(first.mgr.Elected()).WithTimeout(30 * time.Second).Should(BeClosed())
+		// The second replica's pod watch is slowed once its cache has synced (the initial list may come
+		// through the watch stream too).
+		var delay atomic.Int64
 		slow := rest.CopyConfig(cfg)
-		slow.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return slowPodWatches{rt, handoverWatchDelay} }
+		slow.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return slowPodWatches{rt, &delay} }
 		second := startReplica(slow)
 		defer second.shutdown()
 		Expect(second.mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+		delay.Store(int64(handoverWatchDelay))
 
 		set := &nasv1alpha1.NodeAgentSet{
 			ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns},
@@ -125,7 +135,10 @@ var _ = Describe("A leader handover right after a large create batch", func() {
 
 		// The new leader's first passes run on a pod cache up to handoverWatchDelay behind. Give them
 		// time to act, and the cache time to catch up.
+		Eventually(createdCount).Should(Equal(nodes))
 		Consistently(createdCount).WithTimeout(3 * handoverWatchDelay).WithPolling(100 * time.Millisecond).Should(Equal(nodes))
+		mu.Lock()
+		defer mu.Unlock()
 		Expect(created).To(HaveLen(nodes), "every node got a pod")
 		for node, uids := range created {
 			Expect(uids).To(HaveLen(1), "node %s got a second pod", node)
