@@ -32,11 +32,16 @@ const barrierProbeNode = "/"
 // through that client waits for them, whatever it selects. The barrier lists through the pod index
 // for a node no pod targets, so the wait is all it costs.
 func (r *Reconciler) waitForOwnWrites(ctx context.Context) error {
-	bounded, cancel := context.WithTimeout(ctx, barrierTimeout)
+	return waitForWrites(ctx, r.Client, barrierTimeout)
+}
+
+// waitForWrites lists pods through c, a read-your-writes client, for at most timeout.
+func waitForWrites(ctx context.Context, c client.Reader, timeout time.Duration) error {
+	bounded, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	err := r.Client.List(bounded, &corev1.PodList{}, client.MatchingFields{indexPodNode: barrierProbeNode}, client.UnsafeDisableDeepCopy)
+	err := c.List(bounded, &corev1.PodList{}, client.MatchingFields{indexPodNode: barrierProbeNode}, client.UnsafeDisableDeepCopy)
 	if err != nil && ctx.Err() == nil && bounded.Err() != nil {
-		return fmt.Errorf("%w after %s", errCacheBehind, barrierTimeout)
+		return fmt.Errorf("%w after %s", errCacheBehind, timeout)
 	}
 	if err != nil {
 		return fmt.Errorf("waiting for the cache to show this controller's pod writes: %w", err)
