@@ -30,7 +30,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.BoolVar(&m.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, with authentication and authorization through the API server.")
 	fs.BoolVar(&m.EnableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset and Stream Cancellation CVEs).")
 	fs.StringVar(&m.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
-	fs.StringVar(&m.PprofBindAddress, "pprof-bind-address", "", "Address a net/http/pprof endpoint binds to, e.g. 127.0.0.1:6060; empty disables it (the default).")
+	fs.StringVar(&m.PprofBindAddress, "pprof-bind-address", "", "Address a net/http/pprof endpoint binds to, e.g. 127.0.0.1:6060; "+
+		"empty disables it (the default).")
 	fs.BoolVar(&m.LeaderElection, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	fs.StringVar(&m.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's namespace).")
 	fs.IntVar(&m.MaxConcurrentReconciles, "max-concurrent-reconciles", 2, "How many NodeAgentSets are reconciled in parallel "+

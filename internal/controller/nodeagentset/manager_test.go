@@ -24,7 +24,12 @@ func TestManagerOptions(t *testing.T) {
 	if opts.Metrics.BindAddress != "0" || opts.HealthProbeBindAddress != "0" {
 		t.Errorf("empty addresses must disable the endpoints, got %q and %q", opts.Metrics.BindAddress, opts.HealthProbeBindAddress)
 	}
-	for _, gvk := range []struct{ group, kind string }{{"", "Pod"}, {"", "Node"}, {"apps", "ControllerRevision"}, {nasv1alpha1.GroupVersion.Group, "NodeAgentSet"}} {
+}
+
+func TestManagerOptionsCache(t *testing.T) {
+	opts := ManagerOptions(Config{})
+	kinds := []struct{ group, kind string }{{"", "Pod"}, {"", "Node"}, {"apps", "ControllerRevision"}, {nasv1alpha1.GroupVersion.Group, "NodeAgentSet"}}
+	for _, gvk := range kinds {
 		found := false
 		for k := range opts.Scheme.AllKnownTypes() {
 			found = found || (k.Group == gvk.group && k.Kind == gvk.kind)

@@ -80,7 +80,8 @@ func TestStripPodCutsOtherControllersPodsToAStub(t *testing.T) {
 	if got.Name != "p" || got.Namespace != "ns" || got.UID != "uid" || got.ResourceVersion != "42" || len(got.OwnerReferences) != 1 {
 		t.Errorf("the stub lost its identity: %+v", got.ObjectMeta)
 	}
-	if got.Labels != nil || got.Annotations != nil || got.ManagedFields != nil || got.Spec.NodeName != "" || len(got.Spec.Containers) != 0 || got.Status.Phase != "" {
+	if got.Labels != nil || got.Annotations != nil || got.ManagedFields != nil ||
+		got.Spec.NodeName != "" || len(got.Spec.Containers) != 0 || got.Status.Phase != "" {
 		t.Errorf("not stripped: %+v", got)
 	}
 	if setController(got) != nil || metav1.GetControllerOf(got) == nil {
