@@ -23,8 +23,8 @@ func stripNode(obj any) (any, error) {
 	return obj, nil
 }
 
-// stripPod keeps the pods the controller reads whole: those a NodeAgentSet controls and the orphans
-// (no controller), which a set may adopt. A pod controlled by anything else (a ReplicaSet's, a Job's:
+// stripPod keeps the pods the controller reads: those a NodeAgentSet controls (less what stripPodSpec
+// drops) and, whole, the orphans (no controller), which a set may adopt. A pod controlled by anything else (a ReplicaSet's, a Job's:
 // most pods of a cluster) is never read beyond its controller reference, so only a stub of its
 // metadata stays: enough for the store's key, the watch's resourceVersion and the pod handler, which
 // looks at nothing but the controller reference of such a pod.
@@ -34,7 +34,11 @@ func stripPod(obj any) (any, error) {
 		return obj, nil
 	}
 	pod.ManagedFields = nil
-	if ref := metav1.GetControllerOf(pod); ref == nil || setController(pod) != nil {
+	if ref := metav1.GetControllerOf(pod); ref == nil {
+		return pod, nil
+	}
+	if setController(pod) != nil {
+		stripPodSpec(&pod.Spec)
 		return pod, nil
 	}
 	return &corev1.Pod{TypeMeta: pod.TypeMeta, ObjectMeta: metav1.ObjectMeta{
@@ -42,6 +46,23 @@ func stripPod(obj any) (any, error) {
 		Generation: pod.Generation, CreationTimestamp: pod.CreationTimestamp, DeletionTimestamp: pod.DeletionTimestamp,
 		OwnerReferences: pod.OwnerReferences,
 	}}, nil
+}
+
+// stripPodSpec drops from the spec of a set's pod what the controller never reads from a pod (the
+// template it was made from is in the set and its revision; the pod's own spec counts only for where
+// it runs and what it tolerates): volumes, and each container's command, environment, mounts, probes
+// and hooks, the bulk of an agent's pod. Names, images, ports, resources, node name, affinity and
+// tolerations stay.
+func stripPodSpec(spec *corev1.PodSpec) {
+	spec.Volumes = nil
+	for _, containers := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range containers {
+			c := &containers[i]
+			c.Command, c.Args, c.Env, c.EnvFrom = nil, nil, nil, nil
+			c.VolumeMounts, c.VolumeDevices = nil, nil
+			c.LivenessProbe, c.ReadinessProbe, c.StartupProbe, c.Lifecycle = nil, nil, nil, nil
+		}
+	}
 }
 
 // stripRevision drops the data (a whole pod template) of the ControllerRevisions another controller

@@ -45,18 +45,24 @@ func fullPod(owners []metav1.OwnerReference) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid", ResourceVersion: "42",
 			Labels: map[string]string{"app": "agent"}, Annotations: map[string]string{"a": "b"}, OwnerReferences: owners,
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}},
-		Spec:   corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "c", Image: "i"}}},
+		Spec: corev1.PodSpec{NodeName: "node-a", Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Volumes: []corev1.Volume{{Name: "v"}},
+			Containers: []corev1.Container{{Name: "c", Image: "i", Ports: []corev1.ContainerPort{{HostPort: 9100}},
+				Env: []corev1.EnvVar{{Name: "E", Value: "v"}}, Command: []string{"agent"}, VolumeMounts: []corev1.VolumeMount{{Name: "v"}}}}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning},
 	}
 }
 
-func TestStripPodKeepsTheSetsPodsAndOrphansWhole(t *testing.T) {
-	for name, owners := range map[string][]metav1.OwnerReference{
-		"controlled by a NodeAgentSet": controllerRef(nasv1alpha1.GroupVersion.String(), "NodeAgentSet"),
-		"orphan":                       nil,
+func TestStripPodKeepsWhatTheControllerReadsOfTheSetsPodsAndOrphans(t *testing.T) {
+	for name, tc := range map[string]struct {
+		owners []metav1.OwnerReference
+		whole  bool
+	}{
+		"controlled by a NodeAgentSet": {owners: controllerRef(nasv1alpha1.GroupVersion.String(), "NodeAgentSet")},
+		"orphan":                       {whole: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			out, err := stripPod(fullPod(owners))
+			out, err := stripPod(fullPod(tc.owners))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,8 +70,14 @@ func TestStripPodKeepsTheSetsPodsAndOrphansWhole(t *testing.T) {
 			if got.ManagedFields != nil {
 				t.Errorf("managedFields kept")
 			}
-			if got.Spec.NodeName != "node-a" || got.Status.Phase != corev1.PodRunning || got.Labels["app"] != "agent" {
+			c := got.Spec.Containers[0]
+			if got.Spec.NodeName != "node-a" || len(got.Spec.Tolerations) != 1 || got.Status.Phase != corev1.PodRunning ||
+				got.Labels["app"] != "agent" || c.Name != "c" || c.Image != "i" || len(c.Ports) != 1 {
 				t.Errorf("a pod the controller reads lost fields: %+v", got)
+			}
+			kept := got.Spec.Volumes != nil || c.Env != nil || c.Command != nil || c.VolumeMounts != nil
+			if kept != tc.whole {
+				t.Errorf("volumes, env, command and mounts kept = %v, want %v", kept, tc.whole)
 			}
 		})
 	}
