@@ -146,7 +146,7 @@ func nonZero(d time.Duration) *time.Duration {
 // SetupWithManager builds the reconciler and registers it with mgr (built from ManagerOptions(cfg)):
 // the cache indexes, the controller and its watches (sets on spec changes, their ControllerRevisions,
 // pods to their controlling set or for orphans the sets that may adopt them, nodes on label and taint
-// changes), the leader handover wait (handover.go), the stuck-worker health check (health.go), and the
+// changes), the leader handover wait (handover.go), the stuck-worker health check (guard.go), and the
 // garbage collection of the failed-pod backoff.
 func SetupWithManager(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Reconciler, error) {
 	if err := SetupIndexes(ctx, mgr.GetCache()); err != nil {
