@@ -7,7 +7,6 @@ import (
 	"errors"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,13 +15,8 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/planner"
@@ -36,12 +30,6 @@ const (
 	failedPodBackoffInitial = time.Second
 	failedPodBackoffMax     = 15 * time.Minute
 )
-
-// Options tune the reconciler.
-type Options struct {
-	// MaxConcurrentReconciles is how many sets are reconciled at once.
-	MaxConcurrentReconciles int
-}
 
 // Reconciler keeps one agent pod on every eligible node for each NodeAgentSet.
 type Reconciler struct {
@@ -176,23 +164,6 @@ func sooner(a, b time.Duration) time.Duration {
 
 func isEmptySelector(sel *metav1.LabelSelector) bool {
 	return sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0)
-}
-
-// SetupWithManager registers the controller and its watches: sets (spec changes only), their
-// ControllerRevisions, pods (to the controlling set, or for orphans the sets that may adopt them) and
-// nodes (label and taint changes, to the sets they can affect; heartbeats are dropped).
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	if err := mgr.Add(manager.RunnableFunc(r.collectGarbage)); err != nil {
-		return err
-	}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named(ControllerName).
-		For(&nasv1alpha1.NodeAgentSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&appsv1.ControllerRevision{}).
-		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, podHandler{reader: mgr.GetCache(), delay: podEventDelay})).
-		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Node{}, nodeHandler{reader: mgr.GetCache()}, nodeSchedulingChanged())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
-		Complete(r)
 }
 
 // collectGarbage drops expired failed-pod backoff entries, once a minute.

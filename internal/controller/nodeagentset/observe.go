@@ -20,17 +20,21 @@ type observation struct {
 	orphans []*corev1.Pod
 }
 
-// observe reads the nodes and the set's candidate pods. The orphans are listed through the client,
-// which waits until the cache has seen this controller's own pod writes (read-your-writes), so a pod
-// created or deleted by the previous pass is never missed; that wait covers the whole pod cache, so
-// the owned pods and the nodes are then read straight from the informers' stores (stores.go).
+// observe reads the nodes and the set's candidate pods. It first passes the read barrier
+// (waitForOwnWrites), so a pod created or deleted by the previous pass is never missed; the set's own
+// pods and the nodes are then read straight from the informers' stores (stores.go), the orphans
+// through the cache's index. Nodes need no barrier: this controller never writes them.
 //
 // The objects are the cache's own, not copies (a pass over 5,000 nodes would otherwise copy every
 // node and pod): they are read-only from here on; whatever writes makes a copy first.
 func (r *Reconciler) observe(ctx context.Context, set *nasv1alpha1.NodeAgentSet) (*observation, error) {
+	if err := r.waitForOwnWrites(ctx); err != nil {
+		return nil, err
+	}
 	var orphans corev1.PodList
-	if err := r.Client.List(ctx, &orphans, client.InNamespace(set.Namespace),
-		client.MatchingFields{indexPodOrphan: set.Namespace}, client.UnsafeDisableDeepCopy); err != nil {
+	// The barrier has waited already: this list need not wait again.
+	if err := r.Client.List(ctx, &orphans, client.InNamespace(set.Namespace), client.MatchingFields{indexPodOrphan: set.Namespace},
+		client.UnsafeDisableDeepCopy, client.DisableReadYourWritesConsistency); err != nil {
 		return nil, fmt.Errorf("listing orphan pods: %w", err)
 	}
 	owned, err := r.stores.ownedPods(ctx, set.UID)

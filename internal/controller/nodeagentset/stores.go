@@ -71,9 +71,8 @@ func (s stores) nodes(ctx context.Context) ([]*corev1.Node, error) {
 	return out, nil
 }
 
-// ownedPods returns the cached pods a set controls. The caller has first read pods through the
-// read-your-writes client, which waits until the cache has seen every pod write of this controller:
-// the store then holds them.
+// ownedPods returns the cached pods a set controls. The caller has first passed the read barrier
+// (waitForOwnWrites): the store then holds every pod write of this controller.
 func (s stores) ownedPods(ctx context.Context, set types.UID) ([]*corev1.Pod, error) {
 	idx, err := s.indexer(ctx, &corev1.Pod{})
 	if err != nil {

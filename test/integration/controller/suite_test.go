@@ -12,15 +12,11 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/nodeagentset/nodeagentset/internal/controller/nodeagentset"
 	"github.com/nodeagentset/nodeagentset/test/integration/testenv"
@@ -53,18 +49,12 @@ var _ = BeforeSuite(func() {
 	clientset, err = kubernetes.NewForConfig(cfg)
 	Expect(err).NotTo(HaveOccurred())
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		Client: client.Options{Cache: &client.CacheOptions{
-			EnableReadYourWritesConsistency: ptr.To(true),
-		}},
-	})
+	// The manager and the controller are wired as cmd/main.go wires them.
+	config := nodeagentset.Config{MaxConcurrentReconciles: 2}
+	mgr, err := ctrl.NewManager(cfg, nodeagentset.ManagerOptions(config))
 	Expect(err).NotTo(HaveOccurred())
-	Expect(nodeagentset.SetupIndexes(ctx, mgr.GetCache())).To(Succeed())
-	r := nodeagentset.NewReconciler(mgr.GetClient(), mgr.GetCache(), mgr.GetAPIReader(), mgr.GetEventRecorder(nodeagentset.ControllerName), clock.RealClock{})
-	Expect(r.SetupWithManager(mgr, nodeagentset.Options{MaxConcurrentReconciles: 2})).To(Succeed())
+	_, err = nodeagentset.SetupWithManager(ctx, mgr, config)
+	Expect(err).NotTo(HaveOccurred())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

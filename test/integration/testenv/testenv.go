@@ -9,20 +9,15 @@ import (
 	"sort"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/controller/nodeagentset"
 )
 
-// Scheme knows the built-in types and NodeAgentSets.
+// Scheme knows the built-in types and NodeAgentSets: the manager's own scheme.
 func Scheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(nasv1alpha1.AddToScheme(s))
-	return s
+	return nodeagentset.NewScheme()
 }
 
 // Start starts an API server with the CRD installed. A CRD the API server refuses (a CEL rule that does
