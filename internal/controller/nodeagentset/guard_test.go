@@ -52,7 +52,7 @@ func TestHealthFailsWhileAPassRunsFarPastItsTimeout(t *testing.T) {
 	release, started := make(chan struct{}), make(chan struct{})
 	stuck := reconcilerFunc(func(context.Context, reconcile.Request) (ctrl.Result, error) {
 		close(started)
-		<-release // ignores its context, as a worker blocked in a call without one would
+		<-release // ignores its context, as a worker blocked in a call without one would.
 		return ctrl.Result{}, nil
 	})
 	timeout := time.Minute

@@ -51,10 +51,10 @@ func TestStoreHolds(t *testing.T) {
 		rv   int64
 		want bool
 	}{
-		{"ns/a", 10, true},  // the store holds the pod at that version
-		{"ns/a", 11, false}, // an older version of the pod
-		{"ns/b", 9, true},   // gone or not yet there, but the store has applied an event past it
-		{"ns/b", 12, false}, // not there, and the store has not got that far
+		{"ns/a", 10, true},  // the store holds the pod at that version.
+		{"ns/a", 11, false}, // an older version of the pod.
+		{"ns/b", 9, true},   // gone or not yet there, but the store has applied an event past it.
+		{"ns/b", 12, false}, // not there, and the store has not got that far.
 	} {
 		if got := storeHolds(idx, tc.key, tc.rv); got != tc.want {
 			t.Errorf("storeHolds(%s, %d) = %v, want %v", tc.key, tc.rv, got, tc.want)
