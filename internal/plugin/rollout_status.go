@@ -145,6 +145,37 @@ func rolloutStatus(set *nasv1alpha1.NodeAgentSet) (string, bool, error) {
 		c.Status == metav1.ConditionFalse && c.Reason == nasv1alpha1.ReasonProgressDeadlineExceeded {
 		return "", false, fmt.Errorf("%s %q exceeded its progress deadline: %s", setNoun, set.Name, c.Message)
 	}
+	msg, done := rolloutProgress(set)
+	if c := meta.FindStatusCondition(set.Status.Conditions, nasv1alpha1.ConditionProgressing); c != nil {
+		// The controller publishes its planner's rollout verdict (Plan.Rollout.Phase) as the
+		// Progressing reason: that, not a second reading of the counters, says whether it is done.
+		// The counters only word the progress.
+		countersDone := done
+		done = c.Reason == nasv1alpha1.ReasonRolloutComplete
+		switch {
+		case done:
+			msg = rolloutDone(set)
+		case countersDone:
+			// Every pod counts as updated, yet the controller's plan is not done (say, a Ready pod
+			// still within minReadySeconds on a node outside the counters' view): its words.
+			msg = fmt.Sprintf("Waiting for %s %q rollout to finish: %s...\n", setNoun, set.Name, c.Message)
+		}
+	}
+	return msg, done, nil
+}
+
+// rolloutDone is kubectl's message for a finished rollout, partitioned or not.
+func rolloutDone(set *nasv1alpha1.NodeAgentSet) string {
+	if planner.ResolveStrategy(set, set.Status.DesiredNumberScheduled).Partition > 0 {
+		return fmt.Sprintf("partitioned roll out complete: %d new pods have been updated...\n", set.Status.UpdatedNumberScheduled)
+	}
+	return fmt.Sprintf("%s %q successfully rolled out\n", setNoun, set.Name)
+}
+
+// rolloutProgress words the progress from the status counters, as kubectl's DaemonSetStatusViewer
+// does, and says whether they show the rollout done: the verdict of a set whose status has no
+// Progressing condition yet.
+func rolloutProgress(set *nasv1alpha1.NodeAgentSet) (string, bool) {
 	st := set.Status
 	paused := ""
 	if isPaused(set) {
@@ -154,21 +185,21 @@ func rolloutStatus(set *nasv1alpha1.NodeAgentSet) (string, bool, error) {
 		target := st.DesiredNumberScheduled - partition
 		if st.UpdatedNumberScheduled < target {
 			return fmt.Sprintf("Waiting for partitioned roll out to finish: %d out of %d new pods have been updated%s...\n",
-				st.UpdatedNumberScheduled, target, paused), false, nil
+				st.UpdatedNumberScheduled, target, paused), false
 		}
 		if st.NumberAvailable < st.DesiredNumberScheduled {
 			return fmt.Sprintf("Waiting for %s %q rollout to finish: %d of %d pods are available%s...\n",
-				setNoun, set.Name, st.NumberAvailable, st.DesiredNumberScheduled, paused), false, nil
+				setNoun, set.Name, st.NumberAvailable, st.DesiredNumberScheduled, paused), false
 		}
-		return fmt.Sprintf("partitioned roll out complete: %d new pods have been updated...\n", st.UpdatedNumberScheduled), true, nil
+		return rolloutDone(set), true
 	}
 	if st.UpdatedNumberScheduled < st.DesiredNumberScheduled {
 		return fmt.Sprintf("Waiting for %s %q rollout to finish: %d out of %d new pods have been updated%s...\n",
-			setNoun, set.Name, st.UpdatedNumberScheduled, st.DesiredNumberScheduled, paused), false, nil
+			setNoun, set.Name, st.UpdatedNumberScheduled, st.DesiredNumberScheduled, paused), false
 	}
 	if st.NumberAvailable < st.DesiredNumberScheduled {
 		return fmt.Sprintf("Waiting for %s %q rollout to finish: %d of %d updated pods are available%s...\n",
-			setNoun, set.Name, st.NumberAvailable, st.DesiredNumberScheduled, paused), false, nil
+			setNoun, set.Name, st.NumberAvailable, st.DesiredNumberScheduled, paused), false
 	}
-	return fmt.Sprintf("%s %q successfully rolled out\n", setNoun, set.Name), true, nil
+	return rolloutDone(set), true
 }

@@ -71,6 +71,16 @@ func TestRolloutStatus(t *testing.T) {
 			s.Status.Conditions = []metav1.Condition{{Type: nasv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue,
 				Reason: nasv1alpha1.ReasonRolloutComplete}}
 		}), want: `node agent set "agent" successfully rolled out` + "\n", done: true},
+		{name: "the controller's verdict, not the counters, says done", set: statusSet(func(s *nasv1alpha1.NodeAgentSet) {
+			s.Status.Conditions = []metav1.Condition{{Type: nasv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue,
+				Reason: nasv1alpha1.ReasonRollingOut, Message: "3 of 4 eligible nodes run an available pod of revision h"}}
+		}), want: `Waiting for node agent set "agent" rollout to finish: 3 of 4 eligible nodes run an available pod of revision h...` + "\n"},
+		{name: "a complete verdict ends the watch while a held node is unavailable", set: statusSet(func(s *nasv1alpha1.NodeAgentSet) {
+			s.Spec.UpdateStrategy.RollingUpdate = &nasv1alpha1.RollingUpdateNodeAgentSet{Partition: ptr.To(intstr.FromInt32(1))}
+			s.Status.UpdatedNumberScheduled, s.Status.NumberAvailable = 3, 3
+			s.Status.Conditions = []metav1.Condition{{Type: nasv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue,
+				Reason: nasv1alpha1.ReasonRolloutComplete}}
+		}), want: "partitioned roll out complete: 3 new pods have been updated...\n", done: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
