@@ -18,7 +18,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/controller/nodeagentset"
 	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
@@ -113,16 +112,7 @@ var _ = Describe("A leader handover right after a large create batch", func() {
 		Expect(second.mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
 		delay.Store(int64(handoverWatchDelay))
 
-		set := &nasv1alpha1.NodeAgentSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns},
-			Spec: nasv1alpha1.NodeAgentSetSpec{
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "agent"}},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "registry.k8s.io/pause:3.10"}}},
-				},
-			},
-		}
+		set := agentSet(ns)
 		Expect(direct.Create(ctx, set)).To(Succeed())
 		// The first leader creates a pod on every node; it is stopped the moment they all exist.
 		Eventually(func() int {

@@ -99,16 +99,7 @@ var _ = AfterSuite(func() {
 func twoPassesBackToBack(c client.Client, round string) int {
 	ns := "stale-" + round
 	Expect(direct.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	set := &nasv1alpha1.NodeAgentSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns},
-		Spec: nasv1alpha1.NodeAgentSetSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "agent"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "registry.k8s.io/pause:3.10"}}},
-			},
-		},
-	}
+	set := agentSet(ns)
 	Expect(direct.Create(ctx, set)).To(Succeed())
 	// The reconciler reads the set from the cache: wait until the cache has it.
 	Eventually(func() error {
@@ -195,4 +186,18 @@ type slowBody struct {
 func (b slowBody) Read(p []byte) (int, error) {
 	time.Sleep(time.Duration(b.delay.Load()))
 	return b.ReadCloser.Read(p)
+}
+
+// agentSet is the set both specs create: one pause container per node.
+func agentSet(ns string) *nasv1alpha1.NodeAgentSet {
+	return &nasv1alpha1.NodeAgentSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns},
+		Spec: nasv1alpha1.NodeAgentSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "agent"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "registry.k8s.io/pause:3.10"}}},
+			},
+		},
+	}
 }
