@@ -6,6 +6,8 @@ package planner
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -965,4 +967,36 @@ func (tr *simTrace) flush() {
 func (tr *simTrace) String() string {
 	tr.flush()
 	return strings.Join(tr.lines, "\n") + "\n"
+}
+
+// assertGolden compares got with testdata/<name>.golden, or rewrites the file with -update; a
+// difference is reported line by line.
+func assertGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *updateGolden {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/planner -update to write it)", err)
+	}
+	want := string(raw)
+	if got == want {
+		return
+	}
+	gotLines, wantLines := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < max(len(gotLines), len(wantLines)); i++ {
+		g, wl := line(gotLines, i), line(wantLines, i)
+		if g != wl {
+			t.Fatalf("%s differs from the simulation at line %d:\n got  %s\n want %s\n(if the change is deliberate, rerun with -update and review the diff)",
+				path, i+1, g, wl)
+		}
+	}
 }

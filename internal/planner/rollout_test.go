@@ -16,8 +16,6 @@ package planner
 import (
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -1332,37 +1330,6 @@ func checkLayout(t *testing.T, w *simWorld, want string) {
 	t.Helper()
 	if got := w.layout(); got != want {
 		t.Errorf("pods at %s:\n got  %s\n want %s", w.offset(w.now), got, want)
-	}
-}
-
-// assertGolden compares a trace with testdata/<name>.golden, or rewrites the file with -update.
-func assertGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *updateGolden {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/planner -run TestRolloutSimulation -update to write it)", err)
-	}
-	want := string(raw)
-	if got == want {
-		return
-	}
-	gotLines, wantLines := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := 0; i < max(len(gotLines), len(wantLines)); i++ {
-		g, wl := line(gotLines, i), line(wantLines, i)
-		if g != wl {
-			t.Fatalf("%s differs from the simulation at line %d:\n got  %s\n want %s\n(if the change is deliberate, rerun with -update and review the diff)",
-				path, i+1, g, wl)
-		}
 	}
 }
 
