@@ -68,3 +68,23 @@ const (
 	// ControllerRevisionHashLabel names the ControllerRevision a pod was made from.
 	ControllerRevisionHashLabel = "controller-revision-hash"
 )
+
+// The node readiness gate (spec.nodeReadinessGate).
+const (
+	// ConditionNodeReadinessGate is True when the controller lifts (and, in Continuous mode, puts back)
+	// the gate taint, and False when it refuses the key and touches no node. Absent without a gate.
+	ConditionNodeReadinessGate = "NodeReadinessGate"
+
+	// ReasonGateActive: the key is allowed and no older set gates it; the message counts the gated nodes.
+	ReasonGateActive = "GateActive"
+
+	// ReasonGateKeyNotAllowed: the key does not start with a prefix the controller allows
+	// (--readiness-gate-taint-prefixes).
+	ReasonGateKeyNotAllowed = "KeyNotAllowed"
+
+	// ReasonGateKeyConflict: an older NodeAgentSet gates the same key.
+	ReasonGateKeyConflict = "KeyConflict"
+
+	// ReadinessGateFinalizer keeps a Continuous set until the taints it put on nodes are removed.
+	ReadinessGateFinalizer = "apps.nodeagentset.io/readiness-gate"
+)

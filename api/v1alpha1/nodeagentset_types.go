@@ -70,6 +70,64 @@ type NodeAgentSetUpdateStrategy struct {
 	RollingUpdate *RollingUpdateNodeAgentSet `json:"rollingUpdate,omitempty"`
 }
 
+// NodeReadinessGateMode says whether the gate only lifts a taint the node was registered with, or also
+// puts it back while the agent is unavailable.
+// +kubebuilder:validation:Enum=Bootstrap;Continuous
+type NodeReadinessGateMode string
+
+const (
+	// BootstrapGateMode lifts the gate taint once the node's agent pod is available, and never adds it.
+	BootstrapGateMode NodeReadinessGateMode = "Bootstrap"
+	// ContinuousGateMode also puts the taint (NoSchedule) back on a node whose agent has been unavailable
+	// for gracePeriodSeconds, and lifts it again once the agent is available.
+	ContinuousGateMode NodeReadinessGateMode = "Continuous"
+)
+
+// NodeReadinessGate keeps workloads off a node until the set's agent pod on it is available: the node
+// carries a taint (registered with it, or put back in Continuous mode) that the controller lifts.
+// The set's pods tolerate the taint. The controller lifts only keys that start with a prefix the
+// cluster admin allowed (--readiness-gate-taint-prefixes), and a key only one set may gate.
+//
+// +kubebuilder:validation:XValidation:rule="self.mode == 'Continuous' || !has(self.gracePeriodSeconds)",message="gracePeriodSeconds applies only to mode Continuous",fieldPath=".gracePeriodSeconds"
+// +kubebuilder:validation:XValidation:rule="self.mode == 'Continuous' || !has(self.maxTaintedNodes)",message="maxTaintedNodes applies only to mode Continuous",fieldPath=".maxTaintedNodes"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'Continuous' || !has(self.effect) || self.effect == 'NoSchedule'",message="mode Continuous puts the taint back with effect NoSchedule only: NoExecute would evict every workload of a node whose agent restarts",fieldPath=".effect"
+type NodeReadinessGate struct {
+	// taintKey is the key of the taint this set lifts: a qualified name (an optional DNS subdomain
+	// prefix and '/', then a name of at most 63 characters), e.g. readiness.nodeagentset.io/log-collector.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=316
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$') && (self.contains('/') ? size(self.split('/')[0]) <= 253 && size(self.split('/')[1]) <= 63 : size(self) <= 63)",message="taintKey must be a qualified name: an optional DNS subdomain prefix and '/', then a name of 1-63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric (e.g. readiness.nodeagentset.io/log-collector)"
+	// +required
+	TaintKey string `json:"taintKey"`
+
+	// mode is Bootstrap (the default: lift the taint once the agent is available, never add it) or
+	// Continuous (also put it back while the agent is unavailable).
+	// +kubebuilder:default=Bootstrap
+	// +optional
+	Mode NodeReadinessGateMode `json:"mode,omitempty"`
+
+	// effect restricts the gate to taints of this effect; omitted, taints of the key with effect
+	// NoSchedule or NoExecute are lifted. Continuous puts the taint back with effect NoSchedule, the
+	// only effect it accepts.
+	// +kubebuilder:validation:Enum=NoSchedule;NoExecute
+	// +optional
+	Effect corev1.TaintEffect `json:"effect,omitempty"`
+
+	// gracePeriodSeconds (Continuous only) is how long the agent may be unavailable before the taint
+	// returns. Default 30.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	GracePeriodSeconds *int32 `json:"gracePeriodSeconds,omitempty"`
+
+	// maxTaintedNodes (Continuous only) is the most nodes this set keeps tainted at once: an absolute
+	// number or a percentage of the eligible nodes, rounded up. Default 10%. A template that never
+	// becomes ready thus cordons at most this many nodes.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100%"
+	// +optional
+	MaxTaintedNodes *intstr.IntOrString `json:"maxTaintedNodes,omitempty"`
+}
+
 // NodeAgentSetSpec is the desired state of a NodeAgentSet: the fields of an apps/v1 DaemonSetSpec, with
 // the same JSON names.
 //
@@ -125,6 +183,11 @@ type NodeAgentSetSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// nodeReadinessGate keeps workloads off each node until the set's agent pod on it is available,
+	// through a taint the controller lifts (and, in Continuous mode, puts back).
+	// +optional
+	NodeReadinessGate *NodeReadinessGate `json:"nodeReadinessGate,omitempty"`
 }
 
 // NodeAgentSetStatus is the observed state of a NodeAgentSet, recomputed from the cluster on every
@@ -173,6 +236,11 @@ type NodeAgentSetStatus struct {
 	// into the hash to find a free name.
 	// +optional
 	CollisionCount *int32 `json:"collisionCount,omitempty"`
+
+	// numberGated is the number of eligible nodes that carry the nodeReadinessGate taint (once the
+	// controller's node writes of its last pass land).
+	// +optional
+	NumberGated int32 `json:"numberGated,omitempty"`
 
 	// conditions are the latest observations of the set's state. The controller owns the types it
 	// documents (Available, ...) and keeps conditions of other types as it finds them.

@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 )
 
 // Placement is the verdict for one node (rules 10-15).
@@ -47,6 +49,17 @@ func NewPlacer(spec *corev1.PodSpec) *Placer {
 		p.affinityTerms = len(a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms)
 	}
 	return p
+}
+
+// PlacerFor is the Placer of a set's pods: its template, with the toleration of its readiness gate's
+// taint (gate.go), which its pods carry.
+func PlacerFor(set *nasv1alpha1.NodeAgentSet) *Placer {
+	if _, ok := GateToleration(set); !ok {
+		return NewPlacer(&set.Spec.Template.Spec)
+	}
+	spec := set.Spec.Template.Spec
+	spec.Tolerations = WithGateToleration(spec.Tolerations, set)
+	return NewPlacer(&spec)
 }
 
 // Place decides whether the node should run the agent and whether an existing agent may stay.

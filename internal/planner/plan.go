@@ -67,7 +67,7 @@ type world struct {
 }
 
 func newWorld(in Input) *world {
-	placer := NewPlacer(&in.Set.Spec.Template.Spec)
+	placer := PlacerFor(in.Set)
 	byName := make(map[string]*nodeView, len(in.Nodes))
 	nodes := make([]*nodeView, 0, len(in.Nodes))
 	for _, n := range in.Nodes {
@@ -129,6 +129,7 @@ func Compute(in Input) Plan {
 	p.Status, p.Nodes = w.status(&req)
 	p.CurrentRevision = w.currentRevision()
 	p.Rollout = w.rollout(p.Strategy.ProgressDeadline)
+	p.Gate = w.gate(&req)
 	if !p.Rollout.Deadline.IsZero() && in.Now.Before(p.Rollout.Deadline) {
 		// A second late, so that the pass that wakes up finds the deadline passed.
 		req.at(p.Rollout.Deadline.Add(time.Second))

@@ -12,7 +12,7 @@ import (
 const nodeNameField = "metadata.name"
 
 // NewPod builds the agent pod for one node (rules 16-18): a copy of the template with the automatic
-// tolerations, the revision hash label, required node affinity replaced by one term that matches only
+// tolerations and its readiness gate's (gate.go), the revision hash label, required node affinity replaced by one term that matches only
 // this node, and a controller owner reference. spec.nodeName stays empty: the scheduler binds the pod.
 func NewPod(set *nasv1alpha1.NodeAgentSet, nodeName, hash string) *corev1.Pod {
 	tmpl := set.Spec.Template.DeepCopy()
@@ -33,7 +33,7 @@ func NewPod(set *nasv1alpha1.NodeAgentSet, nodeName, hash string) *corev1.Pod {
 		}
 		pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] = hash
 	}
-	pod.Spec.Tolerations = WithAutomaticTolerations(pod.Spec.Tolerations, pod.Spec.HostNetwork)
+	pod.Spec.Tolerations = WithGateToleration(WithAutomaticTolerations(pod.Spec.Tolerations, pod.Spec.HostNetwork), set)
 	pinToNode(&pod.Spec, nodeName)
 	return pod
 }

@@ -29,6 +29,8 @@ type Input struct {
 	// Template is the controller's latest verdict on the current template (a server-side dry-run of
 	// its pod). The zero value means "not checked yet".
 	Template TemplateVerdict
+	// Gate is what the controller knows about the set's nodeReadinessGate beyond the set (gate.go).
+	Gate GateInput
 }
 
 // TemplateState is what the API server said of the current template's pod.
@@ -117,6 +119,8 @@ type Plan struct {
 	// tools explain, each with its typed reason. Nodes with an available pod of the current template
 	// are left out.
 	Nodes map[string]NodeState
+	// Gate is the node readiness gate's verdict and node writes (gate.go).
+	Gate GatePlan
 }
 
 // Strategy is the update strategy resolved against the number of eligible nodes: what the rollout

@@ -141,7 +141,7 @@ func (h nodeHandler) enqueueAffected(ctx context.Context, oldNode, node *corev1.
 	withPods := h.setsWithPodsOn(ctx, node.Name)
 	for i := range sets.Items {
 		set := &sets.Items[i]
-		placer := planner.NewPlacer(&set.Spec.Template.Spec)
+		placer := planner.PlacerFor(set)
 		now := placer.Place(node)
 		_, hasPod := withPods[types.NamespacedName{Namespace: set.Namespace, Name: set.Name}]
 		changed := oldNode != nil && !reflect.DeepEqual(placer.Place(oldNode), now)
