@@ -2,9 +2,11 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -12,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/nodeagentset/nodeagentset/internal/controller/nodeagentset"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
 // options are the command line of the manager.
@@ -43,6 +46,20 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 0, "Client-side burst of API requests above --kube-api-qps; 0 keeps the client default.")
 	fs.Int64Var(&o.memoryLimit, "memory-limit-bytes", 0, "The container's memory limit (config/manager passes limits.memory); "+
 		"the Go runtime's soft limit is set to 90% of it unless GOMEMLIMIT is set. 0: no soft limit.")
+	fs.Func("readiness-gate-taint-prefixes", "Comma-separated taint key prefixes a NodeAgentSet's nodeReadinessGate may lift "+
+		"(default "+planner.DefaultGateTaintPrefix+"); keys outside them are refused. readiness.k8s.io/ works with Kubernetes' "+
+		"node readiness controller.", func(v string) error {
+		m.ReadinessGateTaintPrefixes = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				m.ReadinessGateTaintPrefixes = append(m.ReadinessGateTaintPrefixes, p)
+			}
+		}
+		if len(m.ReadinessGateTaintPrefixes) == 0 {
+			return errors.New("at least one prefix is required")
+		}
+		return nil
+	})
 	o.zap = zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	o.zap.BindFlags(fs)
 	return o, fs.Parse(args)

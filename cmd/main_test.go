@@ -37,3 +37,18 @@ func TestFlags(t *testing.T) {
 		t.Errorf("flags not parsed: %+v", o)
 	}
 }
+
+func TestReadinessGatePrefixesFlag(t *testing.T) {
+	o, err := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), []string{
+		"--readiness-gate-taint-prefixes=readiness.nodeagentset.io/, readiness.k8s.io/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.manager.ReadinessGateTaintPrefixes; len(got) != 2 || got[0] != "readiness.nodeagentset.io/" || got[1] != "readiness.k8s.io/" {
+		t.Errorf("prefixes = %q", got)
+	}
+	if _, err := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), []string{"--readiness-gate-taint-prefixes=,"}); err == nil {
+		t.Error("an empty prefix list was accepted")
+	}
+}

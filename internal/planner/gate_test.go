@@ -153,8 +153,8 @@ func TestGate(t *testing.T) {
 			requeueFor: 20 * time.Second,
 		},
 		{
-			name: "continuous: a pod that never was Ready counts from its creation",
-			set:  newSet(withGate(nasv1alpha1.ContinuousGateMode, grace(30), maxTainted(intstr.FromInt32(5)))),
+			name:  "continuous: a pod that never was Ready counts from its creation",
+			set:   newSet(withGate(nasv1alpha1.ContinuousGateMode, grace(30), maxTainted(intstr.FromInt32(5)))),
 			nodes: []*corev1.Node{newNode("a", nil)},
 			pods:  []*corev1.Pod{newPod("pa", "a", created(t0.Add(-time.Minute)))},
 			state: GateActive, writes: []string{"a:Return[readiness.nodeagentset.io/agent=set-uid:NoSchedule]"},

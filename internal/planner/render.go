@@ -261,3 +261,67 @@ func parenthesized(s string) string {
 	}
 	return " (" + s + ")"
 }
+
+// String renders where a node stands with the readiness gate: "gated: waiting for the agent",
+// "gate returns at 2026-12-02T10:00:00Z unless the agent recovers".
+func (g GateNode) String() string {
+	switch g.Code {
+	case GateWaiting:
+		return "gated: waiting for the agent"
+	case GateLift:
+		return "gate lifted: the agent is available"
+	case GateReturn:
+		return "gated again: the agent was unavailable for the grace period"
+	case GateGracePeriod:
+		return "agent unavailable: the gate returns at " + g.Until.UTC().Format(time.RFC3339) + " unless it recovers"
+	case GateReplacing:
+		return "agent pod being replaced by the set: not gated for that"
+	case GateMaxTainted:
+		return "agent unavailable, not gated: maxTaintedNodes nodes are gated already"
+	case GateRelease:
+		return "gate taint removed: the set no longer gates this node"
+	}
+	return string(g.Code)
+}
+
+// GateCondition renders the NodeReadinessGate condition; false means the set has no gate and the
+// condition should be removed.
+func GateCondition(p Plan) (metav1.Condition, bool) {
+	g := p.Gate
+	cond := metav1.Condition{Type: nasv1alpha1.ConditionNodeReadinessGate}
+	switch g.State {
+	case GateActive:
+		cond.Status, cond.Reason = metav1.ConditionTrue, nasv1alpha1.ReasonGateActive
+		cond.Message = fmt.Sprintf("%s: %d of %d eligible nodes gated by taint %s", g.Mode, g.NumberGated,
+			p.Status.DesiredNumberScheduled, g.Key)
+		if g.Mode == nasv1alpha1.ContinuousGateMode {
+			cond.Message += fmt.Sprintf("; %d of at most %d nodes gated again by this set", g.Tainted, g.MaxTainted)
+		}
+	case GateKeyNotAllowed:
+		prefixes := g.AllowedPrefixes
+		if len(prefixes) == 0 {
+			prefixes = []string{DefaultGateTaintPrefix}
+		}
+		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonGateKeyNotAllowed
+		cond.Message = fmt.Sprintf("taint key %s does not start with a prefix the controller may lift (%s): no node is touched",
+			g.Key, strings.Join(prefixes, ", "))
+	case GateKeyConflict:
+		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonGateKeyConflict
+		cond.Message = fmt.Sprintf("NodeAgentSet %s, older, gates taint key %s already: no node is touched", g.ConflictsWith, g.Key)
+	default:
+		return metav1.Condition{}, false
+	}
+	return cond, true
+}
+
+// GateEventNote is the note of the event on a node whose gate the controller lifted, put back or
+// released.
+func GateEventNote(w GateWrite, key string) string {
+	switch w.Code {
+	case GateLift:
+		return fmt.Sprintf("The agent is available: lifted taint %s", key)
+	case GateReturn:
+		return fmt.Sprintf("The agent was unavailable for the grace period: taint %s:NoSchedule put back", key)
+	}
+	return "The set no longer gates this node: removed the taint it had put back"
+}

@@ -119,3 +119,27 @@ func TestRenderConditions(t *testing.T) {
 	fmt.Fprintf(&b, "host port event: %s\n", HostPortFallbackNote(Strategy{HostPorts: []int32{9100}, MaxUnavailable: 1}))
 	checkGolden(t, "conditions", b.String())
 }
+
+func TestRenderGate(t *testing.T) {
+	var b strings.Builder
+	for _, code := range []GateCode{GateWaiting, GateLift, GateReturn, GateGracePeriod, GateReplacing, GateMaxTainted, GateRelease} {
+		g := GateNode{Code: code, Until: t0}
+		fmt.Fprintf(&b, "%s: %s\n", code, g)
+	}
+	for _, code := range []GateCode{GateLift, GateReturn, GateRelease} {
+		fmt.Fprintf(&b, "event %s: %s\n", code, GateEventNote(GateWrite{Code: code}, "readiness.nodeagentset.io/agent"))
+	}
+	plans := []Plan{
+		{Status: Counters{DesiredNumberScheduled: 5}, Gate: GatePlan{State: GateActive, Mode: "Bootstrap", Key: "readiness.nodeagentset.io/agent", NumberGated: 2}},
+		{Status: Counters{DesiredNumberScheduled: 5}, Gate: GatePlan{State: GateActive, Mode: "Continuous", Key: "readiness.nodeagentset.io/agent",
+			NumberGated: 2, Tainted: 1, MaxTainted: 1}},
+		{Gate: GatePlan{State: GateKeyNotAllowed, Key: "node.kubernetes.io/unschedulable"}},
+		{Gate: GatePlan{State: GateKeyConflict, Key: "readiness.nodeagentset.io/agent", ConflictsWith: "agents/older"}},
+		{},
+	}
+	for _, p := range plans {
+		c, ok := GateCondition(p)
+		fmt.Fprintf(&b, "condition %v: %s %s %s\n", ok, c.Status, c.Reason, c.Message)
+	}
+	checkGolden(t, "gate", b.String())
+}

@@ -41,6 +41,9 @@ type Reconciler struct {
 	Clock     clock.Clock
 	// Metrics, when set, receive the per-set series.
 	Metrics *Metrics
+	// GatePrefixes are the taint key prefixes a readiness gate may lift (--readiness-gate-taint-prefixes);
+	// empty means planner.DefaultGateTaintPrefix.
+	GatePrefixes []string
 
 	stores stores
 	memory *memory
@@ -60,10 +63,10 @@ func NewReconciler(c client.Client, informers cache.Informers, apiReader client.
 	}
 }
 
-// +kubebuilder:rbac:groups=apps.nodeagentset.io,resources=nodeagentsets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps.nodeagentset.io,resources=nodeagentsets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=apps.nodeagentset.io,resources=nodeagentsets/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete;patch
-// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -91,8 +94,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	plan, checkErr := r.plan(ctx, set, history, obs.nodes, pods)
-	err = errors.Join(checkErr, r.apply(ctx, set, history.hash(), plan))
+	plan, checkErr := r.plan(ctx, set, history, obs, pods)
+	err = errors.Join(checkErr, r.apply(ctx, set, history.hash(), plan), r.applyGate(ctx, set, plan.Gate))
 	if err == nil {
 		err = r.cleanupHistory(ctx, set, history, pods)
 	}
@@ -114,8 +117,9 @@ func (r *Reconciler) fetch(ctx context.Context, key types.NamespacedName) (*nasv
 		return nil, client.IgnoreNotFound(err)
 	}
 	if set.DeletionTimestamp != nil {
-		// The garbage collector removes the pods through their owner references.
-		return nil, nil
+		// The garbage collector removes the pods through their owner references; the nodes a
+		// Continuous readiness gate tainted are released first.
+		return nil, r.finalizeGate(ctx, set)
 	}
 	if isEmptySelector(set.Spec.Selector) {
 		// The schema forbids it; this guards objects stored before the rule existed.
@@ -136,11 +140,11 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 // remembers the verdict and plans again with it: the plan that is carried out is always the
 // planner's own. A check that failed is returned as an error, with a plan that deletes but does not
 // create.
-func (r *Reconciler) plan(ctx context.Context, set *nasv1alpha1.NodeAgentSet, history *revisions, nodes []*corev1.Node,
+func (r *Reconciler) plan(ctx context.Context, set *nasv1alpha1.NodeAgentSet, history *revisions, obs *observation,
 	pods []*corev1.Pod) (planner.Plan, error) {
 	now, hash := r.Clock.Now(), history.hash()
 	in := planner.Input{
-		Set: set, Hash: hash, Nodes: nodes, Pods: pods, Now: now,
+		Set: set, Hash: hash, Nodes: obs.nodes, Pods: pods, Now: now, Gate: obs.gate,
 		RolloutStartedAt:      history.rolloutStartedAt(),
 		FailedPodBackoffUntil: r.memory.failedPodBackoff(set, now),
 		Template:              r.memory.templateVerdict(set, hash),

@@ -145,7 +145,7 @@ func (h nodeHandler) enqueueAffected(ctx context.Context, oldNode, node *corev1.
 		now := placer.Place(node)
 		_, hasPod := withPods[types.NamespacedName{Namespace: set.Namespace, Name: set.Name}]
 		changed := oldNode != nil && !reflect.DeepEqual(placer.Place(oldNode), now)
-		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) {
+		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) || gateTaintsChanged(set, oldNode, node) {
 			q.Add(requestFor(set))
 		}
 	}

@@ -41,6 +41,9 @@ func SetupIndexes(ctx context.Context, c cache.Cache) error {
 	if err := c.IndexField(ctx, &appsv1.ControllerRevision{}, indexRevisionController, revisionControllerUID); err != nil {
 		return err
 	}
+	if err := setupGateIndexes(ctx, c); err != nil {
+		return err
+	}
 	return setupStoreIndexes(ctx, c)
 }
 

@@ -68,6 +68,10 @@ type Config struct {
 	// controller names are otherwise unique per process, for their metrics.
 	SkipControllerNameValidation bool
 
+	// ReadinessGateTaintPrefixes are the taint key prefixes a set's nodeReadinessGate may lift; empty
+	// means planner.DefaultGateTaintPrefix.
+	ReadinessGateTaintPrefixes []string
+
 	// MetricsRegistry receives the per-set series; nil records none.
 	MetricsRegistry prometheus.Registerer
 	// Clock is the controller's time; nil is the real clock.
@@ -160,6 +164,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Recon
 	if cfg.MetricsRegistry != nil {
 		r.Metrics = NewMetrics(cfg.MetricsRegistry)
 	}
+	r.GatePrefixes = cfg.ReadinessGateTaintPrefixes
 	timeout := cfg.ReconcileTimeout
 	if timeout == 0 {
 		timeout = DefaultReconcileTimeout
@@ -182,6 +187,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Recon
 		Named(ControllerName).
 		For(&nasv1alpha1.NodeAgentSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.ControllerRevision{}).
+		Watches(&nasv1alpha1.NodeAgentSet{}, gateHandler{reader: mgr.GetCache()}).
 		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, podHandler{reader: mgr.GetCache(), delay: podEventDelay})).
 		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Node{}, nodeHandler{reader: mgr.GetCache()}, nodeSchedulingChanged())).
 		WithOptions(controller.Options{

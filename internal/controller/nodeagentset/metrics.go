@@ -1,6 +1,8 @@
 package nodeagentset
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -22,6 +24,7 @@ type Metrics struct {
 	stuck        *prometheus.GaugeVec
 	created      *prometheus.CounterVec
 	deleted      *prometheus.CounterVec
+	gateLift     *prometheus.HistogramVec
 }
 
 var setLabels = []string{"namespace", "nodeagentset"}
@@ -51,7 +54,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "nodeagentset_pods_deleted_total",
 			Help: "Agent pods deleted, by reason (Failed, Succeeded, Duplicate, NodeIneligible, NodeGone, SurgeReplaced, Outdated).",
 		}, append(setLabels, "reason")),
+		gateLift: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "nodeagentset_readiness_gate_lift_seconds",
+			Help: "Time from a node's creation to the lift of the readiness gate taint it registered with.",
+			// 1 s to about 68 min.
+			Buckets: prometheus.ExponentialBuckets(1, 2, 13),
+		}, setLabels),
 	}
+	reg.MustRegister(m.gateLift)
 	reg.MustRegister(m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled,
 		m.progressing, m.stuck, m.created, m.deleted)
 	return m
@@ -98,6 +108,13 @@ func (m *Metrics) podDeleted(set *nasv1alpha1.NodeAgentSet, reason planner.Delet
 	}
 }
 
+// gateLifted observes the time from a node's creation to the lift of its gate.
+func (m *Metrics) gateLifted(set *nasv1alpha1.NodeAgentSet, d time.Duration) {
+	if m != nil {
+		m.gateLift.WithLabelValues(set.Namespace, set.Name).Observe(d.Seconds())
+	}
+}
+
 // forget drops every series of a set that no longer exists.
 func (m *Metrics) forget(key types.NamespacedName) {
 	if m == nil {
@@ -108,5 +125,6 @@ func (m *Metrics) forget(key types.NamespacedName) {
 		g.Delete(l)
 	}
 	m.created.Delete(l)
+	m.gateLift.Delete(l)
 	m.deleted.DeletePartialMatch(l)
 }

@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
 // observation is what a reconcile reads from the cache: reads only, no writes.
@@ -18,12 +19,14 @@ type observation struct {
 	// its selector matches.
 	owned   []*corev1.Pod
 	orphans []*corev1.Pod
+	// gate is what the readiness gate's plan needs beyond the set (gate.go).
+	gate planner.GateInput
 }
 
 // observe reads the nodes and the set's candidate pods. It first passes the read barrier
 // (waitForOwnWrites), so a pod created or deleted by the previous pass is never missed; the set's own
 // pods and the nodes are then read straight from the informers' stores (stores.go), the orphans
-// through the cache's index. Nodes need no barrier: this controller never writes them.
+// through the cache's index. Nodes have their own barrier, for the readiness gate's taint writes.
 //
 // The objects are the cache's own, not copies (a pass over 5,000 nodes would otherwise copy every
 // node and pod): they are read-only from here on; whatever writes makes a copy first.
@@ -37,6 +40,13 @@ func (r *Reconciler) observe(ctx context.Context, set *nasv1alpha1.NodeAgentSet)
 		client.UnsafeDisableDeepCopy, client.DisableReadYourWritesConsistency); err != nil {
 		return nil, fmt.Errorf("listing orphan pods: %w", err)
 	}
+	if err := r.waitForOwnNodeWrites(ctx); err != nil {
+		return nil, fmt.Errorf("waiting for the cache to show this controller's node writes: %w", err)
+	}
+	gate, err := r.gateInput(ctx, set)
+	if err != nil {
+		return nil, err
+	}
 	owned, err := r.stores.ownedPods(ctx, set.UID)
 	if err != nil {
 		return nil, fmt.Errorf("reading owned pods: %w", err)
@@ -45,7 +55,7 @@ func (r *Reconciler) observe(ctx context.Context, set *nasv1alpha1.NodeAgentSet)
 	if err != nil {
 		return nil, fmt.Errorf("reading nodes: %w", err)
 	}
-	obs := &observation{nodes: nodes, owned: owned}
+	obs := &observation{nodes: nodes, owned: owned, gate: gate}
 	sel := podSelector(set)
 	for i := range orphans.Items {
 		if sel.Matches(labels.Set(orphans.Items[i].Labels)) {

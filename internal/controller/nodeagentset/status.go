@@ -41,6 +41,7 @@ func computeStatus(in statusInput) nasv1alpha1.NodeAgentSetStatus {
 	st.NumberAvailable = c.NumberAvailable
 	st.NumberUnavailable = c.NumberUnavailable
 	st.UpdatedNumberScheduled = c.UpdatedNumberScheduled
+	st.NumberGated = in.plan.Gate.NumberGated
 	st.UpdateRevision = in.hash
 	st.CurrentRevision = in.plan.CurrentRevision
 	if in.synced {
@@ -48,6 +49,11 @@ func computeStatus(in statusInput) nasv1alpha1.NodeAgentSetStatus {
 	}
 	setCondition(&st, in.now, availableCondition(in))
 	setCondition(&st, in.now, progressingCondition(in))
+	if gate, ok := planner.GateCondition(in.plan); ok {
+		setCondition(&st, in.now, gate)
+	} else {
+		meta.RemoveStatusCondition(&st.Conditions, nasv1alpha1.ConditionNodeReadinessGate)
+	}
 	if valid, ok := planner.TemplateValidCondition(in.plan); ok {
 		setCondition(&st, in.now, valid)
 	} else {
@@ -249,9 +255,10 @@ func settled(s *nasv1alpha1.NodeAgentSetStatus) bool {
 
 // ownedConditionTypes are the condition types this controller writes; it leaves all others alone.
 var ownedConditionTypes = map[string]bool{
-	nasv1alpha1.ConditionAvailable:        true,
-	nasv1alpha1.ConditionProgressing:      true,
-	nasv1alpha1.ConditionPodTemplateValid: true,
+	nasv1alpha1.ConditionAvailable:         true,
+	nasv1alpha1.ConditionProgressing:       true,
+	nasv1alpha1.ConditionPodTemplateValid:  true,
+	nasv1alpha1.ConditionNodeReadinessGate: true,
 }
 
 // statusApplyConfiguration is the server-side apply request for the status fields this controller

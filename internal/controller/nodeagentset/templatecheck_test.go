@@ -114,7 +114,7 @@ func TestPlanChecksTheTemplate(t *testing.T) {
 		clk := clocktesting.NewFakeClock(now)
 		c := dryRunClient(func() error { return apierrors.NewTooManyRequests("slow down", 1) }, failed.DeepCopy(), evicted.DeepCopy())
 		r := NewReconciler(c, nil, nil, events.NewFakeRecorder(10), clk)
-		plan, err := r.plan(context.Background(), set, history, nodes, []*corev1.Pod{failed, evicted})
+		plan, err := r.plan(context.Background(), set, history, &observation{nodes: nodes}, []*corev1.Pod{failed, evicted})
 		if err == nil || !apierrors.IsTooManyRequests(err) {
 			t.Errorf("plan error = %v, want the dry-run's 429", err)
 		}
@@ -144,19 +144,19 @@ func TestPlanChecksTheTemplate(t *testing.T) {
 			return nil
 		})
 		r := NewReconciler(c, nil, nil, events.NewFakeRecorder(10), clk)
-		plan, err := r.plan(context.Background(), set, history, nodes[:1], nil)
+		plan, err := r.plan(context.Background(), set, history, &observation{nodes: nodes[:1]}, nil)
 		if err != nil || len(plan.Creates) != 0 || plan.Template.State != planner.TemplateServiceAccountMissing ||
 			plan.RequeueAfter != serviceAccountRecheckInitial {
 			t.Fatalf("plan = creates %v, verdict %+v, requeue %v, err %v; want no creates, ServiceAccountMissing, back in %v",
 				plan.Creates, plan.Template, plan.RequeueAfter, err, serviceAccountRecheckInitial)
 		}
 		clk.Step(serviceAccountRecheckInitial)
-		if plan, _ = r.plan(context.Background(), set, history, nodes[:1], nil); plan.RequeueAfter != 2*serviceAccountRecheckInitial {
+		if plan, _ = r.plan(context.Background(), set, history, &observation{nodes: nodes[:1]}, nil); plan.RequeueAfter != 2*serviceAccountRecheckInitial {
 			t.Errorf("second recheck in %v, want %v", plan.RequeueAfter, 2*serviceAccountRecheckInitial)
 		}
 		missing = false
 		clk.Step(2 * serviceAccountRecheckInitial)
-		if plan, _ = r.plan(context.Background(), set, history, nodes[:1], nil); !slices.Equal(plan.Creates, []string{"node-0"}) {
+		if plan, _ = r.plan(context.Background(), set, history, &observation{nodes: nodes[:1]}, nil); !slices.Equal(plan.Creates, []string{"node-0"}) {
 			t.Errorf("creates %v once the account exists, want [node-0]", plan.Creates)
 		}
 	})
