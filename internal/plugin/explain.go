@@ -32,6 +32,9 @@ func (s *snapshot) explain(r *nodeReport, events []corev1.Event) []string {
 	default:
 		e.unavailable()
 	}
+	if gate, _ := s.gate(r); gate != "" {
+		e.line("Readiness gate %s (%s): %s.", s.set.Spec.NodeReadinessGate.TaintKey, s.plan.Gate.Mode, gate)
+	}
 	if len(events) > 0 {
 		e.line("Recent warnings:")
 		for _, ev := range events {

@@ -313,3 +313,35 @@ func TestExplainRejectedTemplate(t *testing.T) {
 		t.Errorf("report reason %s %q", got.ReasonCode, got.Reason)
 	}
 }
+
+// The gate column and why's gate line come from the planner's gate plan; a key the controller refused
+// (its NodeReadinessGate condition) shows as refused on every node.
+func TestGateReport(t *testing.T) {
+	const key = "readiness.nodeagentset.io/agent"
+	set := testSet()
+	set.Spec.NodeReadinessGate = &nasv1alpha1.NodeReadinessGate{TaintKey: key, Mode: nasv1alpha1.BootstrapGateMode}
+	history := []*appsv1.ControllerRevision{revisionOf(t, set, 1)}
+	curHash := history[0].Labels[nasv1alpha1.ControllerRevisionHashLabel]
+	gated := func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{{Key: key, Effect: corev1.TaintEffectNoExecute}} }
+	nodes := []*corev1.Node{node("a", gated), node("b")}
+	pods := []*corev1.Pod{pod(set, "pa", "a", curHash, func(p *corev1.Pod) { p.Status.Conditions = nil })}
+
+	s := newSnapshot(set, history, nodes, pods, now)
+	a := s.nodeReport(s.reportFor("a"))
+	if a.GateCode != planner.GateWaiting || a.Gate != (planner.GateNode{Code: planner.GateWaiting}).String() {
+		t.Errorf("node a gate %s %q", a.GateCode, a.Gate)
+	}
+	if b := s.nodeReport(s.reportFor("b")); b.Gate != "open" {
+		t.Errorf("node b gate %q", b.Gate)
+	}
+	if got := s.explain(s.reportFor("a"), nil); !strings.Contains(strings.Join(got, "\n"), "Readiness gate "+key+" (Bootstrap): "+a.Gate) {
+		t.Errorf("why says no gate:\n%s", strings.Join(got, "\n"))
+	}
+
+	set.Status.Conditions = []metav1.Condition{{Type: nasv1alpha1.ConditionNodeReadinessGate, Status: metav1.ConditionFalse,
+		Reason: nasv1alpha1.ReasonGateKeyNotAllowed}}
+	s = newSnapshot(set, history, nodes, pods, now)
+	if a := s.nodeReport(s.reportFor("a")); a.Gate != "refused: KeyNotAllowed" {
+		t.Errorf("refused gate shows %q", a.Gate)
+	}
+}

@@ -3,6 +3,7 @@ package plugin
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,11 @@ type NodeReport struct {
 	// ReasonCode is the planner's code for the node: why it is excluded, lacks an available pod, or
 	// runs an available pod of an older template; empty for a healthy pod of the current revision.
 	ReasonCode planner.ReasonCode `json:"reasonCode,omitempty"`
+	// Gate is where the node stands with the set's nodeReadinessGate, as the planner renders it: empty
+	// without a gate, "open" for a node without the gate taint and nothing pending.
+	Gate string `json:"gate,omitempty"`
+	// GateCode is the planner's gate code for the node; empty when the gate has nothing to say.
+	GateCode planner.GateCode `json:"gateCode,omitempty"`
 	// Explanation is the plain-language explanation of `kubectl nas why`, one sentence a line.
 	Explanation []string `json:"explanation,omitempty"`
 }
@@ -144,7 +150,23 @@ func (s *snapshot) nodeReport(r *nodeReport) *NodeReport {
 	}
 	out.Reason = s.reason(r)
 	out.ReasonCode = r.reason.Code
+	out.Gate, out.GateCode = s.gate(r)
 	return out
+}
+
+// gate is the GATE column: the planner's word on the node's readiness gate.
+func (s *snapshot) gate(r *nodeReport) (string, planner.GateCode) {
+	g := s.plan.Gate
+	switch {
+	case g.State == planner.GateNone || r.node == nil:
+		return "", ""
+	case g.State != planner.GateActive:
+		return "refused: " + string(g.State), ""
+	}
+	if n, ok := g.Nodes[r.name]; ok {
+		return n.String(), n.Code
+	}
+	return "open", ""
 }
 
 func (s *snapshot) reportPod(pod *corev1.Pod, node *corev1.Node) ReportPod {
@@ -287,9 +309,19 @@ func reportPrinter(flags *genericclioptions.JSONYamlPrintFlags, output string) (
 // with kubectl's tab writer.
 func printNodesTable(out io.Writer, items []NodeReport, now time.Time) error {
 	w := printers.GetNewTabWriter(out)
-	_, _ = fmt.Fprintln(w, "NODE\tELIGIBLE\tPOD\tREVISION\tREADY\tAVAILABLE\tAGE\tREASON")
+	// The GATE column shows only for a set with a nodeReadinessGate.
+	gated := slices.ContainsFunc(items, func(r NodeReport) bool { return r.Gate != "" })
+	header := "NODE\tELIGIBLE\tPOD\tREVISION\tREADY\tAVAILABLE\tAGE\tREASON"
+	if gated {
+		header = "NODE\tELIGIBLE\tPOD\tREVISION\tREADY\tAVAILABLE\tAGE\tGATE\tREASON"
+	}
+	_, _ = fmt.Fprintln(w, header)
 	for i := range items {
-		_, _ = fmt.Fprintln(w, strings.Join(tableRow(&items[i], now), "\t"))
+		row := tableRow(&items[i], now)
+		if gated {
+			row = append(row[:7:7], items[i].Gate, row[7])
+		}
+		_, _ = fmt.Fprintln(w, strings.Join(row, "\t"))
 	}
 	return w.Flush()
 }

@@ -38,3 +38,22 @@ func TestNodesTable(t *testing.T) {
 		t.Errorf("table =\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestNodesTableGateColumn(t *testing.T) {
+	now := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
+	items := []NodeReport{
+		{Metadata: ReportMeta{Name: "worker-1"}, NodeExists: true, Eligible: true, Gate: "gated: waiting for the agent", Reason: "no agent pod yet"},
+		{Metadata: ReportMeta{Name: "worker-2"}, NodeExists: true, Eligible: true, Healthy: true, Gate: "open"},
+	}
+	var buf bytes.Buffer
+	if err := printNodesTable(&buf, items, now); err != nil {
+		t.Fatal(err)
+	}
+	want := "" +
+		"NODE       ELIGIBLE   POD      REVISION   READY   AVAILABLE   AGE   GATE                           REASON\n" +
+		"worker-1   yes        <none>   -          -       -           -     gated: waiting for the agent   no agent pod yet\n" +
+		"worker-2   yes        <none>   -          -       -           -     open                           \n"
+	if got := buf.String(); got != want {
+		t.Errorf("table =\n%s\nwant\n%s", got, want)
+	}
+}

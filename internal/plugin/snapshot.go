@@ -64,7 +64,8 @@ func newSnapshot(set *nasv1alpha1.NodeAgentSet, history []*appsv1.ControllerRevi
 	if s.hash == "" {
 		s.hash = planner.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
 	}
-	s.plan = planner.Compute(planner.Input{Set: set, Hash: s.hash, Nodes: nodes, Pods: pods, Now: now, Template: templateVerdict(set)})
+	s.plan = planner.Compute(planner.Input{Set: set, Hash: s.hash, Nodes: nodes, Pods: pods, Now: now, Template: templateVerdict(set),
+		Gate: gateInput(set)})
 	for _, pod := range pods {
 		// As the planner: a terminal pod that is being deleted is gone already (rule 20).
 		terminal := pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
@@ -191,4 +192,23 @@ func templateVerdict(set *nasv1alpha1.NodeAgentSet) planner.TemplateVerdict {
 		return planner.TemplateVerdict{State: planner.TemplateRejected, Message: c.Message}
 	}
 	return planner.TemplateVerdict{}
+}
+
+// gateInput is the controller's verdict on the set's readiness gate key, as its NodeReadinessGate
+// condition publishes it: the plugin does not know the controller's allowed prefixes, nor (cheaply)
+// the other sets, so it plans as the controller last decided.
+func gateInput(set *nasv1alpha1.NodeAgentSet) planner.GateInput {
+	g := set.Spec.NodeReadinessGate
+	if g == nil {
+		return planner.GateInput{}
+	}
+	c := meta.FindStatusCondition(set.Status.Conditions, nasv1alpha1.ConditionNodeReadinessGate)
+	switch {
+	case c != nil && c.Reason == nasv1alpha1.ReasonGateKeyNotAllowed:
+		// No taint key starts with "/": the planner refuses the key, as the controller did.
+		return planner.GateInput{AllowedPrefixes: []string{"/"}}
+	case c != nil && c.Reason == nasv1alpha1.ReasonGateKeyConflict:
+		return planner.GateInput{AllowedPrefixes: []string{g.TaintKey}, ConflictsWith: "another NodeAgentSet"}
+	}
+	return planner.GateInput{AllowedPrefixes: []string{g.TaintKey}}
 }
