@@ -196,7 +196,8 @@ var _ = Describe("The node readiness gate", func() {
 			setAgentReady(ctx, set, down, corev1.ConditionFalse)
 			Eventually(func(g Gomega) { g.Expect(nodesWithTaint(ctx, g, key, nodes)).To(Equal(sorted(down))) }).
 				WithContext(ctx).WithPolling(fastPoll).Should(Succeed())
-			Expect(time.Since(start)).To(BeNumerically(">=", 2*time.Second), "tainted before the grace period")
+			// Condition times have a resolution of a second: the grace period may end up to a second early.
+			Expect(time.Since(start)).To(BeNumerically(">=", time.Second), "tainted before the grace period")
 			Eventually(func(g Gomega) { g.Expect(getSet(ctx, g, set).Status.NumberGated).To(BeEquivalentTo(3)) }).WithContext(ctx).Should(Succeed())
 
 			By("they recover: the taint goes")
