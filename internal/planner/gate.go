@@ -106,6 +106,9 @@ type GatePlan struct {
 	// Finalizer says the set needs ReadinessGateFinalizer: it is Continuous, or a node carries a taint
 	// of the set's.
 	Finalizer bool
+
+	// owner is the set's UID, the value of the taints it puts on nodes.
+	owner string
 }
 
 // GateWrite is one node write: the node's taints become Taints.
@@ -184,7 +187,7 @@ func gateState(set *nasv1alpha1.NodeAgentSet, in GateInput) GateState {
 func (w *world) gate(req *requeue) GatePlan {
 	set := w.in.Set
 	gp := GatePlan{State: gateState(set, w.in.Gate), Nodes: map[string]GateNode{}, AllowedPrefixes: w.in.Gate.AllowedPrefixes,
-		ConflictsWith: w.in.Gate.ConflictsWith}
+		ConflictsWith: w.in.Gate.ConflictsWith, owner: string(set.UID)}
 	if g := set.Spec.NodeReadinessGate; g != nil {
 		gp.Key, gp.Mode, gp.Effect = g.TaintKey, g.Mode, g.Effect
 		if gp.Mode == "" {
@@ -192,71 +195,91 @@ func (w *world) gate(req *requeue) GatePlan {
 		}
 	}
 	gp.Finalizer = gp.Mode == nasv1alpha1.ContinuousGateMode
-	owner := string(set.UID)
-	continuous := gp.State == GateActive && gp.Mode == nasv1alpha1.ContinuousGateMode
 	var candidates []gateCandidate
 	for _, v := range w.nodes {
 		if v.node == nil {
 			continue
 		}
-		if hasOwnTaint(v.node, owner) {
+		if hasTaint(v.node, gp.own) {
 			gp.Finalizer = true
 		}
 		if gp.State != GateActive || !v.placement.ShouldRun {
 			// Refused, no gate, or a node the set does not target: only the set's own taints go.
-			if kept, removed := withoutTaints(v.node.Spec.Taints, func(t *corev1.Taint) bool { return t.Value == owner && owner != "" }); removed {
+			if kept, removed := withoutTaints(v.node.Spec.Taints, gp.own); removed {
 				gp.write(v.node, kept, GateRelease, false)
 			}
 			continue
 		}
-		// The set's own taints of another key (the key changed), or left from Continuous, go whatever the
-		// agent does.
-		stale := func(t *corev1.Taint) bool { return owner != "" && t.Value == owner && (t.Key != gp.Key || !continuous) }
-		isGate := func(t *corev1.Taint) bool { return gp.isGateTaint(t) && !stale(t) }
-		gated := hasTaint(v.node, isGate)
-		if w.agentAvailable(v) {
-			kept, removed := withoutTaints(v.node.Spec.Taints, func(t *corev1.Taint) bool { return isGate(t) || stale(t) })
-			if removed {
-				code := GateLift
-				if !gated {
-					code = GateRelease
-				}
-				gp.write(v.node, kept, code, hasTaint(v.node, func(t *corev1.Taint) bool { return isGate(t) && t.Value != owner }))
-			}
-			continue
-		}
-		if kept, removed := withoutTaints(v.node.Spec.Taints, stale); removed {
-			gp.write(v.node, kept, GateRelease, false)
-		}
-		if gated {
-			gp.Nodes[v.name] = GateNode{Code: GateWaiting}
-			gp.NumberGated++
-			if hasTaint(v.node, func(t *corev1.Taint) bool { return isGate(t) && t.Value == owner }) {
-				gp.Tainted++
-			}
-			continue
-		}
-		if !continuous {
-			continue
-		}
-		since, ok := w.unavailableSince(v)
-		switch {
-		case !ok:
-			gp.Nodes[v.name] = GateNode{Code: GateReplacing}
-		case since.Add(gp.grace(set)).After(w.in.Now):
-			until := since.Add(gp.grace(set))
-			gp.Nodes[v.name] = GateNode{Code: GateGracePeriod, Until: until}
-			req.at(until)
-		default:
-			candidates = append(candidates, gateCandidate{v: v, since: since})
+		if c, ok := w.gateEligible(&gp, v, req); ok {
+			candidates = append(candidates, c)
 		}
 	}
-	if continuous {
+	if gp.continuous() {
 		gp.MaxTainted = int32(scaled(gp.maxTainted(set), countDesired(w.nodes)))
-		gp.returnTaints(candidates, owner)
+		gp.returnTaints(candidates)
 	}
 	sort.Slice(gp.Writes, func(i, j int) bool { return gp.Writes[i].Node.Name < gp.Writes[j].Node.Name })
 	return gp
+}
+
+// gateEligible plans an eligible node of an active gate: lift once the agent is available, keep
+// waiting while the node is gated, and, in Continuous mode, time the grace period; a node whose
+// grace period is over is returned as a candidate for the taint.
+func (w *world) gateEligible(gp *GatePlan, v *nodeView, req *requeue) (gateCandidate, bool) {
+	gated := hasTaint(v.node, gp.isGateTaint)
+	if w.agentAvailable(v) {
+		kept, removed := withoutTaints(v.node.Spec.Taints, func(t *corev1.Taint) bool { return gp.isGateTaint(t) || gp.stale(t) })
+		if removed {
+			code := GateLift
+			if !gated {
+				code = GateRelease
+			}
+			gp.write(v.node, kept, code, hasTaint(v.node, func(t *corev1.Taint) bool { return gp.isGateTaint(t) && !gp.own(t) }))
+		}
+		return gateCandidate{}, false
+	}
+	if kept, removed := withoutTaints(v.node.Spec.Taints, gp.stale); removed {
+		gp.write(v.node, kept, GateRelease, false)
+	}
+	if gated {
+		gp.Nodes[v.name] = GateNode{Code: GateWaiting}
+		gp.NumberGated++
+		if hasTaint(v.node, func(t *corev1.Taint) bool { return gp.isGateTaint(t) && gp.own(t) }) {
+			gp.Tainted++
+		}
+		return gateCandidate{}, false
+	}
+	if !gp.continuous() {
+		return gateCandidate{}, false
+	}
+	since, ok := w.unavailableSince(v)
+	grace := gp.grace(w.in.Set)
+	switch {
+	case !ok:
+		gp.Nodes[v.name] = GateNode{Code: GateReplacing}
+	case since.Add(grace).After(w.in.Now):
+		gp.Nodes[v.name] = GateNode{Code: GateGracePeriod, Until: since.Add(grace)}
+		req.at(since.Add(grace))
+	default:
+		return gateCandidate{v: v, since: since}, true
+	}
+	return gateCandidate{}, false
+}
+
+// continuous: the gate is active and puts the taint back.
+func (gp *GatePlan) continuous() bool {
+	return gp.State == GateActive && gp.Mode == nasv1alpha1.ContinuousGateMode
+}
+
+// own: the taint is one the set put on the node (it carries the set's UID).
+func (gp *GatePlan) own(t *corev1.Taint) bool {
+	return gp.owner != "" && t.Value == gp.owner
+}
+
+// stale: a taint of the set's that the gate no longer wants, whatever the agent does: of another key
+// (the key changed), or left from Continuous.
+func (gp *GatePlan) stale(t *corev1.Taint) bool {
+	return gp.own(t) && (t.Key != gp.Key || !gp.continuous())
 }
 
 // gateCandidate is an eligible node whose agent has been unavailable for the grace period.
@@ -267,7 +290,7 @@ type gateCandidate struct {
 
 // returnTaints puts the taint back on the candidates, longest unavailable first, while the nodes
 // carrying the set's taint stay within MaxTainted.
-func (gp *GatePlan) returnTaints(candidates []gateCandidate, owner string) {
+func (gp *GatePlan) returnTaints(candidates []gateCandidate) {
 	sort.Slice(candidates, func(i, j int) bool {
 		if !candidates[i].since.Equal(candidates[j].since) {
 			return candidates[i].since.Before(candidates[j].since)
@@ -283,7 +306,7 @@ func (gp *GatePlan) returnTaints(candidates []gateCandidate, owner string) {
 		if w := gp.pending(c.v.name); w != nil {
 			taints = w.Taints
 		}
-		taint := corev1.Taint{Key: gp.Key, Value: owner, Effect: corev1.TaintEffectNoSchedule}
+		taint := corev1.Taint{Key: gp.Key, Value: gp.owner, Effect: corev1.TaintEffectNoSchedule}
 		gp.write(c.v.node, append(append(make([]corev1.Taint, 0, len(taints)+1), taints...), taint), GateReturn, false)
 		gp.Tainted++
 		gp.NumberGated++
@@ -310,9 +333,9 @@ func (gp *GatePlan) pending(node string) *GateWrite {
 	return nil
 }
 
-// isGateTaint: the taint has the gate's key and an effect the gate lifts.
+// isGateTaint: the taint has the gate's key and an effect the gate lifts, and is not stale.
 func (gp *GatePlan) isGateTaint(t *corev1.Taint) bool {
-	if t.Key != gp.Key {
+	if t.Key != gp.Key || gp.stale(t) {
 		return false
 	}
 	if gp.Effect != "" {
@@ -369,10 +392,6 @@ func (w *world) unavailableSince(v *nodeView) (time.Time, bool) {
 		}
 	}
 	return since, live
-}
-
-func hasOwnTaint(node *corev1.Node, owner string) bool {
-	return owner != "" && hasTaint(node, func(t *corev1.Taint) bool { return t.Value == owner })
 }
 
 func hasTaint(node *corev1.Node, match func(*corev1.Taint) bool) bool {

@@ -41,7 +41,7 @@ func maxTainted(v intstr.IntOrString) func(*nasv1alpha1.NodeReadinessGate) {
 
 // gateWrites renders the plan's writes as "node:Code[taint keys after]".
 func gateWrites(p Plan) []string {
-	var out []string
+	out := make([]string, 0, len(p.Gate.Writes))
 	for _, w := range p.Gate.Writes {
 		out = append(out, fmt.Sprintf("%s:%s%v", w.Node.Name, w.Code, taintKeys(w.Taints)))
 	}
@@ -49,7 +49,7 @@ func gateWrites(p Plan) []string {
 }
 
 func taintKeys(ts []corev1.Taint) []string {
-	out := []string{}
+	out := make([]string, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, t.Key+"="+t.Value+":"+string(t.Effect))
 	}
