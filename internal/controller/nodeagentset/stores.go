@@ -54,8 +54,8 @@ func (s stores) indexer(ctx context.Context, obj client.Object) (toolscache.Inde
 	return si.GetIndexer(), nil
 }
 
-// nodes returns every cached node. Nodes are never written by this controller, so there is no write
-// of ours for the cache to wait for.
+// nodes returns every cached node. The caller has first passed the node read barrier
+// (waitForOwnNodeWrites): the store then holds every taint write of the readiness gate.
 func (s stores) nodes(ctx context.Context) ([]*corev1.Node, error) {
 	idx, err := s.indexer(ctx, &corev1.Node{})
 	if err != nil {
