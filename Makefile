@@ -95,6 +95,10 @@ UNRELATED ?= 0
 bench: cluster-binaries ## Benchmark NodeAgentSet vs the DaemonSet controller (NODES=1000 PAIRS=3 MODE=equal|defaults UNRELATED=0).
 	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --nodes $(NODES) --pairs $(PAIRS) --mode $(MODE) --unrelated-pods-per-node $(UNRELATED) --k8s-bin $(K8S_BIN)
 
+.PHONY: bench-gate
+bench-gate: cluster-binaries ## The readiness gate: NODES nodes join with the gate taint; agent available vs gate lifted, node writes.
+	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --gate --nodes $(NODES) --k8s-bin $(K8S_BIN)
+
 .PHONY: bench-planner
 bench-planner: ## Go benchmarks of one planner pass at 1,000 and 5,000 nodes.
 	$(GO) test ./internal/planner/ -run '^$$' -bench . -benchmem -count 3

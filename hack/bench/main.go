@@ -3,6 +3,7 @@
 //
 //	go run ./hack/bench --nodes 1000 --pairs 3 --mode equal
 //	go run ./hack/bench --smoke
+//	go run ./hack/bench --gate --nodes 1000
 //
 // It creates its own cluster with hack/local-cluster.sh (kwokctl, binary runtime, the shared
 // hack/kwok/kwokctl.yaml plus the bench's settings, name nodeagentset-bench, state under
@@ -54,6 +55,8 @@ type config struct {
 	// kwokWorkers is kwok's podPlayStageParallelism: how many pod transitions (Ready, gone) the
 	// simulated kubelets of all nodes carry out at once.
 	kwokWorkers int
+	// gate runs the readiness gate mode instead of the comparison (gate.go).
+	gate bool
 	// unrelatedPerNode is how many pods of no DaemonSet or NodeAgentSet each node runs during the
 	// whole run (unrelated.go).
 	unrelatedPerNode int
@@ -91,6 +94,8 @@ func main() {
 			"both controllers' caches hold them, the peak RSS rows include them")
 	flag.BoolVar(&c.timeline, "timeline", false,
 		"log a census of the pods during each coverage (every 0.5 s, the reference's too) and rollout (every second): old, terminating, new, bound, Ready")
+	flag.BoolVar(&c.gate, "gate", false,
+		"readiness gate mode: --nodes nodes join with a gate taint; report when every agent was available and every gate lifted")
 	flag.Parse()
 	if *smoke {
 		c.nodes, c.pairs, c.idle = 50, 1, 10*time.Second
@@ -174,6 +179,9 @@ func run(ctx context.Context, c config) (err error) {
 	b := &bench{c: c, cs: cs, cl: cl, ct: ct, tr: &tracker{},
 		prof: &profiler{url: ct.nasPprof, dir: profDir, httpc: &http.Client{}}}
 	b.tr.reset("", c.nodes)
+	if c.gate {
+		return b.runGate(ctx)
+	}
 	if err := b.createNodes(ctx); err != nil {
 		return err
 	}
