@@ -109,6 +109,8 @@ type GatePlan struct {
 
 	// owner is the set's UID, the value of the taints it puts on nodes.
 	owner string
+	// writeIndex maps a node name to its write in Writes.
+	writeIndex map[string]int
 }
 
 // GateWrite is one node write: the node's taints become Taints.
@@ -219,6 +221,7 @@ func (w *world) gate(req *requeue) GatePlan {
 		gp.returnTaints(candidates)
 	}
 	sort.Slice(gp.Writes, func(i, j int) bool { return gp.Writes[i].Node.Name < gp.Writes[j].Node.Name })
+	gp.writeIndex = nil
 	return gp
 }
 
@@ -321,14 +324,17 @@ func (gp *GatePlan) write(node *corev1.Node, taints []corev1.Taint, code GateCod
 		w.Taints, w.Code = taints, code
 		return
 	}
+	if gp.writeIndex == nil {
+		gp.writeIndex = map[string]int{}
+	}
+	gp.writeIndex[node.Name] = len(gp.Writes)
 	gp.Writes = append(gp.Writes, GateWrite{Node: node, Taints: taints, Code: code, Registered: registered})
 }
 
+// pending is the node's write of this pass, or nil.
 func (gp *GatePlan) pending(node string) *GateWrite {
-	for i := range gp.Writes {
-		if gp.Writes[i].Node.Name == node {
-			return &gp.Writes[i]
-		}
+	if i, ok := gp.writeIndex[node]; ok {
+		return &gp.Writes[i]
 	}
 	return nil
 }

@@ -67,7 +67,9 @@ func (e *explainer) setName() string {
 func (e *explainer) excluded() {
 	r := e.r
 	e.line("Node %s is not eligible for %s: %s.", r.name, e.setName(), r.placement.Exclusion)
-	spec := &e.s.set.Spec.Template.Spec
+	// The agent's pods also tolerate the set's readiness gate taint.
+	spec := e.s.set.Spec.Template.Spec.DeepCopy()
+	spec.Tolerations = planner.WithGateToleration(spec.Tolerations, e.s.set)
 	for _, d := range exclusionDetails(spec, r.node) {
 		e.detail("%s", d)
 	}

@@ -338,6 +338,14 @@ func TestGateReport(t *testing.T) {
 		t.Errorf("why says no gate:\n%s", strings.Join(got, "\n"))
 	}
 
+	// A node excluded for another reason does not list the gate taint as untolerated.
+	set.Spec.Template.Spec.NodeSelector = map[string]string{"pool": "x"}
+	s = newSnapshot(set, history, nodes, pods, now)
+	if got := strings.Join(s.explain(s.reportFor("a"), nil), "\n"); strings.Contains(got, "not tolerated") || !strings.Contains(got, "gate "+key+" (Bootstrap): -") {
+		t.Errorf("why says the gate taint of an excluded node is not tolerated, or that its gate is open:\n%s", got)
+	}
+	set.Spec.Template.Spec.NodeSelector = nil
+
 	set.Status.Conditions = []metav1.Condition{{Type: nasv1alpha1.ConditionNodeReadinessGate, Status: metav1.ConditionFalse,
 		Reason: nasv1alpha1.ReasonGateKeyNotAllowed}}
 	s = newSnapshot(set, history, nodes, pods, now)

@@ -53,7 +53,8 @@ type NodeReport struct {
 	// runs an available pod of an older template; empty for a healthy pod of the current revision.
 	ReasonCode planner.ReasonCode `json:"reasonCode,omitempty"`
 	// Gate is where the node stands with the set's nodeReadinessGate, as the planner renders it: empty
-	// without a gate, "open" for a node without the gate taint and nothing pending.
+	// without a gate, "open" for an eligible node without the gate taint and nothing pending, "-" for a
+	// node the set does not target.
 	Gate string `json:"gate,omitempty"`
 	// GateCode is the planner's gate code for the node; empty when the gate has nothing to say.
 	GateCode planner.GateCode `json:"gateCode,omitempty"`
@@ -165,6 +166,10 @@ func (s *snapshot) gate(r *nodeReport) (string, planner.GateCode) {
 	}
 	if n, ok := g.Nodes[r.name]; ok {
 		return n.String(), n.Code
+	}
+	if !r.placement.ShouldRun {
+		// Not the set's to gate.
+		return "-", ""
 	}
 	return "open", ""
 }
