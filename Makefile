@@ -97,7 +97,7 @@ bench: cluster-binaries ## Benchmark NodeAgentSet vs the DaemonSet controller (N
 
 .PHONY: bench-gate
 bench-gate: cluster-binaries ## The readiness gate: NODES nodes join with the gate taint; agent available vs gate lifted, node writes.
-	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --gate --nodes $(NODES) --k8s-bin $(K8S_BIN)
+	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --gate --nodes $(NODES) --mode $(MODE) --k8s-bin $(K8S_BIN)
 
 .PHONY: bench-planner
 bench-planner: ## Go benchmarks of one planner pass at 1,000 and 5,000 nodes.
