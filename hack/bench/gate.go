@@ -87,7 +87,7 @@ func (b *bench) runGate(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{Namespace: gateNamespace, Name: "gate"},
 		Spec: nasv1alpha1.NodeAgentSetSpec{
 			Selector:          &metav1.LabelSelector{MatchLabels: map[string]string{"app": "bench-agent"}},
-			Template:          template(image1),
+			Template:          template(image2),
 			NodeReadinessGate: &nasv1alpha1.NodeReadinessGate{TaintKey: gateKey, Mode: nasv1alpha1.BootstrapGateMode},
 		},
 	}

@@ -166,10 +166,7 @@ func run(ctx context.Context, c config) (err error) {
 		return err
 	}
 	profDir := filepath.Join(c.dir, "profiles")
-	if err := os.RemoveAll(profDir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(profDir, 0o755); err != nil {
+	if err := emptyDir(profDir); err != nil {
 		return err
 	}
 	floorCS, err := newFloorClient(rc)
@@ -292,4 +289,12 @@ func pollEvery(ctx context.Context, timeout, interval time.Duration, cond func()
 		}
 	}
 	return nil
+}
+
+// emptyDir makes dir an empty directory.
+func emptyDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return os.MkdirAll(dir, 0o755)
 }

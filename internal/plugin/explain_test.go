@@ -341,7 +341,8 @@ func TestGateReport(t *testing.T) {
 	// A node excluded for another reason does not list the gate taint as untolerated.
 	set.Spec.Template.Spec.NodeSelector = map[string]string{"pool": "x"}
 	s = newSnapshot(set, history, nodes, pods, now)
-	if got := strings.Join(s.explain(s.reportFor("a"), nil), "\n"); strings.Contains(got, "not tolerated") || !strings.Contains(got, "gate "+key+" (Bootstrap): -") {
+	got := strings.Join(s.explain(s.reportFor("a"), nil), "\n")
+	if strings.Contains(got, "not tolerated") || !strings.Contains(got, "gate "+key+" (Bootstrap): -") {
 		t.Errorf("why says the gate taint of an excluded node is not tolerated, or that its gate is open:\n%s", got)
 	}
 	set.Spec.Template.Spec.NodeSelector = nil
