@@ -298,3 +298,23 @@ func TestInMotion(t *testing.T) {
 		})
 	}
 }
+
+func TestGateStatus(t *testing.T) {
+	plan := planner.Plan{Status: planner.Counters{DesiredNumberScheduled: 3},
+		Gate: planner.GatePlan{State: planner.GateActive, Mode: nasv1alpha1.BootstrapGateMode, Key: "readiness.nodeagentset.io/a", NumberGated: 2}}
+	in := statusInput{set: &nasv1alpha1.NodeAgentSet{}, plan: plan, now: t0}
+	st := computeStatus(in)
+	want, _ := planner.GateCondition(plan)
+	c := meta.FindStatusCondition(st.Conditions, nasv1alpha1.ConditionNodeReadinessGate)
+	if st.NumberGated != 2 || c == nil || c.Reason != want.Reason || c.Message != want.Message {
+		t.Fatalf("numberGated %d, condition %+v: want 2 and the planner's %+v", st.NumberGated, c, want)
+	}
+	if _, err := statusApplyConfiguration(in.set, &st); err != nil || !ownedConditionTypes[nasv1alpha1.ConditionNodeReadinessGate] {
+		t.Errorf("the gate condition is not one the controller writes (err %v)", err)
+	}
+	in.set.Status = st
+	in.plan.Gate = planner.GatePlan{}
+	if st := computeStatus(in); st.NumberGated != 0 || meta.FindStatusCondition(st.Conditions, nasv1alpha1.ConditionNodeReadinessGate) != nil {
+		t.Errorf("without a gate: numberGated %d, conditions %+v", st.NumberGated, st.Conditions)
+	}
+}
