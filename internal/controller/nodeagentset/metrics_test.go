@@ -3,6 +3,7 @@ package nodeagentset
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -25,6 +26,8 @@ func TestMetrics(t *testing.T) {
 	m.podCreated(set)
 	m.podCreated(set)
 	m.podDeleted(set, planner.DeleteOutdated)
+	m.gateLifted(set, 3*time.Second)
+	m.gateLifted(set, 100*time.Second)
 
 	want := `
 # HELP nodeagentset_pods_created_total Agent pods created.
@@ -48,6 +51,32 @@ nodeagentset_status_number_misscheduled{namespace="ns",nodeagentset="agent"} 1
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
+	if n := testutil.CollectAndCount(m.gateLift); n != 1 {
+		t.Errorf("gate lift series = %d, want 1", n)
+	}
+	gate := `
+# HELP nodeagentset_readiness_gate_lift_seconds Time from a node's creation to the lift of the readiness gate taint it registered with.
+# TYPE nodeagentset_readiness_gate_lift_seconds histogram
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="1"} 0
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="2"} 0
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="4"} 1
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="8"} 1
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="16"} 1
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="32"} 1
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="64"} 1
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="128"} 2
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="256"} 2
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="512"} 2
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="1024"} 2
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="2048"} 2
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="4096"} 2
+nodeagentset_readiness_gate_lift_seconds_bucket{namespace="ns",nodeagentset="agent",le="+Inf"} 2
+nodeagentset_readiness_gate_lift_seconds_sum{namespace="ns",nodeagentset="agent"} 103
+nodeagentset_readiness_gate_lift_seconds_count{namespace="ns",nodeagentset="agent"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(gate), "nodeagentset_readiness_gate_lift_seconds"); err != nil {
+		t.Error(err)
+	}
 	if got := testutil.ToFloat64(m.deleted.WithLabelValues("ns", "agent", "Outdated")); got != 1 {
 		t.Errorf("deleted{reason=Outdated} = %v, want 1", got)
 	}
@@ -64,5 +93,6 @@ func TestNilMetricsAreANoOp(t *testing.T) {
 	m.observeStatus(set, &nasv1alpha1.NodeAgentSetStatus{})
 	m.podCreated(set)
 	m.podDeleted(set, planner.DeleteFailed)
+	m.gateLifted(set, time.Second)
 	m.forget(types.NamespacedName{})
 }
