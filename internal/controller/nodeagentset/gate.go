@@ -50,23 +50,29 @@ const nodeBarrierProbe = "/"
 func setupGateIndexes(ctx context.Context, c interface {
 	IndexField(context.Context, client.Object, string, client.IndexerFunc) error
 }) error {
-	if err := c.IndexField(ctx, &nasv1alpha1.NodeAgentSet{}, indexSetGateKey, func(o client.Object) []string {
-		if g := o.(*nasv1alpha1.NodeAgentSet).Spec.NodeReadinessGate; g != nil {
-			return []string{g.TaintKey}
-		}
-		return nil
-	}); err != nil {
+	if err := c.IndexField(ctx, &nasv1alpha1.NodeAgentSet{}, indexSetGateKey, setGateKey); err != nil {
 		return err
 	}
-	return c.IndexField(ctx, &corev1.Node{}, indexNodeTaintValue, func(o client.Object) []string {
-		var out []string
-		for _, t := range o.(*corev1.Node).Spec.Taints {
-			if t.Value != "" {
-				out = append(out, t.Value)
-			}
+	return c.IndexField(ctx, &corev1.Node{}, indexNodeTaintValue, nodeTaintValues)
+}
+
+// setGateKey indexes a set by the taint key it gates.
+func setGateKey(o client.Object) []string {
+	if key := gateKey(o); key != "" {
+		return []string{key}
+	}
+	return nil
+}
+
+// nodeTaintValues indexes a node by the non-empty values of its taints.
+func nodeTaintValues(o client.Object) []string {
+	var out []string
+	for _, t := range o.(*corev1.Node).Spec.Taints {
+		if t.Value != "" {
+			out = append(out, t.Value)
 		}
-		return out
-	})
+	}
+	return out
 }
 
 // waitForOwnNodeWrites is the read barrier of node writes, as waitForOwnWrites is for pods: a list

@@ -1,13 +1,19 @@
 package nodeagentset
 
 import (
+	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/planner"
@@ -92,5 +98,53 @@ func TestGateTaintsChanged(t *testing.T) {
 	}
 	if !gateTaintsChanged(set, nil, node(corev1.Taint{Key: "old-key", Value: "uid", Effect: corev1.TaintEffectNoSchedule})) {
 		t.Error("a taint carrying the set's UID is not the set's")
+	}
+}
+
+func gateSet(name, key string, created int64) *nasv1alpha1.NodeAgentSet {
+	set := testSet(name, nil)
+	set.CreationTimestamp = metav1.NewTime(time.Unix(created, 0))
+	set.Spec.NodeReadinessGate = &nasv1alpha1.NodeReadinessGate{TaintKey: key}
+	return set
+}
+
+func gateReader(objs ...client.Object) client.Client {
+	return fake.NewClientBuilder().WithScheme(testScheme()).WithObjects(objs...).
+		WithIndex(&nasv1alpha1.NodeAgentSet{}, indexSetGateKey, setGateKey).Build()
+}
+
+func TestGateInputNamesTheOlderSet(t *testing.T) {
+	const key = "readiness.nodeagentset.io/a"
+	older, younger, other := gateSet("older", key, 1), gateSet("younger", key, 2), gateSet("other", key+"-b", 0)
+	deleting := gateSet("deleting", key, 0)
+	deleting.DeletionTimestamp, deleting.Finalizers = ptr.To(metav1.NewTime(time.Unix(5, 0))), []string{"x"}
+	r := &Reconciler{Client: gateReader(older, younger, other, deleting), GatePrefixes: []string{"readiness.nodeagentset.io/"}}
+	in, err := r.gateInput(context.Background(), younger)
+	if err != nil || in.ConflictsWith != "ns/older" || len(in.AllowedPrefixes) != 1 {
+		t.Errorf("younger: %+v, %v: want the conflict with ns/older", in, err)
+	}
+	if in, err := r.gateInput(context.Background(), older); err != nil || in.ConflictsWith != "" {
+		t.Errorf("older: %+v, %v: want no conflict (a set being deleted owns nothing)", in, err)
+	}
+}
+
+func TestGateHandlerWakesTheSetsSharingAKey(t *testing.T) {
+	const key = "readiness.nodeagentset.io/a"
+	older, younger, other := gateSet("older", key, 1), gateSet("younger", key, 2), gateSet("other", key+"-b", 0)
+	h := gateHandler{reader: gateReader(older, younger, other)}
+	q := newQueue()
+	h.Delete(context.Background(), event.TypedDeleteEvent[client.Object]{Object: older}, q)
+	if got := drain(q); !slices.Equal(got, []string{"younger"}) {
+		t.Errorf("older deleted woke %v, want [younger]", got)
+	}
+	moved := younger.DeepCopy()
+	moved.Spec.NodeReadinessGate.TaintKey = key + "-b"
+	h.Update(context.Background(), event.TypedUpdateEvent[client.Object]{ObjectOld: younger, ObjectNew: moved}, q)
+	if got := drain(q); !slices.Equal(got, []string{"older", "other"}) {
+		t.Errorf("a key change woke %v, want the sets of both keys", got)
+	}
+	h.Update(context.Background(), event.TypedUpdateEvent[client.Object]{ObjectOld: younger, ObjectNew: younger.DeepCopy()}, q)
+	if got := drain(q); len(got) != 0 {
+		t.Errorf("an update that keeps the key woke %v", got)
 	}
 }
