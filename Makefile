@@ -118,8 +118,22 @@ build: manifests generate fmt vet ## Build the manager binary into bin/manager.
 run: manifests generate fmt vet ## Run the controller from your host against the current kubeconfig.
 	$(GO) run ./cmd
 
+# The release's version (the image tag, the plugin's archives): the nearest tag, else the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Every timestamp in the image and the release's archives: the commit's time, so that the same commit
+# gives the same bytes (docs/design/release.md).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_REPOSITORY ?= ghcr.io/nodeagentset/nodeagentset
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_DIR ?= $(LOCALBIN)/image
+
+.PHONY: image
+image: ## Build the manager's OCI image (IMAGE_PLATFORMS) without Docker into IMAGE_DIR; prints the index digest.
+	$(GO) run ./hack/image build --out $(IMAGE_DIR) --platforms $(IMAGE_PLATFORMS) --repository $(IMAGE_REPOSITORY) \
+		--tag $(VERSION) --source-date-epoch $(SOURCE_DATE_EPOCH) --revision "$$(git rev-parse HEAD 2>/dev/null)"
+
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
+docker-build: ## Build the container image (needs a Docker engine; `make image` does not).
 	docker build -t $(IMG) .
 
 # kubectl runs any executable named kubectl-<name> on PATH as `kubectl <name>`. PLUGIN_DIR: where
