@@ -41,8 +41,11 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the markers (and the chart's copies of them).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:generateEmbeddedObjectMeta=true paths="./..." output:crd:artifacts:config=config/crd/bases
+	@rm -f $(CHART)/crds/*.yaml && cp config/crd/bases/*.yaml $(CHART)/crds/
+	@cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+	@cp config/prometheus/prometheus_rule.yaml $(CHART)/files/prometheus-rule.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -64,18 +67,33 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (config in .golangci.yml).
 lint-fix: $(GOLANGCI_LINT) ## golangci-lint with fixes.
 	$(GOLANGCI_LINT) run --fix ./...
 
-# What controller-gen writes: make verify checks these, and only these, against the commit.
-GENERATED = api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml
+# The Helm chart: hand-written templates checked against config/default (test/chart), plus copies of
+# config/'s generated files that `make manifests` refreshes.
+CHART = charts/nodeagentset
+
+# What controller-gen writes, and the chart's copies: make verify checks these, and only these, against the commit.
+GENERATED = api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml $(CHART)/crds $(CHART)/files
 
 .PHONY: verify
-verify: manifests generate ## Regenerate everything and fail when the committed files differ.
+verify: manifests generate verify-chart ## Regenerate everything and fail when the committed files differ; the chart must render config/default.
 	@git diff --exit-code -- $(GENERATED) || { echo "generated files are out of date: run 'make manifests generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: commit them"; exit 1; }
 
 ##@ Test
 
 .PHONY: test
-test: test-unit test-alerts test-integration test-e2e ## Run every test.
+test: test-unit test-alerts test-helm test-integration test-e2e ## Run every test.
+
+.PHONY: test-helm
+test-helm: $(HELM) ## helm lint and helm template of charts/nodeagentset; its objects must be config/default's (test/chart).
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set namespace.create=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000
+	$(HELM) template nodeagentset $(CHART) --namespace nodeagentset-system >/dev/null
+	HELM=$(HELM) $(GO) test ./test/chart/ -count=1
+
+.PHONY: verify-chart
+verify-chart: $(HELM) ## The chart renders config/default and config/prometheus (test/chart).
+	HELM=$(HELM) $(GO) test ./test/chart/ -count=1
 
 .PHONY: test-alerts
 test-alerts: $(PROMTOOL) ## promtool's rule unit tests of config/prometheus/prometheus_rule.yaml's alerts (test/alerts).
