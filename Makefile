@@ -112,8 +112,8 @@ test-integration: envtest-assets ## Integration tests against a real API server 
 	$(GO) test ./test/integration/... -timeout 30m -v -ginkgo.v=false
 
 .PHONY: test-e2e
-test-e2e: cluster-binaries ## End-to-end tests on their own local cluster (nodeagentset-e2e), then the benchmark's smoke run.
-	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m
+test-e2e: cluster-binaries $(HELM) ## End-to-end tests on their own local cluster (nodeagentset-e2e), then the benchmark's smoke run.
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m
 	$(MAKE) bench-smoke
 
 # The benchmark against the upstream DaemonSet controller on its own kwok cluster (docs/benchmarks.md).

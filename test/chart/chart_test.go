@@ -40,7 +40,8 @@ func helmBinary(t *testing.T) string {
 // helmTemplate renders the chart with the release nodeagentset in nodeagentset-system, CRDs included.
 func helmTemplate(t *testing.T, values ...string) []*unstructured.Unstructured {
 	t.Helper()
-	args := []string{"template", "nodeagentset", chartDir, "--namespace", "nodeagentset-system", "--include-crds"}
+	args := make([]string, 0, 6+2*len(values))
+	args = append(args, "template", "nodeagentset", chartDir, "--namespace", "nodeagentset-system", "--include-crds")
 	for _, v := range values {
 		args = append(args, "--set", v)
 	}
