@@ -164,6 +164,15 @@ image: ## Build the manager's OCI image (IMAGE_PLATFORMS) without Docker into IM
 	$(GO) run ./hack/image build --out $(IMAGE_DIR) --platforms $(IMAGE_PLATFORMS) --repository $(IMAGE_REPOSITORY) \
 		--tag $(VERSION) --source-date-epoch $(SOURCE_DATE_EPOCH) --revision "$$(git rev-parse HEAD 2>/dev/null)"
 
+# Where make release writes the release's assets (replaced).
+RELEASE_DIR ?= dist
+
+.PHONY: release
+release: image $(HELM) ## A release into RELEASE_DIR (VERSION=v0.1.0): the image, install.yaml, the chart, kubectl-nas archives, SHA256SUMS, krew/nas.yaml.
+	$(GO) run ./hack/release --version $(VERSION) --out $(RELEASE_DIR) --image-dir $(IMAGE_DIR) --helm $(HELM) \
+		--source-date-epoch $(SOURCE_DATE_EPOCH)
+	@cat $(RELEASE_DIR)/SHA256SUMS
+
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine; `make image` does not).
 	docker build -t $(IMG) .
