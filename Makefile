@@ -104,8 +104,8 @@ test-alerts: $(PROMTOOL) ## promtool's rule unit tests of config/prometheus/prom
 	$(PROMTOOL) test rules "$$tmp"/*_test.yaml
 
 .PHONY: test-unit
-test-unit: ## Unit tests (no API server): planner, pod building, status, rule citations (test/docs).
-	$(GO) test ./api/... ./internal/... ./cmd/... ./test/docs/...
+test-unit: ## Unit tests (no API server): planner, pod building, status, rule citations (test/docs), hack's tools (image, release).
+	$(GO) test ./api/... ./internal/... ./cmd/... ./test/docs/... ./hack/...
 
 .PHONY: test-integration
 test-integration: envtest-assets ## Integration tests against a real API server (envtest).

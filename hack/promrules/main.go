@@ -36,18 +36,23 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	var rule prometheusRule
-	// Only kind and spec.groups are read: the rest of the object is not a rules file's concern.
-	if err := yaml.Unmarshal(data, &rule); err != nil {
-		return fmt.Errorf("%s: %w", args[0], err)
-	}
-	if rule.Kind != "PrometheusRule" || len(rule.Spec.Groups) == 0 {
-		return fmt.Errorf("%s: not a PrometheusRule with rule groups", args[0])
-	}
-	out, err := yaml.Marshal(map[string]any{"groups": rule.Spec.Groups})
+	out, err := rulesFile(data)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", args[0], err)
 	}
 	_, err = os.Stdout.Write(out)
 	return err
+}
+
+// rulesFile returns the rules file of a PrometheusRule: its spec.groups under groups.
+func rulesFile(prometheusRuleYAML []byte) ([]byte, error) {
+	var rule prometheusRule
+	// Only kind and spec.groups are read: the rest of the object is not a rules file's concern.
+	if err := yaml.Unmarshal(prometheusRuleYAML, &rule); err != nil {
+		return nil, err
+	}
+	if rule.Kind != "PrometheusRule" || len(rule.Spec.Groups) == 0 {
+		return nil, errors.New("not a PrometheusRule with rule groups")
+	}
+	return yaml.Marshal(map[string]any{"groups": rule.Spec.Groups})
 }

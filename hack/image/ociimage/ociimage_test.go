@@ -1,7 +1,9 @@
 package ociimage
 
 import (
+	"archive/tar"
 	"bytes"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -110,5 +112,59 @@ func TestWriteDockerTarball(t *testing.T) {
 	}
 	if err := WriteDockerTarball(filepath.Join(t.TempDir(), "image.tar"), "Not A Reference", img); err == nil {
 		t.Error("an invalid reference was accepted")
+	}
+}
+
+// TestLayerOwnersAndModes reads the one layer back: root owns everything but nonroot's home, the binary
+// is executable, every entry has the creation time, and the entries are sorted.
+func TestLayerOwnersAndModes(t *testing.T) {
+	created := time.Unix(1700000000, 0).UTC()
+	img, err := Image(v1.Platform{OS: "linux", Architecture: "arm64"}, []byte("bin"), created, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers %d, %v", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rc.Close() }()
+	tr := tar.NewReader(rc)
+	var names []string
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, hdr.Name)
+		if !hdr.ModTime.Equal(created) {
+			t.Errorf("%s: modified %v, want %v", hdr.Name, hdr.ModTime, created)
+		}
+		wantUID, wantMode := 0, int64(-1)
+		switch hdr.Name {
+		case "home/nonroot/":
+			wantUID, wantMode = 65532, 0o700
+		case "manager":
+			wantMode = 0o755
+		case "tmp/":
+			wantMode = 0o1777
+		}
+		if hdr.Uid != wantUID || hdr.Gid != wantUID || (wantMode >= 0 && hdr.Mode != wantMode) {
+			t.Errorf("%s: owner %d:%d mode %o", hdr.Name, hdr.Uid, hdr.Gid, hdr.Mode)
+		}
+	}
+	for i := 1; i < len(names); i++ {
+		if names[i-1] >= names[i] {
+			t.Errorf("entries not sorted: %q", names)
+		}
+	}
+	if len(names) != 7 {
+		t.Errorf("entries %q", names)
 	}
 }
