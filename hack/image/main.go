@@ -163,7 +163,7 @@ func compile(pkg, platform, dir string) ([]byte, error) {
 	return os.ReadFile(out)
 }
 
-// writeLayoutTarball writes the OCI layout as one reproducible tarball (`skopeo copy oci-archive:...`,
+// writeLayoutTarball writes the OCI layout as one reproducible tarball (`skopeo copy --all oci-archive:...`,
 // `crane push`, the release's asset).
 func writeLayoutTarball(layoutDir, file string, mtime time.Time) error {
 	entries, err := archive.DirEntries(layoutDir, "")
