@@ -18,6 +18,12 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+# Helm and promtool are built from hack/tools/go.mod, whose requirements pin these versions (keep the two
+# in step: test/docs checks them), so that their hundreds of modules stay out of the main go.mod.
+HELM_VERSION ?= v4.3.2
+PROMTOOL_VERSION ?= v0.316.0
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMTOOL_VERSION)
 
 # envtest's control plane: respect KUBEBUILDER_ASSETS when the user already set it.
 KUBEBUILDER_ASSETS ?= $(K8S_BIN)
@@ -35,8 +41,11 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the markers (and the chart's copies of them).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:generateEmbeddedObjectMeta=true paths="./..." output:crd:artifacts:config=config/crd/bases
+	@rm -f $(CHART)/crds/*.yaml && cp config/crd/bases/*.yaml $(CHART)/crds/
+	@cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+	@cp config/prometheus/prometheus_rule.yaml $(CHART)/files/prometheus-rule.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -58,30 +67,53 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (config in .golangci.yml).
 lint-fix: $(GOLANGCI_LINT) ## golangci-lint with fixes.
 	$(GOLANGCI_LINT) run --fix ./...
 
-# What controller-gen writes: make verify checks these, and only these, against the commit.
-GENERATED = api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml
+# The Helm chart: hand-written templates checked against config/default (test/chart), plus copies of
+# config/'s generated files that `make manifests` refreshes.
+CHART = charts/nodeagentset
+
+# What controller-gen writes, and the chart's copies: make verify checks these, and only these, against the commit.
+GENERATED = api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml $(CHART)/crds $(CHART)/files
 
 .PHONY: verify
-verify: manifests generate ## Regenerate everything and fail when the committed files differ.
+verify: manifests generate verify-chart ## Regenerate everything and fail when the committed files differ; the chart must render config/default.
 	@git diff --exit-code -- $(GENERATED) || { echo "generated files are out of date: run 'make manifests generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: commit them"; exit 1; }
 
 ##@ Test
 
 .PHONY: test
-test: test-unit test-integration test-e2e ## Run every test.
+test: test-unit test-alerts test-helm test-integration test-e2e ## Run every test.
+
+.PHONY: test-helm
+test-helm: $(HELM) ## helm lint and helm template of charts/nodeagentset; its objects must be config/default's (test/chart).
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set namespace.create=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000
+	$(HELM) template nodeagentset $(CHART) --namespace nodeagentset-system >/dev/null
+	HELM=$(HELM) $(GO) test ./test/chart/ -count=1
+
+.PHONY: verify-chart
+verify-chart: $(HELM) ## The chart renders config/default and config/prometheus (test/chart).
+	HELM=$(HELM) $(GO) test ./test/chart/ -count=1
+
+.PHONY: test-alerts
+test-alerts: $(PROMTOOL) ## promtool's rule unit tests of config/prometheus/prometheus_rule.yaml's alerts (test/alerts).
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	$(GO) run ./hack/promrules config/prometheus/prometheus_rule.yaml >"$$tmp/nodeagentset-rules.yaml"; \
+	cp test/alerts/*_test.yaml "$$tmp/"; \
+	$(PROMTOOL) check rules "$$tmp/nodeagentset-rules.yaml"; \
+	$(PROMTOOL) test rules "$$tmp"/*_test.yaml
 
 .PHONY: test-unit
-test-unit: ## Unit tests (no API server): planner, pod building, status, rule citations (test/docs).
-	$(GO) test ./api/... ./internal/... ./cmd/... ./test/docs/...
+test-unit: ## Unit tests (no API server): planner, pod building, status, rule citations (test/docs), hack's tools (image, release).
+	$(GO) test ./api/... ./internal/... ./cmd/... ./test/docs/... ./hack/...
 
 .PHONY: test-integration
 test-integration: envtest-assets ## Integration tests against a real API server (envtest).
 	$(GO) test ./test/integration/... -timeout 30m -v -ginkgo.v=false
 
 .PHONY: test-e2e
-test-e2e: cluster-binaries ## End-to-end tests on their own local cluster (nodeagentset-e2e), then the benchmark's smoke run.
-	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m
+test-e2e: cluster-binaries $(HELM) ## End-to-end tests on their own local cluster (nodeagentset-e2e), then the benchmark's smoke run.
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m
 	$(MAKE) bench-smoke
 
 # The benchmark against the upstream DaemonSet controller on its own kwok cluster (docs/benchmarks.md).
@@ -122,8 +154,31 @@ build: manifests generate fmt vet ## Build the manager binary into bin/manager.
 run: manifests generate fmt vet ## Run the controller from your host against the current kubeconfig.
 	$(GO) run ./cmd
 
+# The release's version (the image tag, the plugin's archives): the nearest tag, else the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Every timestamp in the image and the release's archives: the commit's time, so that the same commit
+# gives the same bytes (docs/design/release.md).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_REPOSITORY ?= ghcr.io/nodeagentset/nodeagentset
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_DIR ?= $(LOCALBIN)/image
+
+.PHONY: image
+image: ## Build the manager's OCI image (IMAGE_PLATFORMS) without Docker into IMAGE_DIR; prints the index digest.
+	$(GO) run ./hack/image build --out $(IMAGE_DIR) --platforms $(IMAGE_PLATFORMS) --repository $(IMAGE_REPOSITORY) \
+		--tag $(VERSION) --source-date-epoch $(SOURCE_DATE_EPOCH) --revision "$$(git rev-parse HEAD 2>/dev/null)"
+
+# Where make release writes the release's assets (replaced).
+RELEASE_DIR ?= dist
+
+.PHONY: release
+release: image $(HELM) ## A release into RELEASE_DIR (VERSION=v0.1.0): the image, install.yaml, the chart, kubectl-nas archives, SHA256SUMS, krew/nas.yaml.
+	$(GO) run ./hack/release --version $(VERSION) --out $(RELEASE_DIR) --image-dir $(IMAGE_DIR) --helm $(HELM) \
+		--source-date-epoch $(SOURCE_DATE_EPOCH)
+	@cat $(RELEASE_DIR)/SHA256SUMS
+
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
+docker-build: ## Build the container image (needs a Docker engine; `make image` does not).
 	docker build -t $(IMG) .
 
 # kubectl runs any executable named kubectl-<name> on PATH as `kubectl <name>`. PLUGIN_DIR: where
@@ -207,6 +262,26 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
+
+$(HELM): | $(LOCALBIN)
+	$(call go-build-tool,$(HELM),helm.sh/helm/v4/cmd/helm)
+
+$(PROMTOOL): | $(LOCALBIN)
+	$(call go-build-tool,$(PROMTOOL),github.com/prometheus/prometheus/cmd/promtool)
+
+.PHONY: helm promtool
+helm: $(HELM) ## Build helm from hack/tools/go.mod into bin/ (cached; about 4 minutes cold).
+promtool: $(PROMTOOL) ## Build promtool from hack/tools/go.mod into bin/ (cached; about 5 minutes cold).
+
+# go-build-tool builds a command of the tools module (hack/tools/go.mod) into bin/ under a versioned name.
+define go-build-tool
+@[ -f "$(1)" ] || { \
+	set -e; \
+	echo "building $(2) from hack/tools/go.mod"; \
+	(cd hack/tools && $(GO) build -o "$(1).tmp-$$$$" $(2)); \
+	mv "$(1).tmp-$$$$" "$(1)"; \
+}
+endef
 
 # go-install-tool installs a Go module's command into bin/ under a versioned name.
 define go-install-tool
