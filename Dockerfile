@@ -1,5 +1,8 @@
 # syntax=docker/dockerfile:1
 # The manager image: a static binary on distroless, running as the unprivileged 65532 ("nonroot").
+# `make image` (hack/image, no Docker) builds the same image from scratch layers: the static binary at
+# /manager built with the same flags, user 65532:65532, entrypoint ["/manager"], no shell
+# (docs/design/release.md). Keep the two equivalent.
 #   docker build -t ghcr.io/nodeagentset/nodeagentset:dev .        (or: make docker-build IMG=...)
 #   docker buildx build --platform linux/amd64,linux/arm64 -t ... .  (cross-compiles: no emulation)
 
@@ -21,7 +24,7 @@ COPY internal/ internal/
 # build machine's architecture.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags="-s -w" -o manager ./cmd
+    go build -trimpath -buildvcs=false -ldflags="-s -w -buildid=" -o manager ./cmd
 
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /

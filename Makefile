@@ -18,6 +18,12 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+# Helm and promtool are built from hack/tools/go.mod, whose requirements pin these versions (keep the two
+# in step: test/docs checks them), so that their hundreds of modules stay out of the main go.mod.
+HELM_VERSION ?= v4.3.2
+PROMTOOL_VERSION ?= v0.316.0
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMTOOL_VERSION)
 
 # envtest's control plane: respect KUBEBUILDER_ASSETS when the user already set it.
 KUBEBUILDER_ASSETS ?= $(K8S_BIN)
@@ -69,7 +75,15 @@ verify: manifests generate ## Regenerate everything and fail when the committed 
 ##@ Test
 
 .PHONY: test
-test: test-unit test-integration test-e2e ## Run every test.
+test: test-unit test-alerts test-integration test-e2e ## Run every test.
+
+.PHONY: test-alerts
+test-alerts: $(PROMTOOL) ## promtool's rule unit tests of config/prometheus/prometheus_rule.yaml's alerts (test/alerts).
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	$(GO) run ./hack/promrules config/prometheus/prometheus_rule.yaml >"$$tmp/nodeagentset-rules.yaml"; \
+	cp test/alerts/*_test.yaml "$$tmp/"; \
+	$(PROMTOOL) check rules "$$tmp/nodeagentset-rules.yaml"; \
+	$(PROMTOOL) test rules "$$tmp"/*_test.yaml
 
 .PHONY: test-unit
 test-unit: ## Unit tests (no API server): planner, pod building, status, rule citations (test/docs).
@@ -118,8 +132,22 @@ build: manifests generate fmt vet ## Build the manager binary into bin/manager.
 run: manifests generate fmt vet ## Run the controller from your host against the current kubeconfig.
 	$(GO) run ./cmd
 
+# The release's version (the image tag, the plugin's archives): the nearest tag, else the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Every timestamp in the image and the release's archives: the commit's time, so that the same commit
+# gives the same bytes (docs/design/release.md).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_REPOSITORY ?= ghcr.io/nodeagentset/nodeagentset
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_DIR ?= $(LOCALBIN)/image
+
+.PHONY: image
+image: ## Build the manager's OCI image (IMAGE_PLATFORMS) without Docker into IMAGE_DIR; prints the index digest.
+	$(GO) run ./hack/image build --out $(IMAGE_DIR) --platforms $(IMAGE_PLATFORMS) --repository $(IMAGE_REPOSITORY) \
+		--tag $(VERSION) --source-date-epoch $(SOURCE_DATE_EPOCH) --revision "$$(git rev-parse HEAD 2>/dev/null)"
+
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
+docker-build: ## Build the container image (needs a Docker engine; `make image` does not).
 	docker build -t $(IMG) .
 
 # kubectl runs any executable named kubectl-<name> on PATH as `kubectl <name>`. PLUGIN_DIR: where
@@ -203,6 +231,26 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
+
+$(HELM): | $(LOCALBIN)
+	$(call go-build-tool,$(HELM),helm.sh/helm/v4/cmd/helm)
+
+$(PROMTOOL): | $(LOCALBIN)
+	$(call go-build-tool,$(PROMTOOL),github.com/prometheus/prometheus/cmd/promtool)
+
+.PHONY: helm promtool
+helm: $(HELM) ## Build helm from hack/tools/go.mod into bin/ (cached; about 4 minutes cold).
+promtool: $(PROMTOOL) ## Build promtool from hack/tools/go.mod into bin/ (cached; about 5 minutes cold).
+
+# go-build-tool builds a command of the tools module (hack/tools/go.mod) into bin/ under a versioned name.
+define go-build-tool
+@[ -f "$(1)" ] || { \
+	set -e; \
+	echo "building $(2) from hack/tools/go.mod"; \
+	(cd hack/tools && $(GO) build -o "$(1).tmp-$$$$" $(2)); \
+	mv "$(1).tmp-$$$$" "$(1)"; \
+}
+endef
 
 # go-install-tool installs a Go module's command into bin/ under a versioned name.
 define go-install-tool
