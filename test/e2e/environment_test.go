@@ -100,6 +100,9 @@ func newEnvironment() *environment {
 func (e *environment) start(ctx context.Context) {
 	By("starting the local cluster " + e.clusterName)
 	e.killStrayPodProcesses()
+	// The logs of an earlier run: the controller's log goes on across a spec's stop and start.
+	Expect(os.RemoveAll(e.managerLog)).To(Succeed())
+	Expect(os.RemoveAll(filepath.Join(e.stateDir, "pods"))).To(Succeed())
 	if os.Getenv("E2E_REUSE_CLUSTER") == "" {
 		e.localCluster(ctx, "down")
 	}
@@ -355,6 +358,7 @@ func (e *environment) managerExited() bool {
 }
 
 // stopManager stops the controller: SIGTERM (it gives up its lease), SIGKILL after 20 s. Idempotent.
+// A stopped controller has not exited (managerExited): a spec that stops it starts it again.
 func (e *environment) stopManager() {
 	e.mu.Lock()
 	cmd, done := e.manager, e.managerDone
@@ -369,6 +373,9 @@ func (e *environment) stopManager() {
 		_ = cmd.Process.Kill()
 		<-done
 	}
+	e.mu.Lock()
+	e.manager, e.managerDone = nil, nil
+	e.mu.Unlock()
 }
 
 func (e *environment) managerLogTail(n int) string {

@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -63,7 +64,7 @@ var _ = Describe("Leader election", func() {
 				}
 			}
 			g.Expect(updated).To(BeNumerically(">=", 1))
-			g.Expect(len(ims) - updated).To(BeNumerically(">=", 2), "too late: the rollout is almost done")
+			g.Expect(len(ims)-updated).To(BeNumerically(">=", 2), "too late: the rollout is almost done")
 		}).WithContext(ctx).WithPolling(100 * time.Millisecond).Should(Succeed())
 		killed := time.Now()
 		replicas[leader].kill()
@@ -155,7 +156,15 @@ type rolloutWatch struct {
 func watchRollout(ctx context.Context, set *nasv1alpha1.NodeAgentSet, nodes []string, minReady int32) *rolloutWatch {
 	wctx, cancel := context.WithCancel(ctx)
 	w := &rolloutWatch{set: set, nodes: nodes, minReady: minReady, cancel: cancel, done: make(chan struct{}), pods: map[types.UID]corev1.Pod{}}
-	wi, err := k8s.Watch(wctx, &corev1.PodList{}, client.InNamespace(set.Namespace), client.MatchingLabels(set.Spec.Selector.MatchLabels))
+	// The state the watch starts from: a list, then the events after it (a watch from no version
+	// would replay the pods one by one, through states that never were).
+	var list corev1.PodList
+	Expect(k8s.List(ctx, &list, client.InNamespace(set.Namespace), client.MatchingLabels(set.Spec.Selector.MatchLabels))).To(Succeed())
+	for _, p := range list.Items {
+		w.pods[p.UID] = p
+	}
+	wi, err := k8s.Watch(wctx, &corev1.PodList{}, client.InNamespace(set.Namespace), client.MatchingLabels(set.Spec.Selector.MatchLabels),
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(cancel)
 	go func() {

@@ -423,10 +423,16 @@ func startPodProcess(ctx context.Context, img *managerImage, pod *corev1.Pod, co
 
 	// env -i: the container's environment and nothing else; chroot --userspec: the image's user, after
 	// the chroot; setpriv --no-new-privs: allowPrivilegeEscalation false.
+	tools := map[string]string{}
+	for _, t := range []string{"setpriv", "env", "chroot"} {
+		path, err := exec.LookPath(t)
+		Expect(err).NotTo(HaveOccurred(), "util-linux and coreutils run the container")
+		tools[t] = path
+	}
 	args := []string{"--mount", "--uts", "--propagation", "private", "--", "sh", "-c", mountScript, "sh", img.rootfs, saDir, pod.Name,
-		"setpriv", "--no-new-privs", "--", "env", "-i"}
+		tools["setpriv"], "--no-new-privs", "--", tools["env"], "-i"}
 	args = append(args, run.env...)
-	args = append(args, "chroot", "--userspec="+img.user, img.rootfs)
+	args = append(args, tools["chroot"], "--userspec="+img.user, img.rootfs)
 	args = append(args, run.command...)
 	logPath := filepath.Join(dir, "manager.log")
 	logFile, err := os.Create(logPath)
