@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -58,6 +59,7 @@ var _ = Describe("The Deployment of config/default", func() {
 			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: dep.Namespace, Name: leaseName}, &lease)).To(Succeed())
 			g.Expect(lease.Spec.HolderIdentity).To(HaveValue(HavePrefix(pod.Name+"_")), "the lease's holder")
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed(), "manager log:\n%s", p.logTail(30))
+		checkConfined(p, img)
 		Expect(p.logTail(1000)).To(ContainSubstring(`"softMemoryLimit":483183819`), "90%% of limits.memory (512Mi) as the soft memory limit")
 
 		By("it reconciles a set")
@@ -143,4 +145,26 @@ func checkMetrics(ctx context.Context, ns string, c *corev1.Container) {
 	code, body, err = get(otherToken.Status.Token)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(code).To(Equal(http.StatusForbidden), "a token without metrics-reader: %s", strings.TrimSpace(body))
+}
+
+// checkConfined checks what the kernel says of the running process: the image's user, no capabilities,
+// no_new_privs, the image's filesystem as its root (its hostname shows in the lease's holder).
+func checkConfined(p *podProcess, img *managerImage) {
+	pid := p.cmd.Process.Pid
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	Expect(err).NotTo(HaveOccurred())
+	fields := map[string]string{}
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		fields[k] = strings.Join(strings.Fields(v), " ")
+	}
+	uid, gid, _ := strings.Cut(img.user, ":")
+	Expect(fields["Uid"]).To(Equal(strings.Repeat(uid+" ", 3)+uid), "uids")
+	Expect(fields["Gid"]).To(Equal(strings.Repeat(gid+" ", 3)+gid), "gids")
+	Expect(fields["CapEff"]).To(Equal("0000000000000000"), "effective capabilities")
+	Expect(fields["CapPrm"]).To(Equal("0000000000000000"), "permitted capabilities")
+	Expect(fields["NoNewPrivs"]).To(Equal("1"), "no_new_privs")
+	root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", pid))
+	Expect(err).NotTo(HaveOccurred())
+	Expect(root).To(Equal(img.rootfs), "its root")
 }
