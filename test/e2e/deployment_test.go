@@ -53,7 +53,7 @@ var _ = Describe("The Deployment of config/default", func() {
 		By("the readiness probe passes and the pod's process holds the lease (its hostname is the pod's name)")
 		Eventually(func(g Gomega) {
 			g.Expect(p.exited()).To(BeFalse(), "the manager exited:\n%s", p.logTail(30))
-			ok, _, _, _ := readiness.counts()
+			ok, _, _ := readiness.counts()
 			g.Expect(ok).To(BeNumerically(">", 0), "no readiness probe passed yet")
 			var lease coordinationv1.Lease
 			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: dep.Namespace, Name: leaseName}, &lease)).To(Succeed())
@@ -72,12 +72,12 @@ var _ = Describe("The Deployment of config/default", func() {
 
 		By("the liveness probe passes, as often as the kubelet polls it")
 		Eventually(func(g Gomega) {
-			ok, _, _, _ := liveness.counts()
+			ok, _, _ := liveness.counts()
 			g.Expect(ok).To(BeNumerically(">", 0))
 		}).WithContext(ctx).WithTimeout(time.Duration(c.LivenessProbe.InitialDelaySeconds+c.LivenessProbe.PeriodSeconds) * time.Second).
 			Should(Succeed())
 		for _, pr := range []*probe{readiness, liveness} {
-			ok, failed, _, lastErr := pr.counts()
+			ok, failed, lastErr := pr.counts()
 			Expect(failed).To(BeZero(), "%s probe %s: %d of %d polls failed, last: %s", pr.name, pr.url, failed, ok+failed, lastErr)
 		}
 		stopProbes()
@@ -114,7 +114,8 @@ func checkMetrics(ctx context.Context, ns string, c *corev1.Container) {
 	Expect(k8s.SubResource("token").Create(ctx, sa, tr)).To(Succeed())
 
 	// The manager serves a self-signed certificate (config/default has no cert-manager).
-	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // Self-signed.
+	transport := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // Self-signed.
+	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: transport}
 	get := func(token string) (int, string, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", port), nil)
 		if token != "" {

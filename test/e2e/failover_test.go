@@ -78,8 +78,9 @@ var _ = Describe("Leader election", func() {
 		Expect(maxUnavailable).To(Equal(1), "the rollout never made a node unavailable: did it roll?")
 		Expect(firstWrite).NotTo(BeZero(), "no pod was created or deleted after the kill")
 		failover := firstWrite.Sub(killed)
-		AddReportEntry("leader failover", fmt.Sprintf("lease taken over by %s %s after the SIGKILL, its first pod write %s after it (lease duration %s, retry period %s)",
-			survivor, takeover.Round(10*time.Millisecond), failover.Round(10*time.Millisecond), leaseDuration, retryPeriod))
+		AddReportEntry("leader failover", fmt.Sprintf(
+			"lease taken over by %s %s after the SIGKILL, its first pod write %s after it (lease duration %s, retry period %s)", survivor,
+			takeover.Round(10*time.Millisecond), failover.Round(10*time.Millisecond), leaseDuration, retryPeriod))
 		fmt.Fprintf(GinkgoWriter, "FAILOVER: the leader was SIGKILLed; %s took the lease over after %s, and wrote its first pod after %s\n",
 			survivor, takeover.Round(10*time.Millisecond), failover.Round(10*time.Millisecond))
 		// The other replica sees the lease's last renewal up to a retry period late (1.2 with jitter),

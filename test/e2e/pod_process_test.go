@@ -56,8 +56,10 @@ import (
 
 // managerImage is the manager's image for the host's platform, unpacked.
 type managerImage struct {
-	rootfs     string // its filesystem
-	user       string // uid:gid
+	// rootfs is where its filesystem is unpacked.
+	rootfs string
+	// user is its uid:gid, env and workingDir its configuration's.
+	user       string
 	env        []string
 	workingDir string
 }
@@ -401,7 +403,7 @@ exec "$@"
 
 // startPodProcess runs the container of pod as the kubelet would (see the top of the file); mutate may
 // change its command line (the failover spec moves its ports). It is SIGKILLed after the spec.
-func startPodProcess(ctx context.Context, img *managerImage, pod *corev1.Pod, containerName string, mutate func([]string) []string) *podProcess {
+func startPodProcess(ctx context.Context, img *managerImage, pod *corev1.Pod, containerName string, edit func([]string) []string) *podProcess {
 	if os.Geteuid() != 0 {
 		Skip("running the Deployment's container needs root (mount namespaces, chroot)")
 	}
@@ -414,8 +416,8 @@ func startPodProcess(ctx context.Context, img *managerImage, pod *corev1.Pod, co
 	Expect(c).NotTo(BeNil())
 	host, port := apiServerHostPort()
 	run := resolveContainer(img, pod, c, host, port)
-	if mutate != nil {
-		run.command = mutate(run.command)
+	if edit != nil {
+		run.command = edit(run.command)
 	}
 	dir := filepath.Join(env.stateDir, "pods", pod.Name)
 	saDir := filepath.Join(dir, "serviceaccount")
@@ -429,8 +431,9 @@ func startPodProcess(ctx context.Context, img *managerImage, pod *corev1.Pod, co
 		Expect(err).NotTo(HaveOccurred(), "util-linux and coreutils run the container")
 		tools[t] = path
 	}
-	args := []string{"--mount", "--uts", "--propagation", "private", "--", "sh", "-c", mountScript, "sh", img.rootfs, saDir, pod.Name,
-		tools["setpriv"], "--no-new-privs", "--", tools["env"], "-i"}
+	args := make([]string, 0, 20+len(run.env)+len(run.command))
+	args = append(args, "--mount", "--uts", "--propagation", "private", "--", "sh", "-c", mountScript, "sh", img.rootfs, saDir, pod.Name,
+		tools["setpriv"], "--no-new-privs", "--", tools["env"], "-i")
 	args = append(args, run.env...)
 	args = append(args, tools["chroot"], "--userspec="+img.user, img.rootfs)
 	args = append(args, run.command...)
@@ -519,11 +522,9 @@ type probe struct {
 	url    string
 	period time.Duration
 
-	mu                   sync.Mutex
-	successes, failures  int
-	consecutiveFailures  int
-	maxConsecutiveFailed int
-	lastErr              string
+	mu                  sync.Mutex
+	successes, failures int
+	lastErr             string
 }
 
 // pollProbe polls p's httpGet on host after its initial delay, every period, until ctx ends, with the
@@ -569,11 +570,8 @@ func pollProbe(ctx context.Context, name string, pr *corev1.Probe, c *corev1.Con
 			p.mu.Lock()
 			if ok {
 				p.successes++
-				p.consecutiveFailures = 0
 			} else if ctx.Err() == nil {
 				p.failures++
-				p.consecutiveFailures++
-				p.maxConsecutiveFailed = max(p.maxConsecutiveFailed, p.consecutiveFailures)
 				if err != nil {
 					p.lastErr = err.Error()
 				} else {
@@ -591,10 +589,10 @@ func pollProbe(ctx context.Context, name string, pr *corev1.Probe, c *corev1.Con
 	return p
 }
 
-func (p *probe) counts() (successes, failures, maxConsecutive int, lastErr string) {
+func (p *probe) counts() (successes, failures int, lastErr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.successes, p.failures, p.maxConsecutiveFailed, p.lastErr
+	return p.successes, p.failures, p.lastErr
 }
 
 // portsFree fails the spec when one of the container's ports is taken on this machine: the process
