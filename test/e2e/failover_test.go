@@ -79,7 +79,7 @@ var _ = Describe("Leader election", func() {
 		Expect(firstWrite).NotTo(BeZero(), "no pod was created or deleted after the kill")
 		failover := firstWrite.Sub(killed)
 		AddReportEntry("leader failover", fmt.Sprintf(
-			"lease taken over by %s %s after the SIGKILL, its first pod write %s after it (lease duration %s, retry period %s)", survivor,
+			"lease taken over by %s %s after the SIGKILL, its first pod write %s after the SIGKILL (lease duration %s, retry period %s)", survivor,
 			takeover.Round(10*time.Millisecond), failover.Round(10*time.Millisecond), leaseDuration, retryPeriod))
 		fmt.Fprintf(GinkgoWriter, "FAILOVER: the leader was SIGKILLed; %s took the lease over after %s, and wrote its first pod after %s\n",
 			survivor, takeover.Round(10*time.Millisecond), failover.Round(10*time.Millisecond))
