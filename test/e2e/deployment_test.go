@@ -149,7 +149,8 @@ func checkMetrics(ctx context.Context, ns string, c *corev1.Container) {
 }
 
 // checkConfined checks what the kernel says of the running process: the image's user, no capabilities,
-// no_new_privs, the image's filesystem as its root (its hostname shows in the lease's holder).
+// no_new_privs, the image's filesystem as its root, read-only, with the ServiceAccount volume (its hostname
+// shows in the lease's holder).
 func checkConfined(p *podProcess, img *managerImage) {
 	pid := p.cmd.Process.Pid
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -168,4 +169,17 @@ func checkConfined(p *podProcess, img *managerImage) {
 	root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", pid))
 	Expect(err).NotTo(HaveOccurred())
 	Expect(root).To(Equal(img.rootfs), "its root")
+	// Its mounts as it sees them (mount point, options): / and the ServiceAccount volume read-only.
+	mountinfo, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	Expect(err).NotTo(HaveOccurred())
+	mounts := map[string]string{}
+	for _, line := range strings.Split(string(mountinfo), "\n") {
+		if f := strings.Fields(line); len(f) > 5 {
+			mounts[f[4]] = f[5]
+		}
+	}
+	for _, m := range []string{"/", "/var/run/secrets/kubernetes.io/serviceaccount"} {
+		Expect(mounts).To(HaveKey(m), "its mounts: %v", mounts)
+		Expect(strings.Split(mounts[m], ",")).To(ContainElement("ro"), "mount %s", m)
+	}
 }

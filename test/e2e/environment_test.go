@@ -32,6 +32,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -55,6 +56,7 @@ type environment struct {
 	stateDir    string // the cluster's kubeconfig, kwok work dir, the controller's binary and log.
 	clusterName string
 	kubeconfig  string
+	restConfig  *rest.Config // cluster admin.
 
 	saNamespace, saName string
 	managerBinary       string
@@ -119,6 +121,7 @@ func (e *environment) start(ctx context.Context) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", e.kubeconfig)
 	Expect(err).NotTo(HaveOccurred())
 	cfg.QPS, cfg.Burst = 200, 400
+	e.restConfig = cfg
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(nasv1alpha1.AddToScheme(scheme))

@@ -401,7 +401,7 @@ hostname "$host"
 exec "$@"
 `
 
-// startPodProcess runs the container of pod as the kubelet would (see the top of the file); mutate may
+// startPodProcess runs the container of pod as the kubelet would (see the top of the file); edit may
 // change its command line (the failover spec moves its ports). It is SIGKILLed after the spec.
 func startPodProcess(ctx context.Context, img *managerImage, pod *corev1.Pod, containerName string, edit func([]string) []string) *podProcess {
 	if os.Geteuid() != 0 {
@@ -414,6 +414,9 @@ func startPodProcess(ctx context.Context, img *managerImage, pod *corev1.Pod, co
 		}
 	}
 	Expect(c).NotTo(BeNil())
+	// chroot starts it in /.
+	Expect(img.workingDir).To(BeElementOf("", "/"), "the image's working directory is not simulated")
+	Expect(c.WorkingDir).To(BeEmpty(), "the container's workingDir is not simulated")
 	host, port := apiServerHostPort()
 	run := resolveContainer(img, pod, c, host, port)
 	if edit != nil {
