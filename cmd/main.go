@@ -4,9 +4,11 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -37,6 +39,12 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 		"empty disables it (the default).")
 	fs.BoolVar(&m.LeaderElection, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	fs.StringVar(&m.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's namespace).")
+	fs.DurationVar(&m.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a replica waits, after it last saw the leader "+
+		"renew the lease, before it takes the lease over (upstream's default).")
+	fs.DurationVar(&m.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew the lease "+
+		"before it gives up leadership and exits; less than the lease duration (upstream's default).")
+	fs.DurationVar(&m.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "How often a replica tries to acquire or renew the lease "+
+		"(upstream's default).")
 	fs.IntVar(&m.MaxConcurrentReconciles, "max-concurrent-reconciles", 2, "How many NodeAgentSets are reconciled in parallel "+
 		"(upstream --concurrent-daemonset-syncs defaults to 2).")
 	fs.DurationVar(&m.ReconcileTimeout, "reconcile-timeout", nodeagentset.DefaultReconcileTimeout, "Longest a pass over one NodeAgentSet may run; "+
@@ -62,12 +70,32 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	})
 	o.zap = zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	o.zap.BindFlags(fs)
-	return o, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	return o, validateLeaderElection(m)
+}
+
+// validateLeaderElection refuses timings the leader elector would refuse only once the manager starts:
+// the renew deadline must be shorter than the lease duration, and longer than the retry period (with
+// client-go's jitter of 1.2).
+func validateLeaderElection(m *nodeagentset.Config) error {
+	if m.RetryPeriod <= 0 {
+		return fmt.Errorf("--leader-elect-retry-period must be positive, got %s", m.RetryPeriod)
+	}
+	if m.LeaseDuration <= m.RenewDeadline {
+		return fmt.Errorf("--leader-elect-lease-duration (%s) must be longer than --leader-elect-renew-deadline (%s)", m.LeaseDuration, m.RenewDeadline)
+	}
+	if float64(m.RenewDeadline) <= 1.2*float64(m.RetryPeriod) {
+		return fmt.Errorf("--leader-elect-renew-deadline (%s) must be longer than 1.2 times --leader-elect-retry-period (%s)", m.RenewDeadline, m.RetryPeriod)
+	}
+	return nil
 }
 
 func main() {
 	opts, err := parseFlags(flag.CommandLine, os.Args[1:])
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts.zap)))

@@ -2,7 +2,9 @@ package main
 
 import (
 	"flag"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nodeagentset/nodeagentset/internal/controller/nodeagentset"
 )
@@ -21,12 +23,17 @@ func TestFlagDefaults(t *testing.T) {
 		m.ReconcileTimeout != nodeagentset.DefaultReconcileTimeout {
 		t.Errorf("unexpected defaults: %+v", o)
 	}
+	// Upstream's leader election defaults (kube-controller-manager's --leader-elect-*).
+	if m.LeaseDuration != 15*time.Second || m.RenewDeadline != 10*time.Second || m.RetryPeriod != 2*time.Second {
+		t.Errorf("leader election timings = %s/%s/%s, want 15s/10s/2s", m.LeaseDuration, m.RenewDeadline, m.RetryPeriod)
+	}
 }
 
 func TestFlags(t *testing.T) {
 	o, err := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), []string{
 		"--kube-api-qps=20", "--kube-api-burst=30", "--max-concurrent-reconciles=8", "--leader-elect", "--metrics-bind-address=:8443",
 		"--memory-limit-bytes=536870912", "--reconcile-timeout=2m",
+		"--leader-elect-lease-duration=30s", "--leader-elect-renew-deadline=20s", "--leader-elect-retry-period=4s",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +42,31 @@ func TestFlags(t *testing.T) {
 	if o.kubeAPIQPS != 20 || o.kubeAPIBurst != 30 || m.MaxConcurrentReconciles != 8 || !m.LeaderElection ||
 		m.MetricsBindAddress != ":8443" || o.memoryLimit != 536870912 || m.ReconcileTimeout.Minutes() != 2 {
 		t.Errorf("flags not parsed: %+v", o)
+	}
+	if m.LeaseDuration != 30*time.Second || m.RenewDeadline != 20*time.Second || m.RetryPeriod != 4*time.Second {
+		t.Errorf("leader election timings = %s/%s/%s, want 30s/20s/4s", m.LeaseDuration, m.RenewDeadline, m.RetryPeriod)
+	}
+	// They reach the manager's options.
+	mo := nodeagentset.ManagerOptions(m)
+	if mo.LeaseDuration == nil || *mo.LeaseDuration != 30*time.Second || mo.RenewDeadline == nil || *mo.RenewDeadline != 20*time.Second ||
+		mo.RetryPeriod == nil || *mo.RetryPeriod != 4*time.Second || !mo.LeaderElectionReleaseOnCancel {
+		t.Errorf("manager options: lease %v, renew %v, retry %v, release on cancel %t", mo.LeaseDuration, mo.RenewDeadline, mo.RetryPeriod,
+			mo.LeaderElectionReleaseOnCancel)
+	}
+}
+
+func TestLeaderElectionFlagsRejected(t *testing.T) {
+	for name, args := range map[string][]string{
+		"renew deadline not shorter than the lease": {"--leader-elect-lease-duration=10s", "--leader-elect-renew-deadline=10s"},
+		"renew deadline within the jittered retry":  {"--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=2s"},
+		"retry period zero":                         {"--leader-elect-retry-period=0s"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+			if _, err := parseFlags(fs, args); err == nil || !strings.Contains(err.Error(), "--leader-elect-") {
+				t.Errorf("parseFlags(%v) = %v, want an error naming the flag", args, err)
+			}
+		})
 	}
 }
 

@@ -53,7 +53,11 @@ func TestKwokctlConfigAddsToTheSharedFile(t *testing.T) {
 		t.Errorf("want one patch per component (kube-apiserver, kube-scheduler), got %+v", kwokctl.ComponentsPatches)
 	}
 	want := map[string][]string{
-		"kube-apiserver": {"kubelet-preferred-address-types=InternalIP", "disable-admission-plugins=TaintNodesByCondition"},
+		"kube-apiserver": {
+			"kubelet-preferred-address-types=InternalIP",
+			"enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement,AlwaysPullImages,PodSecurity",
+			"disable-admission-plugins=TaintNodesByCondition",
+		},
 		"kube-scheduler": {"kube-api-qps=1000", "kube-api-burst=1000"},
 	}
 	for comp, args := range want {

@@ -32,6 +32,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -55,9 +56,14 @@ type environment struct {
 	stateDir    string // the cluster's kubeconfig, kwok work dir, the controller's binary and log.
 	clusterName string
 	kubeconfig  string
+	restConfig  *rest.Config // cluster admin.
 
 	saNamespace, saName string
+	managerBinary       string
 	managerLog          string
+	// otherLogs are the logs of the other manager processes the specs run (the Deployment's replicas):
+	// AfterSuite checks them like the controller's.
+	otherLogs []string
 
 	mu          sync.Mutex
 	manager     *exec.Cmd
@@ -95,6 +101,10 @@ func newEnvironment() *environment {
 // start brings up the cluster, installs the CRD and the controller's RBAC, and starts the controller.
 func (e *environment) start(ctx context.Context) {
 	By("starting the local cluster " + e.clusterName)
+	e.killStrayPodProcesses()
+	// The logs of an earlier run: the controller's log goes on across a spec's stop and start.
+	Expect(os.RemoveAll(e.managerLog)).To(Succeed())
+	Expect(os.RemoveAll(filepath.Join(e.stateDir, "pods"))).To(Succeed())
 	if os.Getenv("E2E_REUSE_CLUSTER") == "" {
 		e.localCluster(ctx, "down")
 	}
@@ -111,6 +121,7 @@ func (e *environment) start(ctx context.Context) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", e.kubeconfig)
 	Expect(err).NotTo(HaveOccurred())
 	cfg.QPS, cfg.Burst = 200, 400
+	e.restConfig = cfg
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(nasv1alpha1.AddToScheme(scheme))
@@ -118,8 +129,8 @@ func (e *environment) start(ctx context.Context) {
 	Expect(err).NotTo(HaveOccurred())
 
 	By("building the controller")
-	manager := filepath.Join(e.stateDir, "manager")
-	e.run(ctx, "", getenv("GO", "go"), "build", "-o", manager, "./cmd")
+	e.managerBinary = filepath.Join(e.stateDir, "manager")
+	e.run(ctx, "", getenv("GO", "go"), "build", "-o", e.managerBinary, "./cmd")
 
 	By("installing the CRD")
 	e.kubectl(ctx, "", "apply", "--server-side", "--force-conflicts", "-k", filepath.Join(e.root, "config", "crd"))
@@ -133,7 +144,7 @@ func (e *environment) start(ctx context.Context) {
 	e.installRBAC(ctx)
 
 	By(fmt.Sprintf("starting the controller as system:serviceaccount:%s:%s", e.saNamespace, e.saName))
-	e.startManager(ctx, manager)
+	e.startManager(ctx)
 }
 
 // kube-controller-manager's garbage collector learns about a new resource (the CRD just installed)
@@ -271,8 +282,9 @@ func (e *environment) installRBAC(ctx context.Context) {
 }
 
 // startManager runs the controller with a kubeconfig that impersonates its ServiceAccount, and waits
-// until it answers /readyz and holds its leader lease.
-func (e *environment) startManager(ctx context.Context, binary string) {
+// until it answers /readyz and holds its leader lease. A spec that stops it (stopManager) starts it
+// again: its log goes on in the same file.
+func (e *environment) startManager(ctx context.Context) {
 	kc, err := clientcmd.LoadFromFile(e.kubeconfig)
 	Expect(err).NotTo(HaveOccurred())
 	user := kc.Contexts[kc.CurrentContext].AuthInfo
@@ -281,9 +293,11 @@ func (e *environment) startManager(ctx context.Context, binary string) {
 	Expect(clientcmd.WriteToFile(*kc, managerKubeconfig)).To(Succeed())
 
 	probeAddr := freeLocalAddr()
-	logFile, err := os.Create(e.managerLog)
+	logFile, err := os.OpenFile(e.managerLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	Expect(err).NotTo(HaveOccurred())
-	cmd := exec.Command(binary,
+	logStart, err := logFile.Seek(0, io.SeekEnd)
+	Expect(err).NotTo(HaveOccurred())
+	cmd := exec.Command(e.managerBinary,
 		"--kubeconfig", managerKubeconfig,
 		"--leader-elect", "--leader-election-namespace", e.saNamespace,
 		"--metrics-bind-address", "0",
@@ -303,7 +317,6 @@ func (e *environment) startManager(ctx context.Context, binary string) {
 	e.mu.Lock()
 	e.manager, e.managerDone = cmd, done
 	e.mu.Unlock()
-	DeferCleanup(e.stopManager)
 
 	Eventually(func(g Gomega) {
 		g.Expect(e.managerExited()).To(BeFalse(), "the controller exited:\n%s", e.managerLogTail(30))
@@ -319,7 +332,9 @@ func (e *environment) startManager(ctx context.Context, binary string) {
 		var lease coordinationv1.Lease
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: e.saNamespace, Name: leaseName}, &lease)).To(Succeed())
 		g.Expect(lease.Spec.HolderIdentity).NotTo(BeNil())
-		g.Expect(os.ReadFile(e.managerLog)).To(ContainSubstring("Starting workers"))
+		data, err := os.ReadFile(e.managerLog)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(data[min(logStart, int64(len(data))):])).To(ContainSubstring("Starting workers"))
 	}).WithContext(ctx).Should(Succeed())
 }
 
@@ -346,6 +361,7 @@ func (e *environment) managerExited() bool {
 }
 
 // stopManager stops the controller: SIGTERM (it gives up its lease), SIGKILL after 20 s. Idempotent.
+// A stopped controller has not exited (managerExited): a spec that stops it starts it again.
 func (e *environment) stopManager() {
 	e.mu.Lock()
 	cmd, done := e.manager, e.managerDone
@@ -360,6 +376,9 @@ func (e *environment) stopManager() {
 		_ = cmd.Process.Kill()
 		<-done
 	}
+	e.mu.Lock()
+	e.manager, e.managerDone = nil, nil
+	e.mu.Unlock()
 }
 
 func (e *environment) managerLogTail(n int) string {
@@ -381,10 +400,16 @@ var (
 	namespaceTerminating = regexp.MustCompile(`unable to create new content in namespace \S+ because it is being terminated`)
 )
 
-// checkManagerLog fails when a request of the controller was refused (RBAC: "... is forbidden: User
-// "system:serviceaccount:..." cannot ...") or it panicked.
+// checkManagerLog fails when a request of the controller (or of another manager process a spec ran)
+// was refused (RBAC: "... is forbidden: User "system:serviceaccount:..." cannot ...") or it panicked.
 func (e *environment) checkManagerLog() {
-	f, err := os.Open(e.managerLog)
+	for _, log := range append([]string{e.managerLog}, e.otherLogs...) {
+		checkLog(log)
+	}
+}
+
+func checkLog(path string) {
+	f, err := os.Open(path)
 	Expect(err).NotTo(HaveOccurred())
 	defer func() { _ = f.Close() }()
 	var refused, panics []string
@@ -403,12 +428,12 @@ func (e *environment) checkManagerLog() {
 		}
 	}
 	Expect(sc.Err()).NotTo(HaveOccurred())
-	fmt.Fprintf(GinkgoWriter, "controller log %s: %d error lines besides the ones below\n", e.managerLog, errorLines)
+	fmt.Fprintf(GinkgoWriter, "controller log %s: %d error lines besides the ones below\n", path, errorLines)
 	if len(refused) > 0 {
-		Fail(fmt.Sprintf("the API server refused %d requests of the controller (a permission missing from config/rbac?), first ones:\n%s",
-			len(refused), strings.Join(refused[:min(len(refused), 5)], "\n")))
+		Fail(fmt.Sprintf("the API server refused %d requests of the controller (a permission missing from config/rbac?) in %s, first ones:\n%s",
+			len(refused), path, strings.Join(refused[:min(len(refused), 5)], "\n")))
 	}
 	if len(panics) > 0 {
-		Fail("the controller panicked:\n" + strings.Join(panics[:min(len(panics), 5)], "\n"))
+		Fail(fmt.Sprintf("the controller panicked (%s):\n%s", path, strings.Join(panics[:min(len(panics), 5)], "\n")))
 	}
 }

@@ -13,6 +13,9 @@ import (
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
 	SetDefaultEventuallyTimeout(2 * time.Minute)
+	// Without it an Eventually given the spec's context waits as long as the context: a failing spec
+	// would hang the suite until its -timeout.
+	EnforceDefaultTimeoutsWhenUsingContexts()
 	SetDefaultEventuallyPollingInterval(time.Second)
 	SetDefaultConsistentlyDuration(3 * time.Second)
 	SetDefaultConsistentlyPollingInterval(500 * time.Millisecond)

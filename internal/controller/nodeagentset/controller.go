@@ -65,6 +65,11 @@ func NewReconciler(c client.Client, informers cache.Informers, apiReader client.
 
 // +kubebuilder:rbac:groups=apps.nodeagentset.io,resources=nodeagentsets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=apps.nodeagentset.io,resources=nodeagentsets/status,verbs=get;update;patch
+// The pods and revisions the controller creates carry an owner reference with blockOwnerDeletion:
+// the OwnerReferencesPermissionEnforcement admission plugin (OpenShift, hardened clusters) lets only
+// those who may update the owner's finalizers set it (upstream's daemon-set-controller role has
+// daemonsets/finalizers update too).
+// +kubebuilder:rbac:groups=apps.nodeagentset.io,resources=nodeagentsets/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;update;patch;delete
