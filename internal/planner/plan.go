@@ -64,6 +64,8 @@ type world struct {
 	// them by name.
 	partitioned      map[string]bool
 	firstPartitioned string
+	// skipped are the unhealthy nodes the rolling update leaves out (unhealthy.go), with their reason.
+	skipped map[string]NodeReason
 }
 
 func newWorld(in Input) *world {
@@ -101,6 +103,7 @@ func newWorld(in Input) *world {
 	}
 	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
 	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)
+	w.skipped = w.skippedNodes()
 	return w
 }
 
@@ -127,6 +130,7 @@ func Compute(in Input) Plan {
 	p.Strategy = w.exportStrategy()
 	gateCreates(&p, in, &req)
 	p.Status, p.Nodes = w.status(&req)
+	p.Unavailable = Breakdown(p.Nodes)
 	p.CurrentRevision = w.currentRevision()
 	p.Rollout = w.rollout(p.Strategy.ProgressDeadline)
 	if !p.Rollout.Deadline.IsZero() && in.Now.Before(p.Rollout.Deadline) {
@@ -161,6 +165,10 @@ func (w *world) manageRunning(v *nodeView, p *Plan, req *requeue) {
 		switch {
 		case isTerminating(pod):
 			// Being deleted already: neither deleted again nor counted as running.
+		case keptForShutdown(pod, v.node):
+			// Terminated by the kubelet for a node shutdown: it stays, and holds the node's
+			// replacement, until the node is Ready again; a new pod would only fail the same way.
+			backoff = true
 		case pod.Status.Phase == corev1.PodFailed:
 			if until, ok := w.backoffUntil(v); ok {
 				// It stays, and holds the node's replacement, until the backoff ends. Upstream, with

@@ -134,6 +134,9 @@ func (w *world) rollingUpdateDeleteFirst(p *Plan) {
 			if !IsPodAvailable(newPod, minReady, now) {
 				numUnavailable++
 			}
+		case holdsShutdownPod(v):
+			// Its failed pod waits for the node to come back from its shutdown: it is not replaced.
+			numUnavailable++
 		case !IsPodAvailable(oldPod, minReady, now):
 			// Not available anyway: replacing it costs nothing.
 			p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
@@ -177,8 +180,9 @@ func (w *world) rollingUpdateSurge(p *Plan) {
 				p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
 				continue
 			}
-			if w.inBackoff(v) {
-				// A failed pod waits for its backoff: nothing is created next to it meanwhile.
+			if w.inBackoff(v) || holdsShutdownPod(v) {
+				// A failed pod waits for its backoff, or for its node to come back from a shutdown:
+				// nothing is created next to it meanwhile.
 				continue
 			}
 			// Not available anyway: its replacement comes at once, outside the budget.
@@ -198,11 +202,11 @@ func (w *world) rollingUpdateSurge(p *Plan) {
 }
 
 // rolloutNodes are the nodes the rolling update looks at: every node with pods (eligible or not,
-// existing or not) and every eligible node, less the partition.
+// existing or not) and every eligible node, less the partition and the skipped unhealthy nodes.
 func (w *world) rolloutNodes() []*nodeView {
 	out := make([]*nodeView, 0, len(w.nodes))
 	for _, v := range w.nodes {
-		if w.partitioned[v.name] {
+		if w.partitioned[v.name] || w.skipped[v.name].Code != "" {
 			continue
 		}
 		if len(v.pods) > 0 || (v.node != nil && v.placement.ShouldRun) {
@@ -251,8 +255,19 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 		if v.node == nil || !v.placement.ShouldRun || w.partitioned[v.name] {
 			continue
 		}
+		if reason, ok := w.skipped[v.name]; ok {
+			r.Skipped = append(r.Skipped, StuckNode{Node: v.name, Reason: reason})
+			continue
+		}
 		r.Target++
 		newPod, oldPod, _ := w.updatedPods(v)
+		if skipsUnhealthyNodes(w.in.Set) && oldPod != nil && newPod == nil {
+			// A node that came back (from being skipped) restarts the clock: the rollout could not
+			// touch it before.
+			if back := nodeReadySince(v.node); !back.After(now) {
+				r.LastProgress = latest(r.LastProgress, back)
+			}
+		}
 		if newPod != nil {
 			r.LastProgress = latest(r.LastProgress, newPod.CreationTimestamp.Time)
 		}
