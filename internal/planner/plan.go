@@ -16,6 +16,8 @@ package planner
 //     the node gets no new pod, whatever the strategy (with surge too, and from the rolling update):
 //     a pod the kubelet rejects at admission would otherwise be replaced, fail and pile up in a loop.
 //     It is replaced on a later pass (in the same pass with surge).
+//   - A pod the kubelet terminated for a graceful node shutdown is kept, and holds its node's
+//     replacement, while the node is not Ready; once it is Ready, it is a failed pod like any other.
 //   - Pods whose node is gone are deleted; they are not counted in status.
 //   - Creates and deletes are each capped per pass at BurstReplicas, or at the rolling update's budget
 //     (maxUnavailable, maxSurge) when that is larger; the rest waits for the next pass.

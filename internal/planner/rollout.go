@@ -21,6 +21,10 @@ package planner
 //     it never runs an old pod and never displaces a held node: the held set changes only when a held
 //     node's pod goes, or the partition or the template changes.
 //   - A node whose failed pod waits for its backoff gets no new pod from the surge update either.
+//   - A pod the kubelet terminated for a node shutdown is not replaced, by either path, while its node
+//     is not Ready; delete-first counts the node as unavailable.
+//   - With unhealthyNodePolicy Skip, unhealthy nodes the rollout has not touched since they broke are
+//     left out of both paths and of the target (unhealthy.go).
 
 import (
 	"time"
@@ -176,13 +180,16 @@ func (w *world) rollingUpdateSurge(p *Plan) {
 		case oldPod == nil:
 			// Nothing old here; manage takes care of the rest.
 		case newPod == nil && !IsPodAvailable(oldPod, minReady, now):
+			if holdsShutdownPod(v) {
+				// Its failed pod waits for the node to come back from its shutdown.
+				continue
+			}
 			if !eligible {
 				p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
 				continue
 			}
-			if w.inBackoff(v) || holdsShutdownPod(v) {
-				// A failed pod waits for its backoff, or for its node to come back from a shutdown:
-				// nothing is created next to it meanwhile.
+			if w.inBackoff(v) {
+				// A failed pod waits for its backoff: nothing is created next to it meanwhile.
 				continue
 			}
 			// Not available anyway: its replacement comes at once, outside the budget.
@@ -252,11 +259,11 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 	r := Rollout{Partition: int32(len(w.partitioned)), FirstPartitionedNode: w.firstPartitioned, Paused: w.strategy.paused,
 		LastProgress: w.in.RolloutStartedAt}
 	for _, v := range w.nodes {
-		if v.node == nil || !v.placement.ShouldRun || w.partitioned[v.name] {
-			continue
-		}
 		if reason, ok := w.skipped[v.name]; ok {
 			r.Skipped = append(r.Skipped, StuckNode{Node: v.name, Reason: reason})
+			continue
+		}
+		if v.node == nil || !v.placement.ShouldRun || w.partitioned[v.name] {
 			continue
 		}
 		r.Target++

@@ -79,16 +79,18 @@ func skipsUnhealthyNodes(set *nasv1alpha1.NodeAgentSet) bool {
 		ru.UnhealthyNodePolicy == nasv1alpha1.UnhealthyNodeSkip
 }
 
-// skippedNodes returns the eligible nodes outside the partition that the rolling update skips, each
-// with its reason (ReasonSkippedUnhealthy): unhealthy, not touched by the rollout before they broke, and
-// not already running an available pod of the current template alone.
+// skippedNodes returns the nodes outside the partition that the rolling update skips, each with its
+// reason (ReasonSkippedUnhealthy): unhealthy, eligible or keeping their pods (an untolerated
+// unreachable or not-ready NoSchedule taint only stops new pods), not touched by the rollout before
+// they broke, and not already running an available pod of the current template alone.
 func (w *world) skippedNodes() map[string]NodeReason {
 	if !skipsUnhealthyNodes(w.in.Set) {
 		return nil
 	}
 	var out map[string]NodeReason
 	for _, v := range w.nodes {
-		if v.node == nil || !v.placement.ShouldRun || w.partitioned[v.name] {
+		if v.node == nil || w.partitioned[v.name] ||
+			!(v.placement.ShouldRun || (v.placement.ShouldContinueRunning && len(v.pods) > 0)) {
 			continue
 		}
 		h := healthOf(v.node, w.in.Now)
