@@ -162,6 +162,8 @@ func (e *explainer) podDetails(pod *corev1.Pod) {
 		e.detail("Agent pod %s exited. Agents must keep running: the controller deletes it and creates a new one.", pod.Name)
 	case planner.ReasonUnschedulable:
 		e.unschedulable(pod)
+	case planner.ReasonInsufficientResources:
+		e.nodeFull(pod)
 	case planner.ReasonNodeNotReady:
 		e.notReady(pod)
 	case planner.ReasonImagePull, planner.ReasonCrashLoop, planner.ReasonContainerWaiting:
