@@ -125,6 +125,7 @@ func Compute(in Input) Plan {
 	p := Plan{}
 	req := requeue{now: in.Now}
 	w.manage(&p, &req)
+	w.requeueUnhealthy(&req)
 	if len(p.Creates) == 0 && len(p.Deletes) == 0 {
 		w.rollingUpdate(&p)
 	}

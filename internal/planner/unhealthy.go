@@ -109,6 +109,24 @@ func (w *world) skippedNodes() map[string]NodeReason {
 	return out
 }
 
+// requeueUnhealthy asks for a pass when a node that is not Ready passes the grace period and becomes
+// unhealthy: nothing else announces it.
+func (w *world) requeueUnhealthy(req *requeue) {
+	if !skipsUnhealthyNodes(w.in.Set) {
+		return
+	}
+	for _, v := range w.nodes {
+		if v.node == nil || (!v.placement.ShouldRun && len(v.pods) == 0) {
+			continue
+		}
+		for _, c := range v.node.Status.Conditions {
+			if at := c.LastTransitionTime.Add(UnhealthyGracePeriod); c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue && at.After(w.in.Now) {
+				req.at(at)
+			}
+		}
+	}
+}
+
 // touchedBefore: the rollout acted on the node before t: a live pod of the current template was
 // created, or a pod's deletion was requested, before t.
 func (w *world) touchedBefore(v *nodeView, t time.Time) bool {

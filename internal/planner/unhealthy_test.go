@@ -396,3 +396,21 @@ func TestShutdownPodKeptOnlyWhileNodeDown(t *testing.T) {
 		})
 	}
 }
+
+// A node that is not Ready yet within the grace period wakes the controller when the grace ends.
+func TestRequeueAtTheEndOfTheGracePeriod(t *testing.T) {
+	node := newNode("n", nil, func(n *corev1.Node) {
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse,
+			LastTransitionTime: metav1.NewTime(t0.Add(-10 * time.Second))}}
+	})
+	pods := []*corev1.Pod{newPod("p", "n", ready)}
+	for policy, want := range map[nasv1alpha1.UnhealthyNodePolicy]time.Duration{
+		nasv1alpha1.UnhealthyNodeSkip:  UnhealthyGracePeriod - 10*time.Second,
+		nasv1alpha1.UnhealthyNodeCount: 0,
+	} {
+		p := Compute(Input{Set: newSet(unhealthyPolicy(policy)), Hash: curHash, Nodes: []*corev1.Node{node}, Pods: pods, Now: t0, Template: accepted})
+		if got := requeueBeforeDeadline(p, t0); got != want {
+			t.Errorf("%s: RequeueAfter %s, want %s", policy, got, want)
+		}
+	}
+}
