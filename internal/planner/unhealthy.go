@@ -176,11 +176,25 @@ func shutDownByKubelet(pod *corev1.Pod) bool {
 	return c != nil && c.Status == corev1.ConditionTrue && c.Reason == corev1.PodReasonTerminationByKubelet
 }
 
-// keptForShutdown: the pod was terminated by its kubelet for a node shutdown and the node is not
-// Ready: it stays, and nothing replaces it, until the node is Ready again. Deleting it would only
-// create a pod that the shutting-down (or shut) node fails again.
+// keptForShutdown: the pod was terminated by its kubelet for a node shutdown and the node is down
+// (nodeDown): it stays, and nothing replaces it, until the node is back. Deleting it would only create
+// a pod that the shutting-down (or shut) node fails again.
 func keptForShutdown(pod *corev1.Pod, node *corev1.Node) bool {
-	return node != nil && !nodeReady(node) && !isTerminating(pod) && shutDownByKubelet(pod)
+	return node != nil && nodeDown(node) && !isTerminating(pod) && shutDownByKubelet(pod)
+}
+
+// nodeDown: the node's Ready condition is not True, or it carries a health taint (unreachable,
+// not-ready, out-of-service: the last is how an administrator says a node is shut down).
+func nodeDown(node *corev1.Node) bool {
+	if !nodeReady(node) {
+		return true
+	}
+	for _, t := range node.Spec.Taints {
+		if healthTaints[t.Key] {
+			return true
+		}
+	}
+	return false
 }
 
 // holdsShutdownPod: the node keeps a pod terminated for its shutdown (keptForShutdown).

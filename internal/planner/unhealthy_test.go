@@ -386,6 +386,8 @@ func TestShutdownPodKeptOnlyWhileNodeDown(t *testing.T) {
 		{name: "shutdown pod, node down", node: newNode("n", nil, deadNode(t0)), pod: newPod("p", "n", shutDown)},
 		{name: "shutdown pod, node Ready", node: newNode("n", nil), pod: newPod("p", "n", shutDown),
 			want: []del{{Pod: "p", Node: "n", Reason: DeleteFailed}}},
+		{name: "shutdown pod, node Ready but out of service", pod: newPod("p", "n", shutDown),
+			node: newNode("n", nil, withTaints(corev1.Taint{Key: corev1.TaintNodeOutOfService, Value: "nodeshutdown", Effect: corev1.TaintEffectNoSchedule}))},
 		{name: "other failed pod, node down", node: newNode("n", nil, deadNode(t0)), pod: newPod("p", "n", phase(corev1.PodFailed)),
 			want: []del{{Pod: "p", Node: "n", Reason: DeleteFailed}}},
 	}
