@@ -34,6 +34,12 @@ var healthTaints = map[string]bool{
 	corev1.TaintNodeOutOfService: true,
 }
 
+// IsHealthTaint reports whether a taint key is one that makes a node unhealthy at once: unreachable,
+// not-ready, out-of-service.
+func IsHealthTaint(key string) bool {
+	return healthTaints[key]
+}
+
 // nodeHealth is whether a node is unhealthy and, if so, since when.
 type nodeHealth struct {
 	unhealthy bool

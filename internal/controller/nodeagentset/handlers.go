@@ -106,8 +106,9 @@ func podSelector(set *nasv1alpha1.NodeAgentSet) labels.Selector {
 // nodeHandler wakes only the sets a node event can affect (upstream's syncNodeUpdate): a set whose
 // verdict for the node changed, a set that should run on the node and has no pod there, and a set
 // with a pod on a node it should not run on (to delete it, or count it as misscheduled). A node whose
-// Ready condition turns wakes the sets with pods on it: a pod kept for a node shutdown is replaced
-// once the node is Ready, and an unhealthy node skipped by a rollout is updated once it is back. A
+// health changes (its Ready condition turns, or it gains or loses an unreachable, not-ready or
+// out-of-service taint) wakes the sets with pods on it: a pod kept for a node shutdown is replaced
+// once the node is back, and an unhealthy node skipped by a rollout is updated once it is back. A
 // deleted node wakes the sets with pods on it.
 type nodeHandler struct {
 	reader client.Reader
@@ -147,8 +148,8 @@ func (h nodeHandler) enqueueAffected(ctx context.Context, oldNode, node *corev1.
 		now := placer.Place(node)
 		_, hasPod := withPods[types.NamespacedName{Namespace: set.Namespace, Name: set.Name}]
 		changed := oldNode != nil && !reflect.DeepEqual(placer.Place(oldNode), now)
-		readyTurned := oldNode != nil && readyStatus(oldNode) != readyStatus(node)
-		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) || (readyTurned && hasPod) {
+		healthChanged := oldNode != nil && health(oldNode) != health(node)
+		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) || (healthChanged && hasPod) {
 			q.Add(requestFor(set))
 		}
 	}
@@ -181,6 +182,18 @@ func nodeSchedulingChanged() predicate.TypedPredicate[*corev1.Node] {
 				readyStatus(e.ObjectOld) != readyStatus(e.ObjectNew)
 		},
 	}
+}
+
+// health sums up what makes a node healthy or not: the status of its Ready condition and its health
+// taints.
+func health(node *corev1.Node) string {
+	out := string(readyStatus(node))
+	for _, t := range node.Spec.Taints {
+		if planner.IsHealthTaint(t.Key) {
+			out += "," + t.Key + ":" + string(t.Effect)
+		}
+	}
+	return out
 }
 
 // readyStatus is the status of the node's Ready condition; empty when it has none.

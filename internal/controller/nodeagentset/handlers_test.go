@@ -165,6 +165,18 @@ func TestNodeHandlerWakesOnlyAffectedSets(t *testing.T) {
 			t.Errorf("woke %v, want [all]", got)
 		}
 	})
+	t.Run("a tolerated out-of-service taint going wakes the sets with pods there", func(t *testing.T) {
+		tolerant := testSet("tolerant", nil)
+		tolerant.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+		h := nodeHandler{reader: fakeReader(tolerant, plain, podOn(tolerant, "n1"))}
+		q := newQueue()
+		down := plain.DeepCopy()
+		down.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeOutOfService, Effect: corev1.TaintEffectNoExecute}}
+		h.Update(ctx, event.TypedUpdateEvent[*corev1.Node]{ObjectOld: down, ObjectNew: plain}, q)
+		if got := drain(q); !slices.Equal(got, []string{"tolerant"}) {
+			t.Errorf("woke %v, want [tolerant] (the taint went)", got)
+		}
+	})
 	t.Run("a deleted node wakes the sets with pods on it", func(t *testing.T) {
 		q := newQueue()
 		h.Delete(ctx, event.TypedDeleteEvent[*corev1.Node]{Object: plain}, q)
