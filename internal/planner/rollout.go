@@ -180,20 +180,7 @@ func (w *world) rollingUpdateSurge(p *Plan) {
 		case oldPod == nil:
 			// Nothing old here; manage takes care of the rest.
 		case newPod == nil && !IsPodAvailable(oldPod, minReady, now):
-			if holdsShutdownPod(v) {
-				// Its failed pod waits for the node to come back from its shutdown.
-				continue
-			}
-			if !eligible {
-				p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
-				continue
-			}
-			if w.inBackoff(v) {
-				// A failed pod waits for its backoff: nothing is created next to it meanwhile.
-				continue
-			}
-			// Not available anyway: its replacement comes at once, outside the budget.
-			p.Creates = append(p.Creates, v.name)
+			w.replaceUnavailable(v, oldPod, eligible, p)
 		case newPod == nil && !eligible:
 			shouldNotRun = append(shouldNotRun, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteNodeIneligible})
 		case newPod == nil:
@@ -206,6 +193,22 @@ func (w *world) rollingUpdateSurge(p *Plan) {
 	}
 	p.Creates = append(p.Creates, candidates[:clamp(w.strategy.maxSurge-numSurge, len(candidates))]...)
 	p.Deletes = append(p.Deletes, shouldNotRun[:clamp(numAvailable-desired, len(shouldNotRun))]...)
+}
+
+// replaceUnavailable is the surge path for an old pod that is not available: on a node that should
+// not run the set it goes; otherwise its replacement comes at once, outside the budget, unless a failed
+// pod waits for its backoff or for its node to come back from a shutdown.
+func (w *world) replaceUnavailable(v *nodeView, oldPod *corev1.Pod, eligible bool, p *Plan) {
+	switch {
+	case holdsShutdownPod(v):
+		// Its failed pod waits for the node to come back from its shutdown.
+	case !eligible:
+		p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
+	case w.inBackoff(v):
+		// A failed pod waits for its backoff: nothing is created next to it meanwhile.
+	default:
+		p.Creates = append(p.Creates, v.name)
+	}
 }
 
 // rolloutNodes are the nodes the rolling update looks at: every node with pods (eligible or not,
@@ -268,13 +271,7 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 		}
 		r.Target++
 		newPod, oldPod, _ := w.updatedPods(v)
-		if skipsUnhealthyNodes(w.in.Set) && oldPod != nil && newPod == nil {
-			// A node that came back (from being skipped) restarts the clock: the rollout could not
-			// touch it before.
-			if back := nodeReadySince(v.node); !back.After(now) {
-				r.LastProgress = latest(r.LastProgress, back)
-			}
-		}
+		r.LastProgress = latest(r.LastProgress, w.backAt(v, newPod, oldPod))
 		if newPod != nil {
 			r.LastProgress = latest(r.LastProgress, newPod.CreationTimestamp.Time)
 		}

@@ -95,8 +95,8 @@ func (w *world) skippedNodes() map[string]NodeReason {
 	}
 	var out map[string]NodeReason
 	for _, v := range w.nodes {
-		if v.node == nil || w.partitioned[v.name] ||
-			!(v.placement.ShouldRun || (v.placement.ShouldContinueRunning && len(v.pods) > 0)) {
+		keeps := v.placement.ShouldContinueRunning && len(v.pods) > 0
+		if v.node == nil || w.partitioned[v.name] || (!v.placement.ShouldRun && !keeps) {
 			continue
 		}
 		h := healthOf(v.node, w.in.Now)
@@ -157,6 +157,19 @@ func deleteRequestedAt(pod *corev1.Pod) time.Time {
 		at = at.Add(-time.Duration(*g) * time.Second)
 	}
 	return at
+}
+
+// backAt is, with unhealthyNodePolicy Skip, when a node that still runs only an old pod last became
+// Ready: a node back from being skipped restarts the rollout's clock, since the rollout could not touch
+// it before. Zero otherwise.
+func (w *world) backAt(v *nodeView, newPod, oldPod *corev1.Pod) time.Time {
+	if !skipsUnhealthyNodes(w.in.Set) || oldPod == nil || newPod != nil {
+		return time.Time{}
+	}
+	if back := nodeReadySince(v.node); !back.After(w.in.Now) {
+		return back
+	}
+	return time.Time{}
 }
 
 // nodeReadySince is when the node's Ready condition last turned True; zero when it is not True or has no

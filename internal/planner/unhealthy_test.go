@@ -208,7 +208,7 @@ func testDeadNodesSkip(t *testing.T, tolerant bool) {
 	if w.peakHealthyUnavailable > 1 {
 		t.Errorf("%d healthy nodes without an available pod at once, maxUnavailable 1", w.peakHealthyUnavailable)
 	}
-	var skipped []string
+	skipped := make([]string, 0, len(p.Rollout.Skipped))
 	for _, s := range p.Rollout.Skipped {
 		skipped = append(skipped, s.Node)
 		if s.Reason.Code != ReasonSkippedUnhealthy || s.Reason.Taint == nil || s.Reason.Taint.Key != corev1.TaintNodeUnreachable {
@@ -280,9 +280,11 @@ func TestSkippedNodes(t *testing.T) {
 		{name: "new pod created before the node broke: counts (the new version may be at fault)", policy: nasv1alpha1.UnhealthyNodeSkip,
 			node: newNode("n", nil, notReadySince(brokeAt)), pods: []*corev1.Pod{newPod("new", "n", created(brokeAt.Add(-time.Minute)), notReady)}},
 		{name: "old pod deleted before the node broke: counts", policy: nasv1alpha1.UnhealthyNodeSkip,
-			node: newNode("n", nil, notReadySince(t0.Add(-time.Minute))), pods: []*corev1.Pod{newPod("old", "n", withHash(oldHash), notReady, deletedAt(t0.Add(-5*time.Minute)))}},
+			node: newNode("n", nil, notReadySince(t0.Add(-time.Minute))),
+			pods: []*corev1.Pod{newPod("old", "n", withHash(oldHash), notReady, deletedAt(t0.Add(-5*time.Minute)))}},
 		{name: "old pod deleted after the node broke: skipped", policy: nasv1alpha1.UnhealthyNodeSkip,
-			node: newNode("n", nil, notReadySince(brokeAt)), pods: []*corev1.Pod{newPod("old", "n", withHash(oldHash), notReady, deletedAt(brokeAt.Add(time.Minute)))}, wantSkip: true},
+			node: newNode("n", nil, notReadySince(brokeAt)),
+			pods: []*corev1.Pod{newPod("old", "n", withHash(oldHash), notReady, deletedAt(brokeAt.Add(time.Minute)))}, wantSkip: true},
 		{name: "new pod created on the broken node: skipped", policy: nasv1alpha1.UnhealthyNodeSkip,
 			node: newNode("n", nil, notReadySince(brokeAt)), pods: []*corev1.Pod{newPod("new", "n", created(brokeAt.Add(time.Minute)), notReady)}, wantSkip: true},
 		{name: "new pod available: nothing to skip", policy: nasv1alpha1.UnhealthyNodeSkip,

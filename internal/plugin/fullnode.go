@@ -45,7 +45,7 @@ func resourceLines(pod *corev1.Pod, node *corev1.Node, nodePods []*corev1.Pod, l
 		}
 	}
 	names := append([]string(nil), lacking...)
-	var requested []string
+	requested := make([]string, 0, len(requests))
 	for name := range requests {
 		requested = append(requested, string(name))
 	}
@@ -83,4 +83,3 @@ func quantity(list corev1.ResourceList, name corev1.ResourceName) string {
 	}
 	return q.String()
 }
-

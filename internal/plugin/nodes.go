@@ -293,7 +293,7 @@ With --problems, only the eligible nodes without an available agent pod are list
 // problemReports are the reports of the eligible nodes without an available agent pod: the nodes of
 // the plan's breakdown, in its order (most frequent reason first), by name within a reason.
 func (s *snapshot) problemReports() []*nodeReport {
-	var out []*nodeReport
+	out := make([]*nodeReport, 0, len(s.plan.Nodes))
 	for _, g := range s.plan.Unavailable {
 		var names []string
 		for name, st := range s.plan.Nodes {

@@ -33,6 +33,9 @@ type Metrics struct {
 
 var setLabels = []string{"namespace", "nodeagentset"}
 
+const unavailableNodesHelp = "Eligible nodes without an available agent pod, by reason (status.unavailableBreakdown); " +
+	"the reasons sum to status_number_unavailable."
+
 // NewMetrics creates the series and registers them with reg (controller-runtime's metrics.Registry
 // in the manager).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -60,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, append(setLabels, "reason")),
 		unavailableNodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "nodeagentset_unavailable_nodes",
-			Help: "Eligible nodes without an available agent pod, by reason (status.unavailableBreakdown); the reasons sum to status_number_unavailable.",
+			Help: unavailableNodesHelp,
 		}, append(setLabels, "reason")),
 		reasons: map[types.NamespacedName]map[string]bool{},
 	}

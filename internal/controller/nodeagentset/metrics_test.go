@@ -80,7 +80,7 @@ func TestUnavailableNodesMetric(t *testing.T) {
 		{Reason: "NodeNotReady", Count: 2}, {Reason: "CrashLoop", Count: 1},
 	}})
 	want := `
-# HELP nodeagentset_unavailable_nodes Eligible nodes without an available agent pod, by reason (status.unavailableBreakdown); the reasons sum to status_number_unavailable.
+# HELP nodeagentset_unavailable_nodes ` + unavailableNodesHelp + `
 # TYPE nodeagentset_unavailable_nodes gauge
 nodeagentset_unavailable_nodes{namespace="ns",nodeagentset="agent",reason="CrashLoop"} 1
 nodeagentset_unavailable_nodes{namespace="ns",nodeagentset="agent",reason="NodeNotReady"} 2
