@@ -15,6 +15,9 @@ import (
 func (e *explainer) nodeFull(pod *corev1.Pod) {
 	r := e.r
 	e.detail("Agent pod %s is pending: the node is full (the scheduler says: %s).", pod.Name, r.reason.Message)
+	if r.nodePodsForbidden {
+		e.detail("You may not list the pods of every namespace: the requests of the node's other pods are left out below.")
+	}
 	for _, line := range resourceLines(pod, r.node, r.nodePods, r.reason.Resources) {
 		e.detail("%s", line)
 	}

@@ -101,6 +101,8 @@ type nodeReport struct {
 	// nodePods are all pods bound to the node, of any owner; `why` lists them only for a full node
 	// (InsufficientResources), to compare the agent's requests with the node's free allocatable.
 	nodePods []*corev1.Pod
+	// nodePodsForbidden: the user may not list the pods of every namespace, so nodePods is empty.
+	nodePodsForbidden bool
 }
 
 // reports returns one report per node, in name order, then one per missing node that pods target.

@@ -56,7 +56,12 @@ The verdict comes from the placement and status code the controller itself runs.
 				return err
 			}
 			if r.reason.Code == planner.ReasonInsufficientResources {
-				if r.nodePods, err = c.podsOnNode(ctx, r.name); err != nil {
+				r.nodePods, err = c.podsOnNode(ctx, r.name)
+				switch {
+				case apierrors.IsForbidden(err):
+					// Pods of other namespaces may be out of the user's reach: the comparison goes without them.
+					r.nodePodsForbidden = true
+				case err != nil:
 					return err
 				}
 			}
