@@ -17,6 +17,19 @@ const (
 	OnDeleteStrategyType NodeAgentSetUpdateStrategyType = "OnDelete"
 )
 
+// UnhealthyNodePolicy says whether unhealthy nodes count against a rolling update's budget.
+// +kubebuilder:validation:Enum=Count;Skip
+type UnhealthyNodePolicy string
+
+const (
+	// UnhealthyNodeCount counts unhealthy nodes like any other, as DaemonSets do: a node that stays
+	// NotReady can hold the budget, and the rollout, for ever.
+	UnhealthyNodeCount UnhealthyNodePolicy = "Count"
+	// UnhealthyNodeSkip leaves unhealthy nodes out of the budget and out of the rollout's target until
+	// they are healthy again; a node that broke after the rollout replaced its pod still counts.
+	UnhealthyNodeSkip UnhealthyNodePolicy = "Skip"
+)
+
 // RollingUpdateNodeAgentSet is the budget of a rolling update.
 //
 // When maxUnavailable is omitted it is 1, unless maxSurge is non-zero, in which case it is 0: a user
@@ -55,6 +68,15 @@ type RollingUpdateNodeAgentSet struct {
 	// an agent (new nodes, deleted or failed pods) still get a pod, of the current template.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
+
+	// unhealthyNodePolicy says what the rolling update does with an unhealthy node: one that carries a
+	// node.kubernetes.io/unreachable, not-ready or out-of-service taint, or whose Ready condition has not
+	// been True for 30 seconds. Count (the default, as DaemonSets do) counts it against the budget: a
+	// dead node can stop the rollout. Skip neither replaces its pod nor counts it, and the rollout
+	// completes without it, listing it in status.skippedNodes; once healthy again, it is updated within
+	// the budget. A node that was healthy when the rollout replaced its pod and broke after still counts.
+	// +optional
+	UnhealthyNodePolicy UnhealthyNodePolicy `json:"unhealthyNodePolicy,omitempty"`
 }
 
 // NodeAgentSetUpdateStrategy says how pods are replaced when the template changes.
@@ -241,6 +263,22 @@ type NodeAgentSetStatus struct {
 	// controller's node writes of its last pass land).
 	// +optional
 	NumberGated int32 `json:"numberGated,omitempty"`
+	// unavailableBreakdown breaks numberUnavailable down by reason, most nodes first: the counts sum
+	// to numberUnavailable. Each reason names its first nodes by name.
+	// +listType=map
+	// +listMapKey=reason
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	UnavailableBreakdown []UnavailableReason `json:"unavailableBreakdown,omitempty"`
+
+	// topUnavailableReason is the reason of unavailableBreakdown's first entry: why most unavailable
+	// nodes have no available agent. Empty when every eligible node runs an available agent.
+	// +optional
+	TopUnavailableReason string `json:"topUnavailableReason,omitempty"`
+
+	// skippedNodes are the unhealthy nodes the rollout leaves out with unhealthyNodePolicy Skip.
+	// +optional
+	SkippedNodes *SkippedNodes `json:"skippedNodes,omitempty"`
 
 	// conditions are the latest observations of the set's state. The controller owns the types it
 	// documents (Available, ...) and keeps conditions of other types as it finds them.
@@ -248,6 +286,36 @@ type NodeAgentSetStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// MaxNodesPerReason caps the node names status lists per unavailable reason and for skipped nodes.
+const MaxNodesPerReason = 5
+
+// UnavailableReason is one reason eligible nodes have no available agent pod.
+type UnavailableReason struct {
+	// reason is the planner's reason code, such as NodeNotReady, InsufficientResources, ImagePull,
+	// CrashLoop, PodNotReady, PodTerminating, FailedPodBackoff or NodeShutdown.
+	// +kubebuilder:validation:MaxLength=64
+	// +required
+	Reason string `json:"reason"`
+	// count is how many eligible nodes have no available agent pod for this reason.
+	// +required
+	Count int32 `json:"count"`
+	// nodes are the first nodes with this reason, by name (at most 5).
+	// +kubebuilder:validation:MaxItems=5
+	// +optional
+	Nodes []string `json:"nodes,omitempty"`
+}
+
+// SkippedNodes are the unhealthy nodes a rollout leaves out (unhealthyNodePolicy Skip).
+type SkippedNodes struct {
+	// count is how many nodes the rollout skips.
+	// +required
+	Count int32 `json:"count"`
+	// nodes are the first skipped nodes, by name (at most 5).
+	// +kubebuilder:validation:MaxItems=5
+	// +optional
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // NodeAgentSet runs exactly one pod of its template on every eligible node.
@@ -260,6 +328,7 @@ type NodeAgentSetStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=".status.numberReady"
 // +kubebuilder:printcolumn:name="Up-to-date",type=integer,JSONPath=".status.updatedNumberScheduled"
 // +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=".status.numberAvailable"
+// +kubebuilder:printcolumn:name="Unavailable-Reason",type=string,JSONPath=".status.topUnavailableReason"
 // +kubebuilder:printcolumn:name="Node Selector",type=string,JSONPath=".spec.template.spec.nodeSelector"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 // +kubebuilder:printcolumn:name="Containers",type=string,JSONPath=".spec.template.spec.containers[*].name",priority=1

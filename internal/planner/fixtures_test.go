@@ -678,6 +678,7 @@ func (w *simWorld) checkPlan(p Plan) {
 	if r := p.Rollout; r.Phase == RolloutProgressing && !r.Deadline.Equal(r.LastProgress.Add(deadline)) {
 		w.t.Errorf("step %d: rollout deadline %s, want last progress %s + %s", w.step, w.offset(r.Deadline), w.offset(r.LastProgress), deadline)
 	}
+	checkBreakdown(w.t, p)
 	s := p.Status
 	if int(s.DesiredNumberScheduled) != len(w.nodes) || s.NumberUnavailable != s.DesiredNumberScheduled-s.NumberAvailable {
 		w.t.Errorf("step %d: status %+v with %d eligible nodes", w.step, s, len(w.nodes))

@@ -16,6 +16,8 @@ package planner
 //     the node gets no new pod, whatever the strategy (with surge too, and from the rolling update):
 //     a pod the kubelet rejects at admission would otherwise be replaced, fail and pile up in a loop.
 //     It is replaced on a later pass (in the same pass with surge).
+//   - A pod the kubelet terminated for a graceful node shutdown is kept, and holds its node's
+//     replacement, while the node is not Ready; once it is Ready, it is a failed pod like any other.
 //   - Pods whose node is gone are deleted; they are not counted in status.
 //   - Creates and deletes are each capped per pass at BurstReplicas, or at the rolling update's budget
 //     (maxUnavailable, maxSurge) when that is larger; the rest waits for the next pass.
@@ -64,6 +66,8 @@ type world struct {
 	// them by name.
 	partitioned      map[string]bool
 	firstPartitioned string
+	// skipped are the unhealthy nodes the rolling update leaves out (unhealthy.go), with their reason.
+	skipped map[string]NodeReason
 }
 
 func newWorld(in Input) *world {
@@ -101,6 +105,7 @@ func newWorld(in Input) *world {
 	}
 	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
 	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)
+	w.skipped = w.skippedNodes()
 	return w
 }
 
@@ -120,6 +125,7 @@ func Compute(in Input) Plan {
 	p := Plan{}
 	req := requeue{now: in.Now}
 	w.manage(&p, &req)
+	w.requeueUnhealthy(&req)
 	if len(p.Creates) == 0 && len(p.Deletes) == 0 {
 		w.rollingUpdate(&p)
 	}
@@ -127,6 +133,7 @@ func Compute(in Input) Plan {
 	p.Strategy = w.exportStrategy()
 	gateCreates(&p, in, &req)
 	p.Status, p.Nodes = w.status(&req)
+	p.Unavailable = Breakdown(p.Nodes)
 	p.CurrentRevision = w.currentRevision()
 	p.Rollout = w.rollout(p.Strategy.ProgressDeadline)
 	p.Gate = w.gate(&req)
@@ -162,6 +169,10 @@ func (w *world) manageRunning(v *nodeView, p *Plan, req *requeue) {
 		switch {
 		case isTerminating(pod):
 			// Being deleted already: neither deleted again nor counted as running.
+		case keptForShutdown(pod, v.node):
+			// Terminated by the kubelet for a node shutdown: it stays, and holds the node's
+			// replacement, until the node is Ready again; a new pod would only fail the same way.
+			backoff = true
 		case pod.Status.Phase == corev1.PodFailed:
 			if until, ok := w.backoffUntil(v); ok {
 				// It stays, and holds the node's replacement, until the backoff ends. Upstream, with

@@ -1,6 +1,8 @@
 package planner
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,12 +16,17 @@ func PodProblem(pod *corev1.Pod, node *corev1.Node) NodeReason {
 		return NodeReason{Code: ReasonNoPod}
 	case isTerminating(pod):
 		return NodeReason{Code: ReasonPodTerminating}
+	case keptForShutdown(pod, node):
+		return NodeReason{Code: ReasonNodeShutdown, Message: pod.Status.Reason}
 	case pod.Status.Phase == corev1.PodFailed:
 		return NodeReason{Code: ReasonPodFailed, Message: pod.Status.Reason}
 	case pod.Status.Phase == corev1.PodSucceeded:
 		return NodeReason{Code: ReasonPodSucceeded}
 	}
 	if c := podCondition(pod, corev1.PodScheduled); c != nil && c.Status == corev1.ConditionFalse {
+		if resources := insufficientResources(c.Message); len(resources) > 0 {
+			return NodeReason{Code: ReasonInsufficientResources, Resources: resources, SchedulerReason: c.Reason, Message: c.Message}
+		}
 		return NodeReason{Code: ReasonUnschedulable, SchedulerReason: c.Reason, Message: c.Message}
 	}
 	if node != nil && !nodeReady(node) {
@@ -64,7 +71,7 @@ func waitingReason(container, reason string, restarts int32) NodeReason {
 // template: the node counts as available.
 func (c ReasonCode) Outdated() bool {
 	switch c {
-	case ReasonPartitioned, ReasonPaused, ReasonOnDelete, ReasonWaitingForBudget:
+	case ReasonPartitioned, ReasonPaused, ReasonOnDelete, ReasonWaitingForBudget, ReasonSkippedUnhealthy:
 		return true
 	}
 	return false
@@ -103,6 +110,8 @@ func (w *world) outdatedReason(v *nodeView) NodeReason {
 		return NodeReason{Code: ReasonPaused}
 	case w.partitioned[v.name]:
 		return NodeReason{Code: ReasonPartitioned}
+	case w.skipped[v.name].Code != "":
+		return w.skipped[v.name]
 	default:
 		return NodeReason{Code: ReasonWaitingForBudget}
 	}
@@ -147,4 +156,42 @@ func nodeReady(node *corev1.Node) bool {
 		}
 	}
 	return true
+}
+
+// insufficientResources lists the resources a scheduler's message says the node lacks ("0/3 nodes are
+// available: 1 Insufficient cpu, 1 Insufficient memory, 2 node(s) didn't match ..."): cpu, memory,
+// ephemeral-storage, an extended resource, or pods ("Too many pods"). Empty for other messages.
+func insufficientResources(message string) []string {
+	var out []string
+	add := func(r string) {
+		if r != "" && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	rest := message
+	for {
+		i := strings.Index(rest, "Insufficient ")
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len("Insufficient "):]
+		end := strings.IndexAny(rest, ",.;: ")
+		if end < 0 {
+			end = len(rest)
+		}
+		// A resource name may contain dots ("example.com/gpu"); only a dot that ends the word ends it.
+		for end < len(rest) && rest[end] == '.' && end+1 < len(rest) && rest[end+1] != ' ' {
+			next := strings.IndexAny(rest[end+1:], ",.;: ")
+			if next < 0 {
+				end = len(rest)
+				break
+			}
+			end += 1 + next
+		}
+		add(rest[:end])
+	}
+	if strings.Contains(message, "Too many pods") {
+		add("pods")
+	}
+	return out
 }

@@ -2,10 +2,12 @@ package planner
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestPodProblem(t *testing.T) {
@@ -131,5 +133,32 @@ func TestPlanNodeReasons(t *testing.T) {
 		if got := Compute(in).Nodes["node-3"].Reason.Code; got != tc.want {
 			t.Errorf("%s: outdated node reason %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestInsufficientResources(t *testing.T) {
+	tests := []struct {
+		message string
+		want    []string
+	}{
+		{"0/1 nodes are available: 1 Insufficient cpu.", []string{"cpu"}},
+		{"0/3 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 2 node(s) didn't match Pod's node affinity/selector. " +
+			"preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod.", []string{"cpu", "memory"}},
+		{"0/1 nodes are available: 1 Insufficient example.com/gpu.", []string{"example.com/gpu"}},
+		{"0/1 nodes are available: 1 Too many pods.", []string{"pods"}},
+		{"0/1 nodes are available: 1 node(s) had untolerated taint {a: b}.", nil},
+	}
+	for _, tt := range tests {
+		if got := insufficientResources(tt.message); !slices.Equal(got, tt.want) {
+			t.Errorf("insufficientResources(%q) = %v, want %v", tt.message, got, tt.want)
+		}
+	}
+	pod := newPod("p", "", func(p *corev1.Pod) {
+		p.Status.Phase = corev1.PodPending
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+			Reason: corev1.PodReasonUnschedulable, Message: tests[1].message, LastTransitionTime: metav1.NewTime(t0)}}
+	})
+	if r := PodProblem(pod, nil); r.Code != ReasonInsufficientResources || !slices.Equal(r.Resources, []string{"cpu", "memory"}) {
+		t.Errorf("PodProblem = %+v, want %s with cpu, memory", r, ReasonInsufficientResources)
 	}
 }

@@ -38,6 +38,7 @@ var sentences = map[ReasonCode]string{
 	ReasonPaused:                "outdated: rollout paused",
 	ReasonOnDelete:              "outdated: OnDelete strategy, delete the pod to update it",
 	ReasonWaitingForBudget:      "outdated: waiting for the rolling update",
+	ReasonNodeShutdown:          "agent pod stopped by the node's graceful shutdown; replaced once the node is Ready",
 }
 
 // String renders the reason as a short sentence, the same for nodes with the same cause so that
@@ -58,6 +59,14 @@ func (r NodeReason) String() string {
 		return "agent pod failed" + parenthesized(r.Message)
 	case ReasonUnschedulable:
 		return "agent pod pending: " + r.SchedulerReason + parenthesized(r.Message)
+	case ReasonInsufficientResources:
+		return "agent pod pending: node full (insufficient " + strings.Join(r.Resources, ", ") +
+			"); a PriorityClass such as system-node-critical lets the scheduler preempt other pods"
+	case ReasonSkippedUnhealthy:
+		if r.Taint != nil {
+			return "outdated: unhealthy node (taint " + TaintString(r.Taint) + ") skipped by the rollout"
+		}
+		return "outdated: unhealthy node (not ready) skipped by the rollout"
 	case ReasonImagePull, ReasonCrashLoop, ReasonContainerWaiting:
 		return fmt.Sprintf("container %s: %s", r.Container, r.WaitingReason)
 	}
@@ -140,6 +149,9 @@ func ProgressingCondition(p Plan, hash string) metav1.Condition {
 	if p.Strategy.HostPortFallback {
 		progress += "; the template binds host ports, so maxSurge is applied delete-first"
 	}
+	if len(r.Skipped) > 0 {
+		progress += fmt.Sprintf("; %s skipped (unhealthyNodePolicy Skip): %s", pluralUnhealthyNodes(len(r.Skipped)), SkippedNodeNames(r.Skipped))
+	}
 	switch r.Phase {
 	case RolloutComplete:
 		cond.Reason, cond.Message = nasv1alpha1.ReasonRolloutComplete, progress
@@ -203,6 +215,25 @@ func StuckNodes(stuck []StuckNode) string {
 		parts = append(parts, fmt.Sprintf("%s (%s)", s.Node, s.Reason))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// SkippedNodeNames names the first skipped nodes: "node-1, node-2 and 3 more".
+func SkippedNodeNames(skipped []StuckNode) string {
+	names := make([]string, 0, maxStuckNodesInMessage)
+	for i, s := range skipped {
+		if i == maxStuckNodesInMessage {
+			return strings.Join(names, ", ") + fmt.Sprintf(" and %d more", len(skipped)-i)
+		}
+		names = append(names, s.Node)
+	}
+	return strings.Join(names, ", ")
+}
+
+func pluralUnhealthyNodes(n int) string {
+	if n == 1 {
+		return "1 unhealthy node"
+	}
+	return fmt.Sprintf("%d unhealthy nodes", n)
 }
 
 // groupReasons renders "2 nodes: taint dedicated=gpu:NoSchedule not tolerated, 1 node: ..." for the

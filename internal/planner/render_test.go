@@ -51,6 +51,11 @@ var renderReasons = []NodeReason{
 	{Code: ReasonPaused},
 	{Code: ReasonOnDelete},
 	{Code: ReasonWaitingForBudget},
+	{Code: ReasonInsufficientResources, Resources: []string{"cpu", "memory"}, SchedulerReason: "Unschedulable",
+		Message: "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory."},
+	{Code: ReasonNodeShutdown, Message: "Terminated"},
+	{Code: ReasonSkippedUnhealthy, Taint: &corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute}, Since: t0},
+	{Code: ReasonSkippedUnhealthy, Since: t0},
 }
 
 func TestRenderReasons(t *testing.T) {
@@ -106,6 +111,11 @@ func TestRenderConditions(t *testing.T) {
 	p := unavailable
 	p.Rollout.Stuck = nil
 	cond("no stuck node", ProgressingCondition(p, "abc"))
+	skipped := healthy
+	for _, n := range []string{"n1", "n2", "n3", "n4", "n5", "n6", "n7"} {
+		skipped.Rollout.Skipped = append(skipped.Rollout.Skipped, StuckNode{Node: n, Reason: NodeReason{Code: ReasonSkippedUnhealthy}})
+	}
+	cond("skipped", ProgressingCondition(skipped, "abc"))
 	for _, v := range []TemplateVerdict{{}, {State: TemplateAccepted}, {State: TemplateRejected, Message: "denied"},
 		{State: TemplateServiceAccountMissing, Message: "no account"}, {State: TemplateCheckFailed, Message: "timeout"}} {
 		c, ok := TemplateValidCondition(Plan{Template: v})

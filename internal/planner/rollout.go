@@ -21,6 +21,10 @@ package planner
 //     it never runs an old pod and never displaces a held node: the held set changes only when a held
 //     node's pod goes, or the partition or the template changes.
 //   - A node whose failed pod waits for its backoff gets no new pod from the surge update either.
+//   - A pod the kubelet terminated for a node shutdown is not replaced, by either path, while its node
+//     is not Ready; delete-first counts the node as unavailable.
+//   - With unhealthyNodePolicy Skip, unhealthy nodes the rollout has not touched since they broke are
+//     left out of both paths and of the target (unhealthy.go).
 
 import (
 	"time"
@@ -134,6 +138,9 @@ func (w *world) rollingUpdateDeleteFirst(p *Plan) {
 			if !IsPodAvailable(newPod, minReady, now) {
 				numUnavailable++
 			}
+		case holdsShutdownPod(v):
+			// Its failed pod waits for the node to come back from its shutdown: it is not replaced.
+			numUnavailable++
 		case !IsPodAvailable(oldPod, minReady, now):
 			// Not available anyway: replacing it costs nothing.
 			p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
@@ -173,16 +180,7 @@ func (w *world) rollingUpdateSurge(p *Plan) {
 		case oldPod == nil:
 			// Nothing old here; manage takes care of the rest.
 		case newPod == nil && !IsPodAvailable(oldPod, minReady, now):
-			if !eligible {
-				p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
-				continue
-			}
-			if w.inBackoff(v) {
-				// A failed pod waits for its backoff: nothing is created next to it meanwhile.
-				continue
-			}
-			// Not available anyway: its replacement comes at once, outside the budget.
-			p.Creates = append(p.Creates, v.name)
+			w.replaceUnavailable(v, oldPod, eligible, p)
 		case newPod == nil && !eligible:
 			shouldNotRun = append(shouldNotRun, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteNodeIneligible})
 		case newPod == nil:
@@ -197,12 +195,28 @@ func (w *world) rollingUpdateSurge(p *Plan) {
 	p.Deletes = append(p.Deletes, shouldNotRun[:clamp(numAvailable-desired, len(shouldNotRun))]...)
 }
 
+// replaceUnavailable is the surge path for an old pod that is not available: on a node that should
+// not run the set it goes; otherwise its replacement comes at once, outside the budget, unless a failed
+// pod waits for its backoff or for its node to come back from a shutdown.
+func (w *world) replaceUnavailable(v *nodeView, oldPod *corev1.Pod, eligible bool, p *Plan) {
+	switch {
+	case holdsShutdownPod(v):
+		// Its failed pod waits for the node to come back from its shutdown.
+	case !eligible:
+		p.Deletes = append(p.Deletes, Deletion{Pod: oldPod, Node: v.name, Reason: DeleteOutdated})
+	case w.inBackoff(v):
+		// A failed pod waits for its backoff: nothing is created next to it meanwhile.
+	default:
+		p.Creates = append(p.Creates, v.name)
+	}
+}
+
 // rolloutNodes are the nodes the rolling update looks at: every node with pods (eligible or not,
-// existing or not) and every eligible node, less the partition.
+// existing or not) and every eligible node, less the partition and the skipped unhealthy nodes.
 func (w *world) rolloutNodes() []*nodeView {
 	out := make([]*nodeView, 0, len(w.nodes))
 	for _, v := range w.nodes {
-		if w.partitioned[v.name] {
+		if w.partitioned[v.name] || w.skipped[v.name].Code != "" {
 			continue
 		}
 		if len(v.pods) > 0 || (v.node != nil && v.placement.ShouldRun) {
@@ -248,11 +262,16 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 	r := Rollout{Partition: int32(len(w.partitioned)), FirstPartitionedNode: w.firstPartitioned, Paused: w.strategy.paused,
 		LastProgress: w.in.RolloutStartedAt}
 	for _, v := range w.nodes {
+		if reason, ok := w.skipped[v.name]; ok {
+			r.Skipped = append(r.Skipped, StuckNode{Node: v.name, Reason: reason})
+			continue
+		}
 		if v.node == nil || !v.placement.ShouldRun || w.partitioned[v.name] {
 			continue
 		}
 		r.Target++
 		newPod, oldPod, _ := w.updatedPods(v)
+		r.LastProgress = latest(r.LastProgress, w.backAt(v, newPod, oldPod))
 		if newPod != nil {
 			r.LastProgress = latest(r.LastProgress, newPod.CreationTimestamp.Time)
 		}

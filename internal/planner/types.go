@@ -114,6 +114,9 @@ type Plan struct {
 	Rollout Rollout
 	// Strategy is the update strategy resolved against the eligible nodes.
 	Strategy Strategy
+	// Unavailable breaks the eligible nodes without an available agent pod down by reason code, most
+	// nodes first: the counts sum to Status.NumberUnavailable (breakdown.go).
+	Unavailable []UnavailableGroup
 	// Nodes holds, keyed by name, every node that is excluded from the set, should run the agent but
 	// has no available pod, or runs an available pod of an older template: what status messages and
 	// tools explain, each with its typed reason. Nodes with an available pod of the current template
@@ -198,6 +201,18 @@ type Rollout struct {
 	// Stuck lists the nodes, outside the partition, whose current-template pod is missing or not
 	// available, in name order, with why.
 	Stuck []StuckNode
+	// Skipped lists the unhealthy nodes the rollout leaves out (unhealthyNodePolicy Skip), in name
+	// order, each with reason SkippedUnhealthyNode. They are not in Target.
+	Skipped []StuckNode
+}
+
+// UnavailableGroup is one reason code of Plan.Unavailable: how many eligible nodes have no available
+// agent pod for it, and the first of them by name.
+type UnavailableGroup struct {
+	Code  ReasonCode
+	Count int32
+	// Nodes are the first nodes with the code, by name, at most MaxNodesPerGroup.
+	Nodes []string
 }
 
 // StuckNode is a node the rollout waits for.
@@ -233,6 +248,11 @@ type NodeReason struct {
 	Message string
 	// Until is when the wait ends: the backoff (FailedPodBackoff), availability (WaitingForMinReadySeconds).
 	Until time.Time
+	// Resources are the resources the node lacks, as the scheduler names them: cpu, memory, pods, ...
+	// (InsufficientResources).
+	Resources []string
+	// Since is when the node broke (SkippedUnhealthyNode); zero when unknown.
+	Since time.Time
 }
 
 // ReasonCode says, as data, why a node is not healthy: why it is not eligible, why it has no
@@ -271,6 +291,12 @@ const (
 	ReasonPodTerminating ReasonCode = "PodTerminating"
 	// ReasonUnschedulable means the scheduler cannot place the pod (SchedulerReason, Message).
 	ReasonUnschedulable ReasonCode = "Unschedulable"
+	// ReasonInsufficientResources means the scheduler cannot place the pod because the node is full
+	// (Resources, SchedulerReason, Message).
+	ReasonInsufficientResources ReasonCode = "InsufficientResources"
+	// ReasonNodeShutdown means the kubelet terminated the agent pod for a graceful node shutdown and the
+	// node is not Ready: the pod stays, and is replaced once the node is Ready again.
+	ReasonNodeShutdown ReasonCode = "NodeShutdown"
 	// ReasonNodeNotReady means the node's Ready condition is not True.
 	ReasonNodeNotReady ReasonCode = "NodeNotReady"
 	// ReasonImagePull means a container's image cannot be pulled (Container, WaitingReason).
@@ -298,6 +324,10 @@ const (
 	ReasonOnDelete ReasonCode = "OnDelete"
 	// ReasonWaitingForBudget means the rolling update replaces the pod once the budget allows.
 	ReasonWaitingForBudget ReasonCode = "WaitingForBudget"
+	// ReasonSkippedUnhealthy means the node is unhealthy and unhealthyNodePolicy Skip leaves it out of
+	// the rollout until it is healthy again (Taint: the health taint, if any; Since). Rollout.Skipped
+	// carries it too.
+	ReasonSkippedUnhealthy ReasonCode = "SkippedUnhealthyNode"
 )
 
 // RolloutPhase is the rollout verdict.

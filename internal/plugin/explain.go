@@ -102,6 +102,9 @@ func (e *explainer) healthy() {
 			e.detail("The update strategy is OnDelete: the pod is replaced only once someone deletes it.")
 		case planner.ReasonPaused:
 			e.detail("The rollout is paused (spec.updateStrategy.rollingUpdate.paused): resume it with 'kubectl nas rollout resume %s'.", s.set.Name)
+		case planner.ReasonSkippedUnhealthy:
+			e.detail("The node is unhealthy (%s), and spec.updateStrategy.rollingUpdate.unhealthyNodePolicy is Skip: the rollout leaves "+
+				"it out and completes without it; the pod is replaced, within the budget, once the node is healthy again.", r.reason)
 		case planner.ReasonPartitioned:
 			e.detail("The node is in the rollout's partition (the last %d eligible nodes by name still running an older template, from %s on): "+
 				"it keeps its pod until the partition is lowered.", s.plan.Rollout.Partition, s.plan.Rollout.FirstPartitionedNode)
@@ -167,6 +170,8 @@ func (e *explainer) podDetails(pod *corev1.Pod) {
 		e.detail("Agent pod %s exited. Agents must keep running: the controller deletes it and creates a new one.", pod.Name)
 	case planner.ReasonUnschedulable:
 		e.unschedulable(pod)
+	case planner.ReasonInsufficientResources:
+		e.nodeFull(pod)
 	case planner.ReasonNodeNotReady:
 		e.notReady(pod)
 	case planner.ReasonImagePull, planner.ReasonCrashLoop, planner.ReasonContainerWaiting:

@@ -354,3 +354,18 @@ func TestGateReport(t *testing.T) {
 		t.Errorf("refused gate shows %q", a.Gate)
 	}
 }
+
+// A node the rollout skips says why its old pod stays.
+func TestWhySkippedNode(t *testing.T) {
+	set := testSet(func(s *corev1.PodSpec) { s.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}} })
+	set.Spec.UpdateStrategy.RollingUpdate = &nasv1alpha1.RollingUpdateNodeAgentSet{UnhealthyNodePolicy: nasv1alpha1.UnhealthyNodeSkip}
+	down := node("n1", func(n *corev1.Node) {
+		n.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeOutOfService, Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute}}
+	})
+	old := pod(set, "agent-old", "n1", "old-hash")
+	s := newSnapshot(set, []*appsv1.ControllerRevision{revisionOf(t, set, 2)}, []*corev1.Node{down}, []*corev1.Pod{old}, now)
+	got := strings.Join(s.explain(s.reportFor("n1"), nil), "\n")
+	if !strings.Contains(got, "unhealthyNodePolicy is Skip") || !strings.Contains(got, "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute") {
+		t.Errorf("why =\n%s\nwant the skipped node explained", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -253,6 +254,7 @@ func (s *snapshot) reason(r *nodeReport) string {
 func newNodesCommand(f *factory) *cobra.Command {
 	printFlags := genericclioptions.NewJSONYamlPrintFlags()
 	var output string
+	var problems bool
 	cmd := &cobra.Command{
 		Use:   "nodes NAME",
 		Short: "List every node with the NodeAgentSet's verdict and agent pod",
@@ -267,8 +269,12 @@ func newNodesCommand(f *factory) *cobra.Command {
   REASON     for anything not healthy: what the pod waits for, or why an old pod was not replaced
 
 Eligibility and reasons come from the same placement code the controller runs.
-Use 'kubectl nas why NAME NODE' for a full explanation of one node.`,
+Use 'kubectl nas why NAME NODE' for a full explanation of one node.
+
+With --problems, only the eligible nodes without an available agent pod are listed, grouped by reason
+(the reasons of status.unavailableBreakdown), followed by the count of each reason.`,
 		Example: `  kubectl nas nodes log-collector
+  kubectl nas nodes log-collector --problems
   kubectl nas nodes log-collector -o yaml`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -281,11 +287,22 @@ Use 'kubectl nas why NAME NODE' for a full explanation of one node.`,
 				return err
 			}
 			list := &NodeReportList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
-			for _, r := range s.reports() {
+			reports := s.reports()
+			if problems {
+				reports = s.problemReports()
+			}
+			for _, r := range reports {
 				list.Items = append(list.Items, *s.nodeReport(r))
 			}
 			if output == "" {
-				return printNodesTable(f.streams.Out, list.Items, s.now)
+				if err := printNodesTable(f.streams.Out, list.Items, s.now); err != nil {
+					return err
+				}
+				if problems {
+					_, err := fmt.Fprintln(f.streams.Out, problemSummary(s.plan.Unavailable))
+					return err
+				}
+				return nil
 			}
 			printer, err := reportPrinter(printFlags, output)
 			if err != nil {
@@ -295,7 +312,41 @@ Use 'kubectl nas why NAME NODE' for a full explanation of one node.`,
 		},
 	}
 	addReportOutputFlag(cmd, &output, "a table")
+	cmd.Flags().BoolVar(&problems, "problems", false,
+		"List only the eligible nodes without an available agent pod, grouped by reason, and count each reason.")
 	return cmd
+}
+
+// problemReports are the reports of the eligible nodes without an available agent pod: the nodes of
+// the plan's breakdown, in its order (most frequent reason first), by name within a reason.
+func (s *snapshot) problemReports() []*nodeReport {
+	out := make([]*nodeReport, 0, len(s.plan.Nodes))
+	for _, g := range s.plan.Unavailable {
+		var names []string
+		for name, st := range s.plan.Nodes {
+			if st.Placement.ShouldRun && st.Reason.Code == g.Code {
+				names = append(names, name)
+			}
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			out = append(out, s.reportFor(name))
+		}
+	}
+	return out
+}
+
+// problemSummary counts the reasons: "Unavailable: 3 NodeNotReady, 1 ImagePull", or that there is
+// none.
+func problemSummary(groups []planner.UnavailableGroup) string {
+	if len(groups) == 0 {
+		return "Every eligible node runs an available agent pod."
+	}
+	parts := make([]string, 0, len(groups))
+	for _, g := range groups {
+		parts = append(parts, fmt.Sprintf("%d %s", g.Count, g.Code))
+	}
+	return "Unavailable: " + strings.Join(parts, ", ")
 }
 
 func addReportOutputFlag(cmd *cobra.Command, output *string, human string) {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
 func TestNodesTable(t *testing.T) {
@@ -55,5 +57,15 @@ func TestNodesTableGateColumn(t *testing.T) {
 		"worker-2   yes        <none>   -          -       -           -     open                           \n"
 	if got := buf.String(); got != want {
 		t.Errorf("table =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestProblemSummary(t *testing.T) {
+	groups := []planner.UnavailableGroup{{Code: planner.ReasonNodeNotReady, Count: 3}, {Code: planner.ReasonImagePull, Count: 1}}
+	if got, want := problemSummary(groups), "Unavailable: 3 NodeNotReady, 1 ImagePull"; got != want {
+		t.Errorf("problemSummary = %q, want %q", got, want)
+	}
+	if got := problemSummary(nil); got != "Every eligible node runs an available agent pod." {
+		t.Errorf("problemSummary(nil) = %q", got)
 	}
 }

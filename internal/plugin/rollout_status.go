@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -164,12 +165,32 @@ func rolloutStatus(set *nasv1alpha1.NodeAgentSet) (string, bool, error) {
 	return msg, done, nil
 }
 
-// rolloutDone is kubectl's message for a finished rollout, partitioned or not.
+// rolloutDone is kubectl's message for a finished rollout, partitioned or not, with the unhealthy
+// nodes it skipped (unhealthyNodePolicy Skip).
 func rolloutDone(set *nasv1alpha1.NodeAgentSet) string {
 	if planner.ResolveStrategy(set, set.Status.DesiredNumberScheduled).Partition > 0 {
-		return fmt.Sprintf("partitioned roll out complete: %d new pods have been updated...\n", set.Status.UpdatedNumberScheduled)
+		return fmt.Sprintf("partitioned roll out complete: %d new pods have been updated%s...\n", set.Status.UpdatedNumberScheduled,
+			skippedText(set))
 	}
-	return fmt.Sprintf("%s %q successfully rolled out\n", setNoun, set.Name)
+	return fmt.Sprintf("%s %q successfully rolled out%s\n", setNoun, set.Name, skippedText(set))
+}
+
+// skippedText names the unhealthy nodes the rollout skipped: " (2 unhealthy nodes skipped: a, b)";
+// empty when none.
+func skippedText(set *nasv1alpha1.NodeAgentSet) string {
+	s := set.Status.SkippedNodes
+	if s == nil || s.Count == 0 {
+		return ""
+	}
+	names := strings.Join(s.Nodes, ", ")
+	if more := int(s.Count) - len(s.Nodes); more > 0 {
+		names += fmt.Sprintf(" and %d more", more)
+	}
+	noun := "nodes"
+	if s.Count == 1 {
+		noun = "node"
+	}
+	return fmt.Sprintf(" (%d unhealthy %s skipped: %s)", s.Count, noun, names)
 }
 
 // rolloutProgress words the progress from the status counters, as kubectl's DaemonSetStatusViewer

@@ -37,6 +37,15 @@ func TestRolloutStatus(t *testing.T) {
 			want: "Waiting for node agent set spec update to be observed...\n"},
 		{name: "observed generation ahead counts as observed", set: statusSet(func(s *nasv1alpha1.NodeAgentSet) { s.Status.ObservedGeneration = 5 }),
 			want: `node agent set "agent" successfully rolled out` + "\n", done: true},
+		{name: "complete with unhealthy nodes skipped", set: statusSet(func(s *nasv1alpha1.NodeAgentSet) {
+			s.Status.DesiredNumberScheduled, s.Status.UpdatedNumberScheduled, s.Status.NumberAvailable = 100, 97, 97
+			s.Status.SkippedNodes = &nasv1alpha1.SkippedNodes{Count: 3, Nodes: []string{"node-010", "node-050", "node-090"}}
+			s.Status.Conditions = []metav1.Condition{{Type: nasv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue,
+				Reason: nasv1alpha1.ReasonRolloutComplete}}
+		}), want: `node agent set "agent" successfully rolled out (3 unhealthy nodes skipped: node-010, node-050, node-090)` + "\n", done: true},
+		{name: "one of many skipped nodes named", set: statusSet(func(s *nasv1alpha1.NodeAgentSet) {
+			s.Status.SkippedNodes = &nasv1alpha1.SkippedNodes{Count: 7, Nodes: []string{"a", "b", "c", "d", "e"}}
+		}), want: `node agent set "agent" successfully rolled out (7 unhealthy nodes skipped: a, b, c, d, e and 2 more)` + "\n", done: true},
 		{name: "updating", set: statusSet(func(s *nasv1alpha1.NodeAgentSet) { s.Status.UpdatedNumberScheduled = 1 }),
 			want: `Waiting for node agent set "agent" rollout to finish: 1 out of 4 new pods have been updated...` + "\n"},
 		{name: "becoming available", set: statusSet(func(s *nasv1alpha1.NodeAgentSet) { s.Status.NumberAvailable = 3 }),

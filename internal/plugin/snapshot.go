@@ -99,6 +99,11 @@ type nodeReport struct {
 	// reason is the planner's reason for a node that is excluded, lacks an available pod, or runs an
 	// available pod of an older template.
 	reason planner.NodeReason
+	// nodePods are all pods bound to the node, of any owner; `why` lists them only for a full node
+	// (InsufficientResources), to compare the agent's requests with the node's free allocatable.
+	nodePods []*corev1.Pod
+	// nodePodsForbidden: the user may not list the pods of every namespace, so nodePods is empty.
+	nodePodsForbidden bool
 }
 
 // reports returns one report per node, in name order, then one per missing node that pods target.

@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
 // maxEvents is how many recent warnings `why` shows.
@@ -53,6 +55,16 @@ The verdict comes from the placement and status code the controller itself runs.
 			if err != nil {
 				return err
 			}
+			if r.reason.Code == planner.ReasonInsufficientResources {
+				r.nodePods, err = c.podsOnNode(ctx, r.name)
+				switch {
+				case apierrors.IsForbidden(err):
+					// Pods of other namespaces may be out of the user's reach: the comparison goes without them.
+					r.nodePodsForbidden = true
+				case err != nil:
+					return err
+				}
+			}
 			report := s.nodeReport(r)
 			report.Explanation = s.explain(r, events)
 			if output == "" {
@@ -68,6 +80,20 @@ The verdict comes from the placement and status code the controller itself runs.
 	}
 	addReportOutputFlag(cmd, &output, "plain text")
 	return cmd
+}
+
+// podsOnNode lists every pod bound to the node, in all namespaces.
+func (c *clients) podsOnNode(ctx context.Context, node string) ([]*corev1.Pod, error) {
+	list, err := c.core.Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", node).String()})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*corev1.Pod, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, &list.Items[i])
+	}
+	return out, nil
 }
 
 // warnings returns the latest Warning events about the node's agent pods, and about the set that name

@@ -105,8 +105,11 @@ func podSelector(set *nasv1alpha1.NodeAgentSet) labels.Selector {
 
 // nodeHandler wakes only the sets a node event can affect (upstream's syncNodeUpdate): a set whose
 // verdict for the node changed, a set that should run on the node and has no pod there, and a set
-// with a pod on a node it should not run on (to delete it, or count it as misscheduled). A deleted
-// node wakes the sets with pods on it.
+// with a pod on a node it should not run on (to delete it, or count it as misscheduled). A node whose
+// health changes (its Ready condition turns, or it gains or loses an unreachable, not-ready or
+// out-of-service taint) wakes the sets with pods on it: a pod kept for a node shutdown is replaced
+// once the node is back, and an unhealthy node skipped by a rollout is updated once it is back. A
+// deleted node wakes the sets with pods on it.
 type nodeHandler struct {
 	reader client.Reader
 }
@@ -145,7 +148,8 @@ func (h nodeHandler) enqueueAffected(ctx context.Context, oldNode, node *corev1.
 		now := placer.Place(node)
 		_, hasPod := withPods[types.NamespacedName{Namespace: set.Namespace, Name: set.Name}]
 		changed := oldNode != nil && !reflect.DeepEqual(placer.Place(oldNode), now)
-		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) || gateTaintsChanged(set, oldNode, node) {
+		healthChanged := oldNode != nil && health(oldNode) != health(node)
+		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) || (healthChanged && hasPod) || gateTaintsChanged(set, oldNode, node) {
 			q.Add(requestFor(set))
 		}
 	}
@@ -168,14 +172,38 @@ func (h nodeHandler) setsWithPodsOn(ctx context.Context, nodeName string) map[ty
 }
 
 // nodeSchedulingChanged passes node updates that change what eligibility looks at (labels, taints)
-// and drops the rest: status heartbeats, conditions, annotations, spec.unschedulable alone.
+// or the status of the Ready condition, and drops the rest: status heartbeats, other conditions,
+// annotations, spec.unschedulable alone.
 func nodeSchedulingChanged() predicate.TypedPredicate[*corev1.Node] {
 	return predicate.TypedFuncs[*corev1.Node]{
 		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
 			return !apiequality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels) ||
-				!apiequality.Semantic.DeepEqual(e.ObjectOld.Spec.Taints, e.ObjectNew.Spec.Taints)
+				!apiequality.Semantic.DeepEqual(e.ObjectOld.Spec.Taints, e.ObjectNew.Spec.Taints) ||
+				readyStatus(e.ObjectOld) != readyStatus(e.ObjectNew)
 		},
 	}
+}
+
+// health sums up what makes a node healthy or not: the status of its Ready condition and its health
+// taints.
+func health(node *corev1.Node) string {
+	out := string(readyStatus(node))
+	for _, t := range node.Spec.Taints {
+		if planner.IsHealthTaint(t.Key) {
+			out += "," + t.Key + ":" + string(t.Effect)
+		}
+	}
+	return out
+}
+
+// readyStatus is the status of the node's Ready condition; empty when it has none.
+func readyStatus(node *corev1.Node) corev1.ConditionStatus {
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status
+		}
+	}
+	return ""
 }
 
 func requestFor(set *nasv1alpha1.NodeAgentSet) reconcile.Request {

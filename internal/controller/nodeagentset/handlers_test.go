@@ -80,6 +80,7 @@ func node(name string, lbls map[string]string) *corev1.Node {
 
 func TestNodeSchedulingChanged(t *testing.T) {
 	base := node("n", map[string]string{"a": "1"})
+	base.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
 	heartbeat := base.DeepCopy()
 	heartbeat.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
 	heartbeat.Annotations = map[string]string{"x": "y"}
@@ -89,6 +90,8 @@ func TestNodeSchedulingChanged(t *testing.T) {
 	relabelled.Labels["a"] = "2"
 	tainted := base.DeepCopy()
 	tainted.Spec.Taints = []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}
+	notReady := base.DeepCopy()
+	notReady.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse}}
 
 	p := nodeSchedulingChanged()
 	for name, tc := range map[string]struct {
@@ -99,6 +102,7 @@ func TestNodeSchedulingChanged(t *testing.T) {
 		"unschedulable alone":       {cordoned, false},
 		"labels":                    {relabelled, true},
 		"taints":                    {tainted, true},
+		"Ready turning":             {notReady, true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := p.Update(event.TypedUpdateEvent[*corev1.Node]{ObjectOld: base, ObjectNew: tc.updated}); got != tc.want {
@@ -150,6 +154,27 @@ func TestNodeHandlerWakesOnlyAffectedSets(t *testing.T) {
 		h.Update(ctx, event.TypedUpdateEvent[*corev1.Node]{ObjectOld: plain, ObjectNew: tainted}, q)
 		if got := drain(q); !slices.Equal(got, []string{"all"}) {
 			t.Errorf("woke %v, want [all]", got)
+		}
+	})
+	t.Run("the Ready condition turning wakes the sets with pods there", func(t *testing.T) {
+		q := newQueue()
+		down := plain.DeepCopy()
+		down.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse}}
+		h.Update(ctx, event.TypedUpdateEvent[*corev1.Node]{ObjectOld: plain, ObjectNew: down}, q)
+		if got := drain(q); !slices.Equal(got, []string{"all"}) {
+			t.Errorf("woke %v, want [all]", got)
+		}
+	})
+	t.Run("a tolerated out-of-service taint going wakes the sets with pods there", func(t *testing.T) {
+		tolerant := testSet("tolerant", nil)
+		tolerant.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+		h := nodeHandler{reader: fakeReader(tolerant, plain, podOn(tolerant, "n1"))}
+		q := newQueue()
+		down := plain.DeepCopy()
+		down.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeOutOfService, Effect: corev1.TaintEffectNoExecute}}
+		h.Update(ctx, event.TypedUpdateEvent[*corev1.Node]{ObjectOld: down, ObjectNew: plain}, q)
+		if got := drain(q); !slices.Equal(got, []string{"tolerant"}) {
+			t.Errorf("woke %v, want [tolerant] (the taint went)", got)
 		}
 	})
 	t.Run("a deleted node wakes the sets with pods on it", func(t *testing.T) {

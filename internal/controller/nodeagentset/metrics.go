@@ -1,6 +1,7 @@
 package nodeagentset
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,9 +26,17 @@ type Metrics struct {
 	created      *prometheus.CounterVec
 	deleted      *prometheus.CounterVec
 	gateLift     *prometheus.HistogramVec
+	// unavailableNodes breaks status_number_unavailable down by reason; reasons remembers, per set,
+	// the reasons it has a series for, so that a reason that no longer applies loses its series.
+	unavailableNodes *prometheus.GaugeVec
+	mu               sync.Mutex
+	reasons          map[types.NamespacedName]map[string]bool
 }
 
 var setLabels = []string{"namespace", "nodeagentset"}
+
+const unavailableNodesHelp = "Eligible nodes without an available agent pod, by reason (status.unavailableBreakdown); " +
+	"the reasons sum to status_number_unavailable."
 
 // NewMetrics creates the series and registers them with reg (controller-runtime's metrics.Registry
 // in the manager).
@@ -60,10 +69,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			// 1 s to about 68 min.
 			Buckets: prometheus.ExponentialBuckets(1, 2, 13),
 		}, setLabels),
+		unavailableNodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nodeagentset_unavailable_nodes",
+			Help: unavailableNodesHelp,
+		}, append(setLabels, "reason")),
+		reasons: map[types.NamespacedName]map[string]bool{},
 	}
 	reg.MustRegister(m.gateLift)
 	reg.MustRegister(m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled,
-		m.progressing, m.stuck, m.created, m.deleted)
+		m.progressing, m.stuck, m.created, m.deleted, m.unavailableNodes)
 	return m
 }
 
@@ -94,6 +108,26 @@ func (m *Metrics) observeStatus(set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.N
 	}
 	m.progressing.With(l).Set(progressing)
 	m.stuck.With(l).Set(stuck)
+	m.observeBreakdown(set, st.UnavailableBreakdown)
+}
+
+// observeBreakdown sets a series per unavailable reason of the set and deletes those of reasons that
+// no longer apply.
+func (m *Metrics) observeBreakdown(set *nasv1alpha1.NodeAgentSet, breakdown []nasv1alpha1.UnavailableReason) {
+	key := types.NamespacedName{Namespace: set.Namespace, Name: set.Name}
+	current := make(map[string]bool, len(breakdown))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range breakdown {
+		current[r.Reason] = true
+		m.unavailableNodes.WithLabelValues(set.Namespace, set.Name, r.Reason).Set(float64(r.Count))
+	}
+	for reason := range m.reasons[key] {
+		if !current[reason] {
+			m.unavailableNodes.DeleteLabelValues(set.Namespace, set.Name, reason)
+		}
+	}
+	m.reasons[key] = current
 }
 
 func (m *Metrics) podCreated(set *nasv1alpha1.NodeAgentSet) {
@@ -127,4 +161,8 @@ func (m *Metrics) forget(key types.NamespacedName) {
 	m.created.Delete(l)
 	m.gateLift.Delete(l)
 	m.deleted.DeletePartialMatch(l)
+	m.unavailableNodes.DeletePartialMatch(l)
+	m.mu.Lock()
+	delete(m.reasons, key)
+	m.mu.Unlock()
 }

@@ -96,3 +96,30 @@ func TestNilMetricsAreANoOp(t *testing.T) {
 	m.gateLifted(set, time.Second)
 	m.forget(types.NamespacedName{})
 }
+
+// nodeagentset_unavailable_nodes has a series per reason of status.unavailableBreakdown; a reason that
+// no longer applies loses its series.
+func TestUnavailableNodesMetric(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := NewMetrics(reg)
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent"}}
+	m.observeStatus(set, &nasv1alpha1.NodeAgentSetStatus{UnavailableBreakdown: []nasv1alpha1.UnavailableReason{
+		{Reason: "NodeNotReady", Count: 3}, {Reason: "ImagePull", Count: 1},
+	}})
+	m.observeStatus(set, &nasv1alpha1.NodeAgentSetStatus{UnavailableBreakdown: []nasv1alpha1.UnavailableReason{
+		{Reason: "NodeNotReady", Count: 2}, {Reason: "CrashLoop", Count: 1},
+	}})
+	want := `
+# HELP nodeagentset_unavailable_nodes ` + unavailableNodesHelp + `
+# TYPE nodeagentset_unavailable_nodes gauge
+nodeagentset_unavailable_nodes{namespace="ns",nodeagentset="agent",reason="CrashLoop"} 1
+nodeagentset_unavailable_nodes{namespace="ns",nodeagentset="agent",reason="NodeNotReady"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "nodeagentset_unavailable_nodes"); err != nil {
+		t.Error(err)
+	}
+	m.forget(types.NamespacedName{Namespace: "ns", Name: "agent"})
+	if n := testutil.CollectAndCount(m.unavailableNodes); n != 0 {
+		t.Errorf("after forget: %d series, want 0", n)
+	}
+}

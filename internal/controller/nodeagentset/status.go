@@ -44,6 +44,8 @@ func computeStatus(in statusInput) nasv1alpha1.NodeAgentSetStatus {
 	st.NumberGated = in.plan.Gate.NumberGated
 	st.UpdateRevision = in.hash
 	st.CurrentRevision = in.plan.CurrentRevision
+	st.UnavailableBreakdown, st.TopUnavailableReason = unavailableBreakdown(in.plan.Unavailable)
+	st.SkippedNodes = skippedNodes(in.plan.Rollout.Skipped)
 	if in.synced {
 		st.ObservedGeneration = in.set.Generation
 	}
@@ -60,6 +62,32 @@ func computeStatus(in statusInput) nasv1alpha1.NodeAgentSetStatus {
 		meta.RemoveStatusCondition(&st.Conditions, nasv1alpha1.ConditionPodTemplateValid)
 	}
 	return st
+}
+
+// unavailableBreakdown is the plan's breakdown of the unavailable nodes as status shows it, and the
+// reason of most of them.
+func unavailableBreakdown(groups []planner.UnavailableGroup) ([]nasv1alpha1.UnavailableReason, string) {
+	if len(groups) == 0 {
+		return nil, ""
+	}
+	out := make([]nasv1alpha1.UnavailableReason, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, nasv1alpha1.UnavailableReason{Reason: string(g.Code), Count: g.Count,
+			Nodes: append([]string(nil), g.Nodes[:min(len(g.Nodes), nasv1alpha1.MaxNodesPerReason)]...)})
+	}
+	return out, out[0].Reason
+}
+
+// skippedNodes are the unhealthy nodes the plan's rollout skips, as status shows them.
+func skippedNodes(skipped []planner.StuckNode) *nasv1alpha1.SkippedNodes {
+	if len(skipped) == 0 {
+		return nil
+	}
+	out := &nasv1alpha1.SkippedNodes{Count: int32(len(skipped))}
+	for _, s := range skipped[:min(len(skipped), nasv1alpha1.MaxNodesPerReason)] {
+		out.Nodes = append(out.Nodes, s.Node)
+	}
+	return out
 }
 
 // progressingCondition says where the rollout of the current template stands, as the planner

@@ -318,3 +318,34 @@ func TestGateStatus(t *testing.T) {
 		t.Errorf("without a gate: numberGated %d, conditions %+v", st.NumberGated, st.Conditions)
 	}
 }
+
+// The breakdown, its top reason and the skipped nodes are the plan's, capped as the API caps them.
+func TestComputeStatusBreakdownAndSkippedNodes(t *testing.T) {
+	plan := planner.Plan{
+		Status: planner.Counters{DesiredNumberScheduled: 10, NumberAvailable: 3, NumberUnavailable: 7},
+		Unavailable: []planner.UnavailableGroup{
+			{Code: planner.ReasonNodeNotReady, Count: 6, Nodes: []string{"a", "b", "c", "d", "e"}},
+			{Code: planner.ReasonInsufficientResources, Count: 1, Nodes: []string{"f"}},
+		},
+		Rollout: planner.Rollout{Phase: planner.RolloutComplete, Complete: true, Skipped: []planner.StuckNode{
+			{Node: "a"}, {Node: "b"}, {Node: "c"}, {Node: "d"}, {Node: "e"}, {Node: "g"},
+		}},
+	}
+	st := computeStatus(statusInput{set: &nasv1alpha1.NodeAgentSet{}, plan: plan, hash: "h", now: t0})
+	want := []nasv1alpha1.UnavailableReason{
+		{Reason: "NodeNotReady", Count: 6, Nodes: []string{"a", "b", "c", "d", "e"}},
+		{Reason: "InsufficientResources", Count: 1, Nodes: []string{"f"}},
+	}
+	if !apiequality.Semantic.DeepEqual(st.UnavailableBreakdown, want) || st.TopUnavailableReason != "NodeNotReady" {
+		t.Errorf("breakdown %+v top %q, want %+v and NodeNotReady", st.UnavailableBreakdown, st.TopUnavailableReason, want)
+	}
+	if s := st.SkippedNodes; s == nil || s.Count != 6 || len(s.Nodes) != nasv1alpha1.MaxNodesPerReason || s.Nodes[0] != "a" {
+		t.Errorf("skippedNodes %+v, want 6, the first 5 named", s)
+	}
+	// All available, nothing skipped: the fields go.
+	set := &nasv1alpha1.NodeAgentSet{Status: st}
+	st = computeStatus(statusInput{set: set, plan: planner.Plan{Status: planner.Counters{DesiredNumberScheduled: 1, NumberAvailable: 1}}, hash: "h", now: t0})
+	if st.UnavailableBreakdown != nil || st.TopUnavailableReason != "" || st.SkippedNodes != nil {
+		t.Errorf("healthy set: breakdown %+v top %q skipped %+v, want none", st.UnavailableBreakdown, st.TopUnavailableReason, st.SkippedNodes)
+	}
+}

@@ -188,3 +188,29 @@ func (s *scenario) podOn(node string) *corev1.Pod {
 	Expect(found).To(HaveLen(1))
 	return found[0]
 }
+
+var _ = Describe("kubectl nas nodes --problems", Serial, func() {
+	It("lists only the nodes without an available agent, grouped by reason, and counts each reason", func() {
+		s := newScenario()
+		set := s.createSet("agent", "example.com/agent:1")
+		cur := s.addRevision(set, 1, "")
+		for _, n := range []string{"worker-1", "worker-2", "worker-3", "worker-4"} {
+			s.addNode(n)
+		}
+		s.addNode("gpu-1", withTaint("dedicated", "gpu", corev1.TaintEffectNoSchedule))
+		s.addPod(set, "worker-1", cur)
+		crash := s.addPod(set, "worker-2", cur, waiting("CrashLoopBackOff", "back-off", 3))
+		crash2 := s.addPod(set, "worker-4", cur, waiting("CrashLoopBackOff", "back-off", 1))
+		notReady := s.addPod(set, "worker-3", cur, notReadyPod())
+
+		r := s.run("nodes", "agent", "--problems")
+		Expect(r.code).To(Equal(0))
+		out := lines(r.out)
+		Expect(out[len(out)-1]).To(Equal("Unavailable: 2 CrashLoop, 1 PodNotReady"))
+		rows := table(strings.Join(out[:len(out)-1], "\n"))
+		Expect(rows).To(HaveLen(3))
+		Expect([]string{rows[0][0], rows[0][2], rows[1][0], rows[1][2], rows[2][0], rows[2][2]}).To(Equal([]string{
+			"worker-2", crash.Name, "worker-4", crash2.Name, "worker-3", notReady.Name,
+		}))
+	})
+})

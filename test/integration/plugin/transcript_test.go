@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
@@ -62,6 +63,17 @@ var _ = Describe("the kubectl-nas walkthrough", Serial, func() {
 		s.addNode("cp-1", withLabels("node-role.kubernetes.io/control-plane", ""),
 			withTaint("node-role.kubernetes.io/control-plane", "", corev1.TaintEffectNoSchedule))
 		s.updateNodeStatus("worker-5", notReady("NodeStatusUnknown", "Kubelet stopped posting node status."))
+		// worker-3 is full: a database takes most of its memory.
+		s.updateNodeStatus("worker-3", func(n *corev1.Node) {
+			n.Status.Allocatable = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"),
+				corev1.ResourceMemory: resource.MustParse("2Gi"), corev1.ResourcePods: resource.MustParse("110")}
+		})
+		db := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "metrics-db-0", Namespace: metav1.NamespaceDefault},
+			Spec: corev1.PodSpec{NodeName: "worker-3", Containers: []corev1.Container{{Name: "db", Image: "example.com/db:1",
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("1950Mi")}}}}}}
+		Expect(k8s.Create(ctx, db)).To(Succeed())
+		DeferCleanup(func() { Expect(k8s.Delete(ctx, db, client.GracePeriodSeconds(0))).To(Succeed()) })
 
 		set := s.createSet(name, image("1.1.0"), func(set *nasv1alpha1.NodeAgentSet) {
 			spec := &set.Spec.Template.Spec

@@ -6,8 +6,11 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
@@ -193,8 +196,32 @@ var _ = Describe("kubectl nas why", Serial, func() {
 			Expect(out).To(HaveLen(4))
 		})
 
-		It("gives the scheduler's message for an unschedulable pod", func() {
+		It("compares a full node's free allocatable with the agent's requests, and suggests a PriorityClass", func() {
 			schedulerSays := "0/3 nodes are available: 1 Insufficient memory, 2 node(s) didn't match " +
+				"Pod's node affinity/selector. preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod."
+			node := &corev1.Node{}
+			Expect(k8s.Get(ctx, client.ObjectKey{Name: "worker-1"}, node)).To(Succeed())
+			node.Status.Allocatable = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi"), corev1.ResourcePods: resource.MustParse("110")}
+			Expect(k8s.Status().Update(ctx, node)).To(Succeed())
+			hog := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hog", Namespace: s.ns}, Spec: corev1.PodSpec{NodeName: "worker-1",
+				Containers: []corev1.Container{{Name: "hog", Image: "example.com/hog:1", Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("900Mi")}}}}}}
+			Expect(k8s.Create(ctx, hog)).To(Succeed())
+			pod := s.addPod(set, "worker-1", cur, unschedulable(schedulerSays), func(p *corev1.Pod) {
+				p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}
+			})
+			out := why("worker-1")
+			Expect(out[0]).To(ContainSubstring("node full (insufficient memory)"))
+			Expect(out).To(ContainElements(
+				"  Agent pod "+pod.Name+" is pending: the node is full (the scheduler says: "+schedulerSays+").",
+				"  memory: the agent requests 256Mi; the node has 1Gi allocatable, 900Mi requested by 1 pods: 124Mi free.",
+				"  Give the agent a PriorityClass such as system-node-critical (spec.template.spec.priorityClassName): the scheduler "+
+					"then preempts lower-priority pods to make room. Or lower the agent's requests.",
+			))
+		})
+
+		It("gives the scheduler's message for an unschedulable pod", func() {
+			schedulerSays := "0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod ports, 2 node(s) didn't match " +
 				"Pod's node affinity/selector. preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod."
 			pod := s.addPod(set, "worker-1", cur, unschedulable(schedulerSays))
 			Expect(why("worker-1")).To(Equal([]string{
