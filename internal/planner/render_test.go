@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -118,4 +119,29 @@ func TestRenderConditions(t *testing.T) {
 	fmt.Fprintf(&b, "counts: %s\n", renderCounts(map[string]int{"a": 5, "b": 4, "c": 3, "d": 2, "e": 1}))
 	fmt.Fprintf(&b, "host port event: %s\n", HostPortFallbackNote(Strategy{HostPorts: []int32{9100}, MaxUnavailable: 1}))
 	checkGolden(t, "conditions", b.String())
+}
+
+func TestRenderOverrideMisses(t *testing.T) {
+	misses := []OverrideMiss{
+		{Name: "gpu", Key: "gpu", Operator: metav1.LabelSelectorOpIn, Values: []string{"true"}},
+		{Name: "zones", Key: "zone", Operator: metav1.LabelSelectorOpIn, Values: []string{"a", "b"}},
+		{Name: "not-zones", Key: "zone", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"a", "b"}},
+		{Name: "has-gpu", Key: "gpu", Operator: metav1.LabelSelectorOpExists},
+		{Name: "no-gpu", Key: "gpu", Operator: metav1.LabelSelectorOpDoesNotExist},
+		{Name: "bad", Invalid: "key: Invalid value: \"-x\""},
+		{Name: "unknown"},
+	}
+	var b strings.Builder
+	for _, m := range misses {
+		fmt.Fprintf(&b, "%s: %s\n", m.Name, m.String())
+	}
+	o := NodeOverride{Template: &corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "init"}},
+		Containers: []corev1.Container{{Name: "agent", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse("512Mi"), corev1.ResourceCPU: resource.MustParse("200m"),
+		}}}},
+	}}}
+	fmt.Fprintf(&b, "requests: %s\n", o.RequestsString())
+	fmt.Fprintf(&b, "no template: %q\n", NodeOverride{}.RequestsString())
+	checkGolden(t, "override_misses", b.String())
 }
