@@ -79,7 +79,7 @@ type NodeAgentSetUpdateStrategy struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.selector.matchExpressions) || !has(self.template.metadata) || !has(self.template.metadata.labels) || self.selector.matchExpressions.all(e, e.operator != 'NotIn' || !(e.key in self.template.metadata.labels) || !has(e.values) || size(e.values) > 8 || !(optional.of(self.template.metadata.labels[e.key]) in [e.values[?0], e.values[?1], e.values[?2], e.values[?3], e.values[?4], e.values[?5], e.values[?6], e.values[?7]]))",message="selector does not match template labels: for every selector.matchExpressions requirement with operator NotIn, template.metadata.labels must not have its key with one of its values",fieldPath=".template.metadata.labels"
 // +kubebuilder:validation:XValidation:rule="!has(self.selector.matchExpressions) || (has(self.template.metadata) && has(self.template.metadata.labels) ? self.selector.matchExpressions.all(e, e.operator != 'Exists' || e.key in self.template.metadata.labels) : !self.selector.matchExpressions.exists(e, e.operator == 'Exists'))",message="selector does not match template labels: for every selector.matchExpressions requirement with operator Exists, template.metadata.labels must have its key",fieldPath=".template.metadata.labels"
 // +kubebuilder:validation:XValidation:rule="!has(self.selector.matchExpressions) || !has(self.template.metadata) || !has(self.template.metadata.labels) || self.selector.matchExpressions.all(e, e.operator != 'DoesNotExist' || !(e.key in self.template.metadata.labels))",message="selector does not match template labels: for every selector.matchExpressions requirement with operator DoesNotExist, template.metadata.labels must not have its key",fieldPath=".template.metadata.labels"
-// +kubebuilder:validation:XValidation:rule="!has(self.nodeOverrides) || self.nodeOverrides.all(o, !has(o.containers) || o.containers.all(c, self.template.spec.containers.exists(t, t.name == c.name) || (has(self.template.spec.initContainers) && self.template.spec.initContainers.exists(t, t.name == c.name))))",message="every nodeOverrides container must name a container or init container of the template",fieldPath=".nodeOverrides"
+// +kubebuilder:validation:XValidation:rule="!has(self.nodeOverrides) || !has(self.template.spec) || !has(self.template.spec.containers) || size(self.template.spec.containers) > 8 || (has(self.template.spec.initContainers) && size(self.template.spec.initContainers) > 8) || self.nodeOverrides.all(o, !has(o.containers) || o.containers.all(c, optional.of(c.name) in [self.template.spec.containers[?0].name, self.template.spec.containers[?1].name, self.template.spec.containers[?2].name, self.template.spec.containers[?3].name, self.template.spec.containers[?4].name, self.template.spec.containers[?5].name, self.template.spec.containers[?6].name, self.template.spec.containers[?7].name, self.template.spec.?initContainers[?0].name, self.template.spec.?initContainers[?1].name, self.template.spec.?initContainers[?2].name, self.template.spec.?initContainers[?3].name, self.template.spec.?initContainers[?4].name, self.template.spec.?initContainers[?5].name, self.template.spec.?initContainers[?6].name, self.template.spec.?initContainers[?7].name]))",message="every nodeOverrides container must name a container or init container of the template",fieldPath=".nodeOverrides"
 type NodeAgentSetSpec struct {
 	// selector is a label query over the pods of this set. It must match the template's labels, must
 	// not be empty and cannot be changed after creation.
@@ -197,30 +197,40 @@ type ContainerOverride struct {
 // ephemeral-storage to whole Mi, other resources to whole units; at least one unit when the
 // percentage is above 0), then clamped to min and max. A limit below its request is raised to it.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min.all(k, !(k in self.max) || quantity(string(self.min[k])).compareTo(quantity(string(self.max[k]))) <= 0)",message="min must not be above max for any resource"
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min.all(k, !(k in self.max) || !isQuantity(self.min[k]) || !isQuantity(self.max[k]) || quantity(self.min[k]).compareTo(quantity(self.max[k])) <= 0)",message="min must not be above max for any resource"
 type AllocatableShare struct {
 	// requests are percentages of the allocatable, such as "1%" or "0.5%", by resource name.
 	// +kubebuilder:validation:MaxProperties=8
-	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].matches('^(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]{1,4})?)%$'))",message="percentages must be from 0% to 100%, such as 1% or 0.5%"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].matches('^(100([.]0+)?|[0-9]{1,2}([.][0-9]{1,4})?)%$'))",message="percentages must be from 0% to 100%, such as 1% or 0.5%"
 	// +optional
-	Requests map[corev1.ResourceName]string `json:"requests,omitempty"`
+	Requests map[corev1.ResourceName]Percentage `json:"requests,omitempty"`
 
 	// limits are percentages of the allocatable, such as "2%", by resource name.
 	// +kubebuilder:validation:MaxProperties=8
-	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].matches('^(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]{1,4})?)%$'))",message="percentages must be from 0% to 100%, such as 1% or 0.5%"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].matches('^(100([.]0+)?|[0-9]{1,2}([.][0-9]{1,4})?)%$'))",message="percentages must be from 0% to 100%, such as 1% or 0.5%"
 	// +optional
-	Limits map[corev1.ResourceName]string `json:"limits,omitempty"`
+	Limits map[corev1.ResourceName]Percentage `json:"limits,omitempty"`
 
-	// min is the least quantity per resource, whatever the node's size.
+	// min is the least quantity per resource, such as "128Mi", whatever the node's size.
 	// +kubebuilder:validation:MaxProperties=8
+	// +kubebuilder:validation:XValidation:rule="self.all(k, isQuantity(self[k]))",message="must be quantities, such as 128Mi or 100m"
 	// +optional
-	Min corev1.ResourceList `json:"min,omitempty"`
+	Min map[corev1.ResourceName]QuantityString `json:"min,omitempty"`
 
-	// max is the largest quantity per resource, whatever the node's size.
+	// max is the largest quantity per resource, such as "2Gi", whatever the node's size.
 	// +kubebuilder:validation:MaxProperties=8
+	// +kubebuilder:validation:XValidation:rule="self.all(k, isQuantity(self[k]))",message="must be quantities, such as 128Mi or 100m"
 	// +optional
-	Max corev1.ResourceList `json:"max,omitempty"`
+	Max map[corev1.ResourceName]QuantityString `json:"max,omitempty"`
 }
+
+// Percentage is a share such as "1%" or "0.5%", from 0% to 100%.
+// +kubebuilder:validation:MaxLength=9
+type Percentage string
+
+// QuantityString is a resource quantity written as a string, such as "128Mi".
+// +kubebuilder:validation:MaxLength=32
+type QuantityString string
 
 // NodeAgentSetStatus is the observed state of a NodeAgentSet, recomputed from the cluster on every
 // reconcile.

@@ -32,30 +32,30 @@ func (in *AllocatableShare) DeepCopyInto(out *AllocatableShare) {
 	*out = *in
 	if in.Requests != nil {
 		in, out := &in.Requests, &out.Requests
-		*out = make(map[corev1.ResourceName]string, len(*in))
+		*out = make(map[corev1.ResourceName]Percentage, len(*in))
 		for key, val := range *in {
 			(*out)[key] = val
 		}
 	}
 	if in.Limits != nil {
 		in, out := &in.Limits, &out.Limits
-		*out = make(map[corev1.ResourceName]string, len(*in))
+		*out = make(map[corev1.ResourceName]Percentage, len(*in))
 		for key, val := range *in {
 			(*out)[key] = val
 		}
 	}
 	if in.Min != nil {
 		in, out := &in.Min, &out.Min
-		*out = make(corev1.ResourceList, len(*in))
+		*out = make(map[corev1.ResourceName]QuantityString, len(*in))
 		for key, val := range *in {
-			(*out)[key] = val.DeepCopy()
+			(*out)[key] = val
 		}
 	}
 	if in.Max != nil {
 		in, out := &in.Max, &out.Max
-		*out = make(corev1.ResourceList, len(*in))
+		*out = make(map[corev1.ResourceName]QuantityString, len(*in))
 		for key, val := range *in {
-			(*out)[key] = val.DeepCopy()
+			(*out)[key] = val
 		}
 	}
 }

@@ -270,22 +270,34 @@ func AllocatableResources(s *nasv1alpha1.AllocatableShare, allocatable corev1.Re
 	return out
 }
 
-func shareList(percents map[corev1.ResourceName]string, s *nasv1alpha1.AllocatableShare, allocatable corev1.ResourceList) corev1.ResourceList {
+func shareList(percents map[corev1.ResourceName]nasv1alpha1.Percentage, s *nasv1alpha1.AllocatableShare,
+	allocatable corev1.ResourceList) corev1.ResourceList {
 	out := corev1.ResourceList{}
 	for name, p := range percents {
-		q, ok := shareOf(name, p, allocatable)
-		if lo, has := s.Min[name]; has && (!ok || q.Cmp(lo) < 0) {
-			q, ok = lo.DeepCopy(), true
+		q, ok := shareOf(name, string(p), allocatable)
+		if lo, has := bound(s.Min, name); has && (!ok || q.Cmp(lo) < 0) {
+			q, ok = lo, true
 		}
 		if !ok {
 			continue
 		}
-		if hi, has := s.Max[name]; has && q.Cmp(hi) > 0 {
-			q = hi.DeepCopy()
+		if hi, has := bound(s.Max, name); has && q.Cmp(hi) > 0 {
+			q = hi
 		}
 		out[name] = q
 	}
 	return out
+}
+
+// bound is the quantity of min or max for a resource; false when it is not set or does not parse
+// (the schema refuses that).
+func bound(l map[corev1.ResourceName]nasv1alpha1.QuantityString, name corev1.ResourceName) (resource.Quantity, bool) {
+	v, ok := l[name]
+	if !ok {
+		return resource.Quantity{}, false
+	}
+	q, err := resource.ParseQuantity(string(v))
+	return q, err == nil
 }
 
 // shareOf is p percent of the node's allocatable quantity of name, rounded down to the resource's

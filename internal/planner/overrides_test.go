@@ -42,10 +42,10 @@ func mixedFleet(set *nasv1alpha1.NodeAgentSet) {
 			Containers: []nasv1alpha1.ContainerOverride{{
 				Name: "agent",
 				ResourcesFromAllocatable: &nasv1alpha1.AllocatableShare{
-					Requests: map[corev1.ResourceName]string{corev1.ResourceMemory: "1%", corev1.ResourceCPU: "0.5%"},
-					Limits:   map[corev1.ResourceName]string{corev1.ResourceMemory: "2%"},
-					Min:      corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
-					Max:      corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")},
+					Requests: map[corev1.ResourceName]nasv1alpha1.Percentage{corev1.ResourceMemory: "1%", corev1.ResourceCPU: "0.5%"},
+					Limits:   map[corev1.ResourceName]nasv1alpha1.Percentage{corev1.ResourceMemory: "2%"},
+					Min:      map[corev1.ResourceName]nasv1alpha1.QuantityString{corev1.ResourceMemory: "128Mi"},
+					Max:      map[corev1.ResourceName]nasv1alpha1.QuantityString{corev1.ResourceMemory: "2Gi"},
 				},
 			}},
 		},
@@ -143,10 +143,10 @@ func TestOverrideMergeRules(t *testing.T) {
 
 func TestAllocatableShares(t *testing.T) {
 	share := &nasv1alpha1.AllocatableShare{
-		Requests: map[corev1.ResourceName]string{corev1.ResourceMemory: "1%", corev1.ResourceCPU: "0.5%"},
-		Limits:   map[corev1.ResourceName]string{corev1.ResourceMemory: "2%"},
-		Min:      corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
-		Max:      corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")},
+		Requests: map[corev1.ResourceName]nasv1alpha1.Percentage{corev1.ResourceMemory: "1%", corev1.ResourceCPU: "0.5%"},
+		Limits:   map[corev1.ResourceName]nasv1alpha1.Percentage{corev1.ResourceMemory: "2%"},
+		Min:      map[corev1.ResourceName]nasv1alpha1.QuantityString{corev1.ResourceMemory: "128Mi"},
+		Max:      map[corev1.ResourceName]nasv1alpha1.QuantityString{corev1.ResourceMemory: "2Gi"},
 	}
 	cases := []struct {
 		name                     string
@@ -188,8 +188,8 @@ func TestAllocatableShares(t *testing.T) {
 
 	t.Run("a limit below its request is raised to it", func(t *testing.T) {
 		s := &nasv1alpha1.AllocatableShare{
-			Requests: map[corev1.ResourceName]string{corev1.ResourceMemory: "10%"},
-			Limits:   map[corev1.ResourceName]string{corev1.ResourceMemory: "5%"},
+			Requests: map[corev1.ResourceName]nasv1alpha1.Percentage{corev1.ResourceMemory: "10%"},
+			Limits:   map[corev1.ResourceName]nasv1alpha1.Percentage{corev1.ResourceMemory: "5%"},
 		}
 		got := AllocatableResources(s, list("1", "10Gi"))
 		want := &corev1.ResourceRequirements{
