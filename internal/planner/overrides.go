@@ -444,7 +444,7 @@ func (w *world) renderOverrides() {
 	active := len(w.in.Set.Spec.NodeOverrides) > 0
 	var o *overrider
 	for _, v := range w.nodes {
-		if v.node == nil || !(v.placement.ShouldRun || v.placement.ShouldContinueRunning) {
+		if v.node == nil || (!v.placement.ShouldRun && !v.placement.ShouldContinueRunning) {
 			continue
 		}
 		if !active && !anySpecHash(v.pods) {

@@ -119,8 +119,8 @@ func TestOverrideMergeRules(t *testing.T) {
 		t.Errorf("image = %q, want the override's", agent.Image)
 	}
 	wantEnv := []corev1.EnvVar{
-		{Name: "LOG_LEVEL", Value: "info"}, {Name: "MODE", Value: "gpu"}, // template order, MODE replaced in place
-		{Name: "GPU_METRICS", Value: "on"}, {Name: "ZED", Value: "z"}, // new names appended sorted
+		{Name: "LOG_LEVEL", Value: "info"}, {Name: "MODE", Value: "gpu"}, // Template order, MODE replaced in place.
+		{Name: "GPU_METRICS", Value: "on"}, {Name: "ZED", Value: "z"}, // New names appended, sorted.
 	}
 	if !reflect.DeepEqual(agent.Env, wantEnv) {
 		t.Errorf("env = %v, want %v", agent.Env, wantEnv)
@@ -301,7 +301,7 @@ func TestEditingOneOverrideReplacesOnlyItsNodes(t *testing.T) {
 		newNode("e-gpu", map[string]string{"gpu": "true"}),
 	}
 	oldHash := RevisionHash(old)
-	var pods []*corev1.Pod
+	pods := make([]*corev1.Pod, 0, len(nodes))
 	for _, n := range nodes {
 		pods = append(pods, overridePod(t, old, n, oldHash))
 	}
@@ -312,7 +312,7 @@ func TestEditingOneOverrideReplacesOnlyItsNodes(t *testing.T) {
 	p := Compute(Input{Set: edited, Hash: newHash, Nodes: nodes, Pods: pods, Now: t0, Template: TemplateVerdict{State: TemplateAccepted}})
 
 	assertPlan(t, p, nil, []del{{"a-gpu-agent", "a-gpu", DeleteOutdated}})
-	var relabelled []string
+	relabelled := make([]string, 0, len(p.Relabels))
 	for _, r := range p.Relabels {
 		relabelled = append(relabelled, r.Pod.Name)
 	}

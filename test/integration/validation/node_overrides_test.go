@@ -40,7 +40,8 @@ func override(name string, containers ...nasv1alpha1.ContainerOverride) nasv1alp
 }
 
 // share is a resourcesFromAllocatable for container agent.
-func share(requests, limits map[corev1.ResourceName]nasv1alpha1.Percentage, minimum, maximum map[corev1.ResourceName]nasv1alpha1.QuantityString) nasv1alpha1.ContainerOverride {
+func share(requests, limits map[corev1.ResourceName]nasv1alpha1.Percentage,
+	minimum, maximum map[corev1.ResourceName]nasv1alpha1.QuantityString) nasv1alpha1.ContainerOverride {
 	return nasv1alpha1.ContainerOverride{Name: "agent", ResourcesFromAllocatable: &nasv1alpha1.AllocatableShare{
 		Requests: requests, Limits: limits, Min: minimum, Max: maximum,
 	}}
@@ -87,6 +88,7 @@ var _ = Describe("NodeAgentSet CRD validation of nodeOverrides", func() {
 			accepted),
 		Entry("0% and 100% are accepted", withOverrides(override("gpu", share(memoryPercent("0%"), memoryPercent("100%"), nil, nil))), accepted),
 		Entry("min equal to max is accepted", withOverrides(override("gpu", share(memoryPercent("1%"), nil, memory("1Gi"), memory("1024Mi")))), accepted),
+		Entry("two overrides with different names are accepted", withOverrides(override("gpu"), override("gpu-large")), accepted),
 		Entry("duplicate override names are rejected", withOverrides(override("gpu"), override("gpu")),
 			rejected(fieldOverrides, msgOverrideNames)),
 		Entry("a container not in the template is rejected",
