@@ -134,7 +134,8 @@ func TestTemplatePatchCarriesTheOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without overrides the data is exactly the template patch, as before overrides existed.
-	if want := `{"spec":{"template":{"$patch":"replace","metadata":{},"spec":{"containers":[{"image":"v1","name":"agent","resources":{}}]}}}}`; string(plain) != want {
+	want := `{"spec":{"template":{"$patch":"replace","metadata":{},"spec":{"containers":[{"image":"v1","name":"agent","resources":{}}]}}}}`
+	if string(plain) != want {
 		t.Errorf("data without overrides = %s, want %s", plain, want)
 	}
 	set.Spec.NodeOverrides = []nasv1alpha1.NodeOverride{{Name: "gpu", Containers: []nasv1alpha1.ContainerOverride{{Name: "agent", Image: "v2"}}}}
