@@ -506,3 +506,30 @@ func (w *world) exportOverrides(p *Plan) {
 		p.CheckOverridesOn = append(p.CheckOverridesOn, v.name)
 	}
 }
+
+// OverrideChanged reports whether a node's change (its labels, its allocatable) changes the pod the set
+// renders for it: another override matches, or a share resolves to other quantities. It renders
+// nothing, so event handlers can call it for every node update. False for a set without overrides.
+func OverrideChanged(set *nasv1alpha1.NodeAgentSet, oldNode, node *corev1.Node) bool {
+	if len(set.Spec.NodeOverrides) == 0 {
+		return false
+	}
+	o := newOverrider(set)
+	return o.key(oldNode) != o.key(node)
+}
+
+// key names what the node's pod is rendered from: the override's index and the resolved shares.
+func (o *overrider) key(node *corev1.Node) string {
+	idx := -1
+	for i := range o.set.Spec.NodeOverrides {
+		if o.selectors[i].Matches(labels.Set(node.Labels)) {
+			idx = i
+			break
+		}
+	}
+	var ov *nasv1alpha1.NodeOverride
+	if idx >= 0 {
+		ov = &o.set.Spec.NodeOverrides[idx]
+	}
+	return strconv.Itoa(idx) + "|" + resolveShares(ov, node).key()
+}

@@ -145,7 +145,9 @@ func (h nodeHandler) enqueueAffected(ctx context.Context, oldNode, node *corev1.
 		now := placer.Place(node)
 		_, hasPod := withPods[types.NamespacedName{Namespace: set.Namespace, Name: set.Name}]
 		changed := oldNode != nil && !reflect.DeepEqual(placer.Place(oldNode), now)
-		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) {
+		// With nodeOverrides, new labels or allocatable may change the pod the node should run.
+		overridden := oldNode != nil && hasPod && planner.OverrideChanged(set, oldNode, node)
+		if changed || overridden || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) {
 			q.Add(requestFor(set))
 		}
 	}
@@ -168,12 +170,14 @@ func (h nodeHandler) setsWithPodsOn(ctx context.Context, nodeName string) map[ty
 }
 
 // nodeSchedulingChanged passes node updates that change what eligibility looks at (labels, taints)
-// and drops the rest: status heartbeats, conditions, annotations, spec.unschedulable alone.
+// or what a node override sizes the pod from (allocatable), and drops the rest: status heartbeats,
+// conditions, annotations, spec.unschedulable alone.
 func nodeSchedulingChanged() predicate.TypedPredicate[*corev1.Node] {
 	return predicate.TypedFuncs[*corev1.Node]{
 		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
 			return !apiequality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels) ||
-				!apiequality.Semantic.DeepEqual(e.ObjectOld.Spec.Taints, e.ObjectNew.Spec.Taints)
+				!apiequality.Semantic.DeepEqual(e.ObjectOld.Spec.Taints, e.ObjectNew.Spec.Taints) ||
+				!apiequality.Semantic.DeepEqual(e.ObjectOld.Status.Allocatable, e.ObjectNew.Status.Allocatable)
 		},
 	}
 }
