@@ -138,7 +138,7 @@ var _ = Describe("Node overrides", func() {
 			Eventually(func(g Gomega) {
 				before = checkRuns(ctx, g, set, want)
 				checkStatus(g, getSet(ctx, g, set), len(nodes))
-			}).WithContext(ctx).Should(Succeed())
+			}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
 			out := nas(ctx, "-n", ns, "nodes", "mixed")
 			Expect(out).To(MatchRegexp(`worker-2\s+yes\s+gpu\s+agent: cpu=200m,memory=512Mi`))
 			Expect(out).To(MatchRegexp(`worker-3\s+yes\s+by-size\s+agent: cpu=80m,memory=655Mi`))
@@ -163,7 +163,7 @@ var _ = Describe("Node overrides", func() {
 				cur := getSet(ctx, g, set)
 				g.Expect(cur.Status.UpdatedNumberScheduled).To(BeEquivalentTo(len(nodes)))
 				g.Expect(cur.Status.CurrentRevision).To(Equal(cur.Status.UpdateRevision))
-			}).WithContext(ctx).WithPolling(fastPoll).Should(Succeed())
+			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(fastPoll).Should(Succeed())
 
 			By("relabelling worker-4 gpu=true: it moves from arm64 to gpu")
 			updateNode(ctx, "worker-4", func(n *corev1.Node) { n.Labels["gpu"] = "true" })
@@ -175,7 +175,7 @@ var _ = Describe("Node overrides", func() {
 					StopTrying(fmt.Sprintf("%d nodes without an available pod (%v), maxUnavailable is 1", len(bad), bad)).Now()
 				}
 				checkRuns(ctx, g, set, want)
-			}).WithContext(ctx).WithPolling(fastPoll).Should(Succeed())
+			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(fastPoll).Should(Succeed())
 			Expect(nas(ctx, "-n", ns, "why", "mixed", "worker-4")).To(ContainSubstring("Node override gpu applies"))
 
 			By("rollout undo: the gpu nodes go back to the first gpu image, the others keep their pods")
@@ -194,6 +194,6 @@ var _ = Describe("Node overrides", func() {
 				g.Expect(uids["worker-3"]).To(Equal(kept["worker-3"]))
 				g.Expect(uids["worker-5"]).To(Equal(kept["worker-5"]))
 				g.Expect(getSet(ctx, g, set).Status.UpdatedNumberScheduled).To(BeEquivalentTo(len(nodes)))
-			}).WithContext(ctx).WithPolling(fastPoll).Should(Succeed())
+			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(fastPoll).Should(Succeed())
 		})
 })
