@@ -144,7 +144,7 @@ func (o *undoOptions) rollback(ctx context.Context, c *clients, set *nasv1alpha1
 		return "", err
 	}
 	if mode == dryRunClient {
-		return "will roll back to " + describePodTemplate(&applied.Spec.Template), nil
+		return "will roll back to " + describePodTemplate(&applied.Spec.Template) + describeNodeOverrides(applied.Spec.NodeOverrides), nil
 	}
 	done, err := matchesRevision(set, target)
 	if err != nil {
