@@ -132,20 +132,26 @@ func RenderForNode(set *nasv1alpha1.NodeAgentSet, node *corev1.Node) NodeOverrid
 	return newOverrider(set).forNode(node)
 }
 
-// forNode picks the first matching override and renders it for the node.
-func (o *overrider) forNode(node *corev1.Node) NodeOverride {
-	var misses []OverrideMiss
-	idx := -1
+// match is the index of the first override whose selector matches the node, and the override; -1
+// and nil when none does.
+func (o *overrider) match(node *corev1.Node) (int, *nasv1alpha1.NodeOverride) {
 	for i := range o.set.Spec.NodeOverrides {
 		if o.selectors[i].Matches(labels.Set(node.Labels)) {
-			idx = i
+			return i, &o.set.Spec.NodeOverrides[i]
+		}
+	}
+	return -1, nil
+}
+
+// forNode picks the first matching override and renders it for the node.
+func (o *overrider) forNode(node *corev1.Node) NodeOverride {
+	idx, ov := o.match(node)
+	misses := make([]OverrideMiss, 0, max(idx, 0))
+	for i := range o.set.Spec.NodeOverrides {
+		if i == idx {
 			break
 		}
 		misses = append(misses, o.miss(i, node))
-	}
-	var ov *nasv1alpha1.NodeOverride
-	if idx >= 0 {
-		ov = &o.set.Spec.NodeOverrides[idx]
 	}
 	shares := resolveShares(ov, node)
 	key := strconv.Itoa(idx) + "|" + shares.key()
@@ -520,16 +526,6 @@ func OverrideChanged(set *nasv1alpha1.NodeAgentSet, oldNode, node *corev1.Node) 
 
 // key names what the node's pod is rendered from: the override's index and the resolved shares.
 func (o *overrider) key(node *corev1.Node) string {
-	idx := -1
-	for i := range o.set.Spec.NodeOverrides {
-		if o.selectors[i].Matches(labels.Set(node.Labels)) {
-			idx = i
-			break
-		}
-	}
-	var ov *nasv1alpha1.NodeOverride
-	if idx >= 0 {
-		ov = &o.set.Spec.NodeOverrides[idx]
-	}
+	idx, ov := o.match(node)
 	return strconv.Itoa(idx) + "|" + resolveShares(ov, node).key()
 }
