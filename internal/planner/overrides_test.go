@@ -397,3 +397,30 @@ func TestTemplateCheckCoversEachOverride(t *testing.T) {
 		t.Errorf("a set without overrides got override checks %v / overrides %v", p.CheckOverridesOn, p.Overrides)
 	}
 }
+
+func TestOverrideChanged(t *testing.T) {
+	set := newSet(mixedFleet)
+	base := newNode("n", map[string]string{"zone": "a"}, sizedAt("4", "16Gi"))
+	cases := []struct {
+		name   string
+		change func(*corev1.Node)
+		want   bool
+	}{
+		{"another override matches", func(n *corev1.Node) { n.Labels["gpu"] = "true" }, true},
+		{"a share resolves to more memory", sizedAt("4", "32Gi"), true},
+		{"a label no override looks at", func(n *corev1.Node) { n.Labels["team"] = "a" }, false},
+		{"allocatable pods only", func(n *corev1.Node) { n.Status.Allocatable[corev1.ResourcePods] = resource.MustParse("50") }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			changed := base.DeepCopy()
+			tc.change(changed)
+			if got := OverrideChanged(set, base, changed); got != tc.want {
+				t.Errorf("OverrideChanged = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if OverrideChanged(newSet(), base, newNode("n", map[string]string{"gpu": "true"})) {
+		t.Error("a set without overrides reported a change")
+	}
+}
