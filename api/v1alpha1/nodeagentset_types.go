@@ -159,6 +159,7 @@ type NodeReadinessGate struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.selector.matchExpressions) || !has(self.template.metadata) || !has(self.template.metadata.labels) || self.selector.matchExpressions.all(e, e.operator != 'NotIn' || !(e.key in self.template.metadata.labels) || !has(e.values) || size(e.values) > 8 || !(optional.of(self.template.metadata.labels[e.key]) in [e.values[?0], e.values[?1], e.values[?2], e.values[?3], e.values[?4], e.values[?5], e.values[?6], e.values[?7]]))",message="selector does not match template labels: for every selector.matchExpressions requirement with operator NotIn, template.metadata.labels must not have its key with one of its values",fieldPath=".template.metadata.labels"
 // +kubebuilder:validation:XValidation:rule="!has(self.selector.matchExpressions) || (has(self.template.metadata) && has(self.template.metadata.labels) ? self.selector.matchExpressions.all(e, e.operator != 'Exists' || e.key in self.template.metadata.labels) : !self.selector.matchExpressions.exists(e, e.operator == 'Exists'))",message="selector does not match template labels: for every selector.matchExpressions requirement with operator Exists, template.metadata.labels must have its key",fieldPath=".template.metadata.labels"
 // +kubebuilder:validation:XValidation:rule="!has(self.selector.matchExpressions) || !has(self.template.metadata) || !has(self.template.metadata.labels) || self.selector.matchExpressions.all(e, e.operator != 'DoesNotExist' || !(e.key in self.template.metadata.labels))",message="selector does not match template labels: for every selector.matchExpressions requirement with operator DoesNotExist, template.metadata.labels must not have its key",fieldPath=".template.metadata.labels"
+// +kubebuilder:validation:XValidation:rule="!has(self.nodeOverrides) || !has(self.template.spec) || !has(self.template.spec.containers) || size(self.template.spec.containers) > 8 || (has(self.template.spec.initContainers) && size(self.template.spec.initContainers) > 8) || self.nodeOverrides.all(o, !has(o.containers) || o.containers.all(c, optional.of(c.name) in [self.template.spec.containers[?0].name, self.template.spec.containers[?1].name, self.template.spec.containers[?2].name, self.template.spec.containers[?3].name, self.template.spec.containers[?4].name, self.template.spec.containers[?5].name, self.template.spec.containers[?6].name, self.template.spec.containers[?7].name, self.template.spec.?initContainers[?0].name, self.template.spec.?initContainers[?1].name, self.template.spec.?initContainers[?2].name, self.template.spec.?initContainers[?3].name, self.template.spec.?initContainers[?4].name, self.template.spec.?initContainers[?5].name, self.template.spec.?initContainers[?6].name, self.template.spec.?initContainers[?7].name]))",message="every nodeOverrides container must name a container or init container of the template",fieldPath=".nodeOverrides"
 type NodeAgentSetSpec struct {
 	// selector is a label query over the pods of this set. It must match the template's labels, must
 	// not be empty and cannot be changed after creation.
@@ -210,7 +211,110 @@ type NodeAgentSetSpec struct {
 	// through a taint the controller lifts (and, in Continuous mode, puts back).
 	// +optional
 	NodeReadinessGate *NodeReadinessGate `json:"nodeReadinessGate,omitempty"`
+	// nodeOverrides change the pod of some nodes: they are tried in order and the first whose
+	// nodeSelector matches the node's labels is applied to the template for that node. A node that
+	// matches none runs the template as is. Overrides do not change which nodes run the agent. The
+	// revision covers the template and the overrides; editing one override replaces only the pods
+	// whose rendered spec changes.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(o, self.exists_one(p, p.name == o.name))",message="nodeOverrides names must be unique"
+	// +optional
+	NodeOverrides []NodeOverride `json:"nodeOverrides,omitempty"`
 }
+
+// NodeOverride changes the pod of the nodes its selector matches.
+type NodeOverride struct {
+	// name identifies the override; pods record it in the apps.nodeagentset.io/override label.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+
+	// nodeSelector selects the nodes by label; {} selects every node.
+	// +required
+	NodeSelector metav1.LabelSelector `json:"nodeSelector"`
+
+	// containers are the changes per container (or init container) of the template, by name.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Containers []ContainerOverride `json:"containers,omitempty"`
+}
+
+// ContainerOverride changes one container of the template.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.resources) && has(self.resourcesFromAllocatable))",message="set resources or resourcesFromAllocatable, not both"
+type ContainerOverride struct {
+	// name is the container's name in the template (containers or initContainers).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Name string `json:"name"`
+
+	// image replaces the container's image.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// env is merged by name: a variable the template has is replaced in place, new ones are appended
+	// sorted by name (they may refer to the template's variables with $(NAME), not to each other).
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// resources are merged by resource name into the container's requests and limits.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// resourcesFromAllocatable sizes requests and limits as a share of the node's allocatable, merged by
+	// resource name into the container's requests and limits.
+	// +optional
+	ResourcesFromAllocatable *AllocatableShare `json:"resourcesFromAllocatable,omitempty"`
+}
+
+// AllocatableShare sizes a container from its node's status.allocatable: each percentage of the
+// allocatable quantity is rounded down (cpu to whole millicores, memory, hugepages and
+// ephemeral-storage to whole Mi, other resources to whole units; at least one unit when the
+// percentage is above 0), then clamped to min and max. A limit below its request is raised to it.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min.all(k, !(k in self.max) || !isQuantity(self.min[k]) || !isQuantity(self.max[k]) || quantity(self.min[k]).compareTo(quantity(self.max[k])) <= 0)",message="min must not be above max for any resource"
+type AllocatableShare struct {
+	// requests are percentages of the allocatable, such as "1%" or "0.5%", by resource name.
+	// +kubebuilder:validation:MaxProperties=8
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].matches('^(100([.]0+)?|[0-9]{1,2}([.][0-9]{1,4})?)%$'))",message="percentages must be from 0% to 100%, such as 1% or 0.5%"
+	// +optional
+	Requests map[corev1.ResourceName]Percentage `json:"requests,omitempty"`
+
+	// limits are percentages of the allocatable, such as "2%", by resource name.
+	// +kubebuilder:validation:MaxProperties=8
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].matches('^(100([.]0+)?|[0-9]{1,2}([.][0-9]{1,4})?)%$'))",message="percentages must be from 0% to 100%, such as 1% or 0.5%"
+	// +optional
+	Limits map[corev1.ResourceName]Percentage `json:"limits,omitempty"`
+
+	// min is the least quantity per resource, such as "128Mi", whatever the node's size.
+	// +kubebuilder:validation:MaxProperties=8
+	// +kubebuilder:validation:XValidation:rule="self.all(k, isQuantity(self[k]))",message="must be quantities, such as 128Mi or 100m"
+	// +optional
+	Min map[corev1.ResourceName]QuantityString `json:"min,omitempty"`
+
+	// max is the largest quantity per resource, such as "2Gi", whatever the node's size.
+	// +kubebuilder:validation:MaxProperties=8
+	// +kubebuilder:validation:XValidation:rule="self.all(k, isQuantity(self[k]))",message="must be quantities, such as 128Mi or 100m"
+	// +optional
+	Max map[corev1.ResourceName]QuantityString `json:"max,omitempty"`
+}
+
+// Percentage is a share such as "1%" or "0.5%", from 0% to 100%.
+// +kubebuilder:validation:MaxLength=9
+type Percentage string
+
+// QuantityString is a resource quantity written as a string, such as "128Mi".
+// +kubebuilder:validation:MaxLength=32
+type QuantityString string
 
 // NodeAgentSetStatus is the observed state of a NodeAgentSet, recomputed from the cluster on every
 // reconcile.

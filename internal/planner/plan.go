@@ -50,11 +50,26 @@ type nodeView struct {
 	// hashes are the pods' revision hash labels, read once per pass: a pass looks at them several
 	// times, and a label lookup per pod and look is a good part of a pass over thousands of pods.
 	hashes []string
+	// want is what the node should run when the set has overrides (or a pod carries a spec hash);
+	// nil otherwise. stale marks the pods whose spec hash differs from want's (overrides.go).
+	want  *NodeOverride
+	stale []bool
 }
 
-// updated: the i-th pod of the node carries the current revision's hash (IsPodUpdated).
+// updated: the i-th pod of the node carries the current revision's hash (IsPodUpdated), or a spec
+// hash equal to its node's (it is then relabelled, see renderOverrides), and no stale spec hash.
 func (w *world) updated(v *nodeView, i int) bool {
-	return w.in.Hash != "" && v.hashes[i] == w.in.Hash
+	return w.in.Hash != "" && v.hashes[i] == w.in.Hash && (v.stale == nil || !v.stale[i])
+}
+
+// podUpdated is updated for a pod of the node.
+func (w *world) podUpdated(v *nodeView, pod *corev1.Pod) bool {
+	for i, p := range v.pods {
+		if p == pod {
+			return w.updated(v, i)
+		}
+	}
+	return false
 }
 
 // world is the snapshot arranged by node, in node-name order.
@@ -68,6 +83,8 @@ type world struct {
 	firstPartitioned string
 	// skipped are the unhealthy nodes the rolling update leaves out (unhealthy.go), with their reason.
 	skipped map[string]NodeReason
+	// relabels are the updated pods that carry an older revision hash (renderOverrides).
+	relabels []Relabel
 }
 
 func newWorld(in Input) *world {
@@ -104,6 +121,7 @@ func newWorld(in Input) *world {
 		}
 	}
 	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
+	w.renderOverrides()
 	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)
 	w.skipped = w.skippedNodes()
 	return w
@@ -132,6 +150,7 @@ func Compute(in Input) Plan {
 	capBurst(&p, w.strategy.burst())
 	p.Strategy = w.exportStrategy()
 	gateCreates(&p, in, &req)
+	w.exportOverrides(&p)
 	p.Status, p.Nodes = w.status(&req)
 	p.Unavailable = Breakdown(p.Nodes)
 	p.CurrentRevision = w.currentRevision()
@@ -216,9 +235,9 @@ func (w *world) manageSurge(v *nodeView, running []*corev1.Pod, p *Plan, req *re
 	var newest, oldest *corev1.Pod
 	for _, pod := range running {
 		switch {
-		case IsPodUpdated(pod, w.in.Hash) && newest == nil:
+		case w.podUpdated(v, pod) && newest == nil:
 			newest = pod
-		case !IsPodUpdated(pod, w.in.Hash) && oldest == nil:
+		case !w.podUpdated(v, pod) && oldest == nil:
 			oldest = pod
 		default:
 			p.Deletes = append(p.Deletes, Deletion{Pod: pod, Node: v.name, Reason: DeleteDuplicate})

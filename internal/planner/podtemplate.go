@@ -12,10 +12,29 @@ import (
 const nodeNameField = "metadata.name"
 
 // NewPod builds the agent pod for one node (rules 16-18): a copy of the template with the automatic
-// tolerations and its readiness gate's (gate.go), the revision hash label, required node affinity replaced by one term that matches only
-// this node, and a controller owner reference. spec.nodeName stays empty: the scheduler binds the pod.
+// tolerations and its readiness gate's (gate.go), the revision hash label, required node affinity
+// replaced by one term that matches only this node, and a controller owner reference. spec.nodeName stays empty: the scheduler binds the pod.
 func NewPod(set *nasv1alpha1.NodeAgentSet, nodeName, hash string) *corev1.Pod {
-	tmpl := set.Spec.Template.DeepCopy()
+	return buildPod(set, set.Spec.Template.DeepCopy(), nodeName, hash)
+}
+
+// NewNodePod builds the agent pod for one node from its override (Plan.Overrides): the rendered
+// template, labelled with the override's name and spec hash. Without a rendering (o.SpecHash empty, the
+// set has no overrides) it is NewPod.
+func NewNodePod(set *nasv1alpha1.NodeAgentSet, nodeName, hash string, o NodeOverride) *corev1.Pod {
+	if o.SpecHash == "" || o.Template == nil {
+		return NewPod(set, nodeName, hash)
+	}
+	pod := buildPod(set, o.Template.DeepCopy(), nodeName, hash)
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[OverrideLabel] = o.Name
+	pod.Labels[PodSpecHashLabel] = o.SpecHash
+	return pod
+}
+
+func buildPod(set *nasv1alpha1.NodeAgentSet, tmpl *corev1.PodTemplateSpec, nodeName, hash string) *corev1.Pod {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			GenerateName:    podNamePrefix(set.Name),

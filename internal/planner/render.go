@@ -356,3 +356,46 @@ func GateEventNote(w GateWrite, key string) string {
 	}
 	return "The set no longer gates this node: removed the taint it had put back"
 }
+
+// String says why an override did not match a node, e.g. `label gpu=true is not on the node`.
+func (m OverrideMiss) String() string {
+	values := strings.Join(m.Values, ", ")
+	switch {
+	case m.Invalid != "":
+		return "its nodeSelector is invalid: " + m.Invalid
+	case m.Operator == metav1.LabelSelectorOpIn && len(m.Values) == 1:
+		return fmt.Sprintf("label %s=%s is not on the node", m.Key, m.Values[0])
+	case m.Operator == metav1.LabelSelectorOpIn:
+		return fmt.Sprintf("label %s is not one of %s", m.Key, values)
+	case m.Operator == metav1.LabelSelectorOpNotIn:
+		return fmt.Sprintf("label %s is one of %s", m.Key, values)
+	case m.Operator == metav1.LabelSelectorOpExists:
+		return fmt.Sprintf("label %s is not on the node", m.Key)
+	case m.Operator == metav1.LabelSelectorOpDoesNotExist:
+		return fmt.Sprintf("label %s is on the node", m.Key)
+	default:
+		return "its nodeSelector does not match"
+	}
+}
+
+// RequestsString writes a rendered pod's requests per container, e.g. `agent: cpu=200m,memory=512Mi`.
+func (o NodeOverride) RequestsString() string {
+	var parts []string
+	for _, c := range o.Requests() {
+		if len(c.Requests) == 0 {
+			continue
+		}
+		keys := make([]string, 0, len(c.Requests))
+		for k := range c.Requests {
+			keys = append(keys, string(k))
+		}
+		sort.Strings(keys)
+		kv := make([]string, 0, len(keys))
+		for _, k := range keys {
+			q := c.Requests[corev1.ResourceName(k)]
+			kv = append(kv, k+"="+q.String())
+		}
+		parts = append(parts, c.Container+": "+strings.Join(kv, ","))
+	}
+	return strings.Join(parts, "; ")
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -152,4 +153,29 @@ func TestRenderGate(t *testing.T) {
 		fmt.Fprintf(&b, "condition %v: %s %s %s\n", ok, c.Status, c.Reason, c.Message)
 	}
 	checkGolden(t, "gate", b.String())
+}
+
+func TestRenderOverrideMisses(t *testing.T) {
+	misses := []OverrideMiss{
+		{Name: "gpu", Key: "gpu", Operator: metav1.LabelSelectorOpIn, Values: []string{"true"}},
+		{Name: "zones", Key: "zone", Operator: metav1.LabelSelectorOpIn, Values: []string{"a", "b"}},
+		{Name: "not-zones", Key: "zone", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"a", "b"}},
+		{Name: "has-gpu", Key: "gpu", Operator: metav1.LabelSelectorOpExists},
+		{Name: "no-gpu", Key: "gpu", Operator: metav1.LabelSelectorOpDoesNotExist},
+		{Name: "bad", Invalid: "key: Invalid value: \"-x\""},
+		{Name: "unknown"},
+	}
+	var b strings.Builder
+	for _, m := range misses {
+		fmt.Fprintf(&b, "%s: %s\n", m.Name, m.String())
+	}
+	o := NodeOverride{Template: &corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "init"}},
+		Containers: []corev1.Container{{Name: "agent", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse("512Mi"), corev1.ResourceCPU: resource.MustParse("200m"),
+		}}}},
+	}}}
+	fmt.Fprintf(&b, "requests: %s\n", o.RequestsString())
+	fmt.Fprintf(&b, "no template: %q\n", NodeOverride{}.RequestsString())
+	checkGolden(t, "override_misses", b.String())
 }

@@ -117,6 +117,18 @@ type Plan struct {
 	// Unavailable breaks the eligible nodes without an available agent pod down by reason code, most
 	// nodes first: the counts sum to Status.NumberUnavailable (breakdown.go).
 	Unavailable []UnavailableGroup
+	// Overrides holds, keyed by name, what each eligible node should run when the set has
+	// nodeOverrides: the override that applies (or none), its rendered template and spec hash, and why
+	// the earlier overrides did not match. Empty for a set without overrides.
+	Overrides map[string]NodeOverride
+	// CheckOverridesOn names, when CheckTemplateOn is set and the set has overrides, one more node per
+	// other override applied to an eligible node (the first by name): the controller dry-runs each
+	// node's pod too, so the check covers every override in use.
+	CheckOverridesOn []string
+	// Relabels lists the pods that equal what their node should run but carry an older revision hash
+	// (an edit of another override, or of nothing this node runs): the controller sets their
+	// controller-revision-hash label to the current hash instead of replacing them.
+	Relabels []Relabel
 	// Nodes holds, keyed by name, every node that is excluded from the set, should run the agent but
 	// has no available pod, or runs an available pod of an older template: what status messages and
 	// tools explain, each with its typed reason. Nodes with an available pod of the current template
@@ -124,6 +136,12 @@ type Plan struct {
 	Nodes map[string]NodeState
 	// Gate is the node readiness gate's verdict and node writes (gate.go).
 	Gate GatePlan
+}
+
+// Relabel is a pod whose controller-revision-hash label the controller sets to the current hash.
+type Relabel struct {
+	Pod  *corev1.Pod
+	Node string
 }
 
 // Strategy is the update strategy resolved against the number of eligible nodes: what the rollout

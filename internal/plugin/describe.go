@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 )
 
 // describePodTemplate renders a pod template the way `kubectl describe` (DescribePodTemplate) does,
@@ -357,4 +360,78 @@ func tolerationString(t corev1.Toleration) string {
 		fmt.Fprintf(&b, " for %ds", *t.TolerationSeconds)
 	}
 	return b.String()
+}
+
+// describeNodeOverrides renders a set's nodeOverrides after its pod template, in the same
+// tab-separated style: each override with its selector, then what it changes per container.
+func describeNodeOverrides(overrides []nasv1alpha1.NodeOverride) string {
+	if len(overrides) == 0 {
+		return ""
+	}
+	w := &prefixWriter{}
+	w.write(0, "Node Overrides:\n")
+	for _, o := range overrides {
+		sel := metav1.FormatLabelSelector(&o.NodeSelector)
+		if sel == "" || sel == "<none>" {
+			sel = "every node"
+		}
+		w.write(1, "%s:\t%s\n", o.Name, sel)
+		for _, c := range o.Containers {
+			var parts []string
+			if c.Image != "" {
+				parts = append(parts, "image "+c.Image)
+			}
+			for _, e := range c.Env {
+				parts = append(parts, "env "+e.Name+"="+e.Value)
+			}
+			if r := c.Resources; r != nil {
+				parts = appendList(parts, "requests", r.Requests)
+				parts = appendList(parts, "limits", r.Limits)
+			}
+			if s := c.ResourcesFromAllocatable; s != nil {
+				parts = appendShares(parts, "requests", s.Requests)
+				parts = appendShares(parts, "limits", s.Limits)
+				parts = appendBounds(parts, "min", s.Min)
+				parts = appendBounds(parts, "max", s.Max)
+			}
+			w.write(2, "%s:\t%s\n", c.Name, strings.Join(parts, "; "))
+		}
+	}
+	return w.String()
+}
+
+func appendList(parts []string, name string, l corev1.ResourceList) []string {
+	if len(l) == 0 {
+		return parts
+	}
+	kv := make([]string, 0, len(l))
+	for k, q := range l {
+		kv = append(kv, string(k)+"="+q.String())
+	}
+	sort.Strings(kv)
+	return append(parts, name+" "+strings.Join(kv, ","))
+}
+
+func appendShares(parts []string, name string, l map[corev1.ResourceName]nasv1alpha1.Percentage) []string {
+	if len(l) == 0 {
+		return parts
+	}
+	kv := make([]string, 0, len(l))
+	for k, p := range l {
+		kv = append(kv, string(k)+"="+string(p))
+	}
+	sort.Strings(kv)
+	return append(parts, name+" "+strings.Join(kv, ",")+" of allocatable")
+}
+
+func appendBounds(parts []string, name string, l map[corev1.ResourceName]nasv1alpha1.QuantityString) []string {
+	if len(l) == 0 {
+		return parts
+	}
+	kv := make([]string, 0, len(l))
+	for k, q := range l {
+		kv = append(kv, string(k)+"="+string(q))
+	}
+	sort.Strings(kv)
+	return append(parts, name+" "+strings.Join(kv, ","))
 }

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 )
 
 func TestDescribePodTemplate(t *testing.T) {
@@ -85,5 +87,38 @@ func TestDescribePodTemplate(t *testing.T) {
 	}
 	if got := describePodTemplate(nil); got != "Pod Template:\n  <unset>" {
 		t.Errorf("describePodTemplate(nil) = %q", got)
+	}
+}
+
+func TestDescribeNodeOverrides(t *testing.T) {
+	if got := describeNodeOverrides(nil); got != "" {
+		t.Errorf("no overrides: %q, want nothing", got)
+	}
+	got := describeNodeOverrides([]nasv1alpha1.NodeOverride{
+		{
+			Name:         "gpu",
+			NodeSelector: metav1.LabelSelector{MatchLabels: map[string]string{"gpu": "true"}},
+			Containers: []nasv1alpha1.ContainerOverride{{
+				Name: "agent", Image: "agent:cuda", Env: []corev1.EnvVar{{Name: "GPU_METRICS", Value: "on"}},
+				Resources: &corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi"), corev1.ResourceCPU: resource.MustParse("200m")},
+				},
+			}},
+		},
+		{
+			Name: "by-size",
+			Containers: []nasv1alpha1.ContainerOverride{{Name: "agent", ResourcesFromAllocatable: &nasv1alpha1.AllocatableShare{
+				Requests: map[corev1.ResourceName]nasv1alpha1.Percentage{corev1.ResourceMemory: "1%"},
+				Min:      map[corev1.ResourceName]nasv1alpha1.QuantityString{corev1.ResourceMemory: "128Mi"},
+			}}},
+		},
+	})
+	want := "Node Overrides:\n" +
+		"  gpu:\tgpu=true\n" +
+		"    agent:\timage agent:cuda; env GPU_METRICS=on; requests cpu=200m,memory=512Mi\n" +
+		"  by-size:\tevery node\n" +
+		"    agent:\trequests memory=1% of allocatable; min memory=128Mi\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }

@@ -32,6 +32,7 @@ func (s *snapshot) explain(r *nodeReport, events []corev1.Event) []string {
 	default:
 		e.unavailable()
 	}
+	e.override()
 	if gate, _ := s.gate(r); gate != "" {
 		e.line("Readiness gate %s (%s): %s.", s.set.Spec.NodeReadinessGate.TaintKey, s.plan.Gate.Mode, gate)
 	}
@@ -86,6 +87,26 @@ func (e *explainer) excluded() {
 			"no new pod is created there.", r.pod.Name)
 	default:
 		e.line("Agent pod %s is still on the node (misscheduled): the controller deletes it.", r.pod.Name)
+	}
+}
+
+// override says which node override the node's pod is built from, and why the earlier ones did not
+// match; nothing for a set without overrides or a node that does not run the agent.
+func (e *explainer) override() {
+	o, ok := e.s.plan.Overrides[e.r.name]
+	if !ok {
+		return
+	}
+	if o.Name == "" {
+		e.line("No node override matches the node: its pod is the template as is (spec hash %s).", o.SpecHash)
+	} else {
+		e.line("Node override %s applies: the first whose nodeSelector matches the node (spec hash %s).", o.Name, o.SpecHash)
+	}
+	for _, m := range o.Misses {
+		e.detail("Override %s does not match: %s.", m.Name, m.String())
+	}
+	if req := o.RequestsString(); req != "" {
+		e.detail("Requests: %s.", req)
 	}
 }
 

@@ -59,8 +59,23 @@ type NodeReport struct {
 	Gate string `json:"gate,omitempty"`
 	// GateCode is the planner's gate code for the node; empty when the gate has nothing to say.
 	GateCode planner.GateCode `json:"gateCode,omitempty"`
+	// Override is the node override the node's pod is built from, for a set with nodeOverrides; nil
+	// otherwise, and for nodes that do not run the agent.
+	Override *ReportOverride `json:"override,omitempty"`
 	// Explanation is the plain-language explanation of `kubectl nas why`, one sentence a line.
 	Explanation []string `json:"explanation,omitempty"`
+}
+
+// ReportOverride is the override a node gets and what it gives.
+type ReportOverride struct {
+	// Name is the override that applies; empty when none matches (the template as is).
+	Name string `json:"name"`
+	// SpecHash is the hash of the pod the node should run (the apps.nodeagentset.io/pod-spec-hash label).
+	SpecHash string `json:"specHash"`
+	// Requests are the resulting requests per container, e.g. "agent: cpu=200m,memory=512Mi".
+	Requests string `json:"requests,omitempty"`
+	// NotMatched lists the earlier overrides and why each did not match.
+	NotMatched []string `json:"notMatched,omitempty"`
 }
 
 // ReportMeta names the node.
@@ -107,6 +122,11 @@ func (r *NodeReport) DeepCopyObject() runtime.Object {
 		out.Pod = &p
 	}
 	out.OtherPods = append([]ReportPod(nil), r.OtherPods...)
+	if r.Override != nil {
+		o := *r.Override
+		o.NotMatched = append([]string(nil), r.Override.NotMatched...)
+		out.Override = &o
+	}
 	out.Explanation = append([]string(nil), r.Explanation...)
 	return &out
 }
@@ -153,6 +173,12 @@ func (s *snapshot) nodeReport(r *nodeReport) *NodeReport {
 	out.Reason = s.reason(r)
 	out.ReasonCode = r.reason.Code
 	out.Gate, out.GateCode = s.gate(r)
+	if o, ok := s.plan.Overrides[r.name]; ok {
+		out.Override = &ReportOverride{Name: o.Name, SpecHash: o.SpecHash, Requests: o.RequestsString()}
+		for _, m := range o.Misses {
+			out.Override.NotMatched = append(out.Override.NotMatched, m.Name+": "+m.String())
+		}
+	}
 	return out
 }
 
@@ -367,15 +393,33 @@ func printNodesTable(out io.Writer, items []NodeReport, now time.Time) error {
 	w := printers.GetNewTabWriter(out)
 	// The GATE column shows only for a set with a nodeReadinessGate.
 	gated := slices.ContainsFunc(items, func(r NodeReport) bool { return r.Gate != "" })
-	header := "NODE\tELIGIBLE\tPOD\tREVISION\tREADY\tAVAILABLE\tAGE\tREASON"
+	overrides := slices.ContainsFunc(items, func(r NodeReport) bool { return r.Override != nil })
+	header := []string{"NODE", "ELIGIBLE", "POD", "REVISION", "READY", "AVAILABLE", "AGE", "REASON"}
 	if gated {
-		header = "NODE\tELIGIBLE\tPOD\tREVISION\tREADY\tAVAILABLE\tAGE\tGATE\tREASON"
+		header = slices.Insert(header, len(header)-1, "GATE")
 	}
-	_, _ = fmt.Fprintln(w, header)
+	if overrides {
+		// A set with nodeOverrides: which one each node gets, and the requests that result.
+		header = slices.Insert(header, 2, "OVERRIDE", "REQUESTS")
+	}
+	_, _ = fmt.Fprintln(w, strings.Join(header, "\t"))
 	for i := range items {
 		row := tableRow(&items[i], now)
 		if gated {
-			row = append(row[:7:7], items[i].Gate, row[7])
+			row = slices.Insert(row, len(row)-1, items[i].Gate)
+		}
+		if overrides {
+			name, requests := "-", "-"
+			if o := items[i].Override; o != nil {
+				name, requests = o.Name, o.Requests
+				if name == "" {
+					name = "<none>"
+				}
+				if requests == "" {
+					requests = "<none>"
+				}
+			}
+			row = slices.Insert(row, 2, name, requests)
 		}
 		_, _ = fmt.Fprintln(w, strings.Join(row, "\t"))
 	}

@@ -60,6 +60,37 @@ func TestNodesTableGateColumn(t *testing.T) {
 	}
 }
 
+func TestNodesTableWithOverrides(t *testing.T) {
+	now := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
+	created := metav1.NewTime(now.Add(-90 * time.Minute))
+	items := []NodeReport{
+		{Metadata: ReportMeta{Name: "arm-1"}, NodeExists: true, Eligible: true, Healthy: true,
+			Override: &ReportOverride{Name: "arm64"},
+			Pod:      &ReportPod{Name: "agent-abcde", Revision: 3, ReadyContainers: "1/1", Available: true, CreationTimestamp: created}},
+		{Metadata: ReportMeta{Name: "gpu-1"}, NodeExists: true, Eligible: true, Healthy: true,
+			Override: &ReportOverride{Name: "gpu", Requests: "agent: cpu=200m,memory=512Mi"},
+			Pod:      &ReportPod{Name: "agent-fghij", Revision: 3, ReadyContainers: "1/1", Available: true, CreationTimestamp: created}},
+		{Metadata: ReportMeta{Name: "plain"}, NodeExists: true, Eligible: true, Healthy: true,
+			Override: &ReportOverride{Requests: "agent: memory=128Mi"},
+			Pod:      &ReportPod{Name: "agent-klmno", Revision: 3, ReadyContainers: "1/1", Available: true, CreationTimestamp: created}},
+		{Metadata: ReportMeta{Name: "tainted"}, NodeExists: true,
+			Exclusion: &ReportExclusion{Detail: "taint a=b:NoSchedule"}},
+	}
+	var buf bytes.Buffer
+	if err := printNodesTable(&buf, items, now); err != nil {
+		t.Fatal(err)
+	}
+	want := "" +
+		"NODE      ELIGIBLE                   OVERRIDE   REQUESTS                       POD           REVISION   READY   AVAILABLE   AGE   REASON\n" +
+		"arm-1     yes                        arm64      <none>                         agent-abcde   3          1/1     yes         90m   \n" +
+		"gpu-1     yes                        gpu        agent: cpu=200m,memory=512Mi   agent-fghij   3          1/1     yes         90m   \n" +
+		"plain     yes                        <none>     agent: memory=128Mi            agent-klmno   3          1/1     yes         90m   \n" +
+		"tainted   no: taint a=b:NoSchedule   -          -                              <none>        -          -       -           -     \n"
+	if got := buf.String(); got != want {
+		t.Errorf("table =\n%s\nwant\n%s", got, want)
+	}
+}
+
 func TestProblemSummary(t *testing.T) {
 	groups := []planner.UnavailableGroup{{Code: planner.ReasonNodeNotReady, Count: 3}, {Code: planner.ReasonImagePull, Count: 1}}
 	if got, want := problemSummary(groups), "Unavailable: 3 NodeNotReady, 1 ImagePull"; got != want {

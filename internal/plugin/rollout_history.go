@@ -130,7 +130,7 @@ func historyText(set *nasv1alpha1.NodeAgentSet, history []*appsv1.ControllerRevi
 		if err != nil {
 			return "", fmt.Errorf("unable to parse history %s", cr.Name)
 		}
-		return describePodTemplate(&applied.Spec.Template), nil
+		return describePodTemplate(&applied.Spec.Template) + describeNodeOverrides(applied.Spec.NodeOverrides), nil
 	}
 	return historyTable(history), nil
 }

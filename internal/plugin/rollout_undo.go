@@ -74,7 +74,7 @@ func newRolloutUndoCommand(f *factory) *cobra.Command {
 		Long: `Roll back to a previous revision: the set's pod template is replaced by the revision's.
 
 Without --to-revision, the revision before the current one (by number) is restored. Only the
-template changes; the controller reuses the old revision, and pods that still run it are kept.`,
+template and the node overrides change; the controller reuses the old revision, and pods that still run it are kept.`,
 		Example: `  # Roll back to the previous revision
   kubectl nas rollout undo log-collector
 
@@ -122,7 +122,8 @@ func (o *undoOptions) run(ctx context.Context, c *clients, name string, mode dry
 
 // rollback follows kubectl's DaemonSetRollbacker. The API server does not take strategic merge patches
 // for custom resources, so the revision's template is written with a JSON patch that replaces
-// spec.template, which is what the revision's "$patch":"replace" patch does to a DaemonSet.
+// spec.template, which is what the revision's "$patch":"replace" patch does to a DaemonSet. The
+// revision's nodeOverrides are restored with it (removed when the revision has none).
 func (o *undoOptions) rollback(ctx context.Context, c *clients, set *nasv1alpha1.NodeAgentSet, mode dryRun) (string, error) {
 	if o.toRevision < 0 {
 		return "", revisionNotFound(o.toRevision)
@@ -143,7 +144,7 @@ func (o *undoOptions) rollback(ctx context.Context, c *clients, set *nasv1alpha1
 		return "", err
 	}
 	if mode == dryRunClient {
-		return "will roll back to " + describePodTemplate(&applied.Spec.Template), nil
+		return "will roll back to " + describePodTemplate(&applied.Spec.Template) + describeNodeOverrides(applied.Spec.NodeOverrides), nil
 	}
 	done, err := matchesRevision(set, target)
 	if err != nil {
@@ -152,7 +153,14 @@ func (o *undoOptions) rollback(ctx context.Context, c *clients, set *nasv1alpha1
 	if done {
 		return fmt.Sprintf("skipped rollback (current template already matches revision %d)", target.Revision), nil
 	}
-	patch, err := json.Marshal([]map[string]any{{"op": "replace", "path": "/spec/template", "value": applied.Spec.Template}})
+	ops := []map[string]any{{"op": "replace", "path": "/spec/template", "value": applied.Spec.Template}}
+	switch {
+	case len(applied.Spec.NodeOverrides) > 0:
+		ops = append(ops, map[string]any{"op": "add", "path": "/spec/nodeOverrides", "value": applied.Spec.NodeOverrides})
+	case len(set.Spec.NodeOverrides) > 0:
+		ops = append(ops, map[string]any{"op": "remove", "path": "/spec/nodeOverrides"})
+	}
+	patch, err := json.Marshal(ops)
 	if err != nil {
 		return "", fmt.Errorf("failed restoring revision %d: %v", target.Revision, err)
 	}

@@ -96,12 +96,22 @@ func applyRevision(set *nasv1alpha1.NodeAgentSet, cr *appsv1.ControllerRevision)
 	if err := json.Unmarshal(patched, out); err != nil {
 		return nil, err
 	}
+	var data struct {
+		Spec map[string]json.RawMessage `json:"spec"`
+	}
+	if err := json.Unmarshal(cr.Data.Raw, &data); err == nil {
+		if _, ok := data.Spec["nodeOverrides"]; !ok {
+			// A revision without nodeOverrides is one of a set without them.
+			out.Spec.NodeOverrides = nil
+		}
+	}
 	out.SetGroupVersionKind(setGVK)
 	return out, nil
 }
 
 // templatePatch is the revision data of the set's current template, encoded as kubectl's
-// getDaemonSetPatch encodes a DaemonSet's.
+// getDaemonSetPatch encodes a DaemonSet's, with the set's nodeOverrides next to the template when it
+// has any, as the controller encodes it.
 func templatePatch(set *nasv1alpha1.NodeAgentSet) ([]byte, error) {
 	raw, err := json.Marshal(set)
 	if err != nil {
@@ -117,7 +127,11 @@ func templatePatch(set *nasv1alpha1.NodeAgentSet) ([]byte, error) {
 		template = map[string]any{}
 	}
 	template["$patch"] = "replace"
-	return json.Marshal(map[string]any{"spec": map[string]any{"template": template}})
+	out := map[string]any{"template": template}
+	if overrides, ok := spec["nodeOverrides"]; ok && len(set.Spec.NodeOverrides) > 0 {
+		out["nodeOverrides"] = overrides
+	}
+	return json.Marshal(map[string]any{"spec": out})
 }
 
 // matchesRevision reports whether the set's template is the revision's: byte-equal data, as kubectl
@@ -134,7 +148,8 @@ func matchesRevision(set *nasv1alpha1.NodeAgentSet, cr *appsv1.ControllerRevisio
 	if err != nil {
 		return false, err
 	}
-	return apiequality.Semantic.DeepEqual(applied.Spec.Template, set.Spec.Template), nil
+	return apiequality.Semantic.DeepEqual(applied.Spec.Template, set.Spec.Template) &&
+		apiequality.Semantic.DeepEqual(applied.Spec.NodeOverrides, set.Spec.NodeOverrides), nil
 }
 
 // findRevision returns the revision numbered n; when several share the number, the last one listed

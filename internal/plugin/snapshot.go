@@ -62,7 +62,7 @@ func newSnapshot(set *nasv1alpha1.NodeAgentSet, history []*appsv1.ControllerRevi
 		byNode:    map[string][]*corev1.Pod{},
 	}
 	if s.hash == "" {
-		s.hash = planner.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
+		s.hash = planner.RevisionHash(set)
 	}
 	s.plan = planner.Compute(planner.Input{Set: set, Hash: s.hash, Nodes: nodes, Pods: pods, Now: now, Template: templateVerdict(set),
 		Gate: gateInput(set)})
@@ -165,8 +165,16 @@ func (s *snapshot) report(name string, node *corev1.Node) *nodeReport {
 	return r
 }
 
-// updated reports whether a pod runs the current revision.
+// updated reports whether a pod runs the current revision: with overrides, whether it equals what its
+// node should run (its spec hash is the node's), as the planner decides.
 func (s *snapshot) updated(pod *corev1.Pod) bool {
+	if spec, ok := pod.Labels[planner.PodSpecHashLabel]; ok {
+		if name, ok := planner.TargetNodeName(pod); ok {
+			if o, ok := s.plan.Overrides[name]; ok {
+				return spec == o.SpecHash
+			}
+		}
+	}
 	return planner.IsPodUpdated(pod, s.hash)
 }
 

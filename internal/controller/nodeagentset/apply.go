@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -83,7 +84,22 @@ func (r *Reconciler) apply(ctx context.Context, set *nasv1alpha1.NodeAgentSet, h
 		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update", "%s",
 			planner.HostPortFallbackNote(plan.Strategy))
 	}
-	return errors.Join(r.deletePods(ctx, set, plan.Deletes), r.createPods(ctx, set, hash, plan.Creates))
+	return errors.Join(r.relabelPods(ctx, hash, plan.Relabels), r.deletePods(ctx, set, plan.Deletes),
+		r.createNodePods(ctx, set, hash, plan.Creates, plan.Overrides))
+}
+
+// relabelPods sets the controller-revision-hash label of pods that already equal what their node
+// should run (planner.Plan.Relabels), one merge patch each, so their revision reads as current.
+func (r *Reconciler) relabelPods(ctx context.Context, hash string, relabels []planner.Relabel) error {
+	var errs []error
+	for _, rl := range relabels {
+		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, nasv1alpha1.ControllerRevisionHashLabel, hash)
+		err := r.Client.Patch(ctx, rl.Pod.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(patch)))
+		if client.IgnoreNotFound(err) != nil {
+			errs = append(errs, fmt.Errorf("relabelling pod %s: %w", rl.Pod.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // podBatchEventNames is how many pod names a batch event lists before it counts the rest.
@@ -199,6 +215,12 @@ const podWritesInFlight = planner.BurstReplicas
 // ones in flight finish, and the rest waits for the next pass. A pass shortly after one whose creates
 // all succeeded starts with the window that one reached (slowStartMemory).
 func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, nodes []string) error {
+	return r.createNodePods(ctx, set, hash, nodes, nil)
+}
+
+// createNodePods is createPods with each node's pod built from its override (planner.Plan.Overrides).
+func (r *Reconciler) createNodePods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, nodes []string,
+	overrides map[string]planner.NodeOverride) error {
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -216,7 +238,7 @@ func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 			node := nodes[next]
 			next, inFlight = next+1, inFlight+1
 			go func() {
-				name, err := r.createPod(ctx, set, hash, node)
+				name, err := r.createPod(ctx, set, hash, node, overrides[node])
 				done <- outcome{name, err}
 			}()
 		}
@@ -236,8 +258,9 @@ func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 }
 
 // createPod creates the pod for one node and returns its name, or "" when no pod was created.
-func (r *Reconciler) createPod(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash, node string) (string, error) {
-	pod := planner.NewPod(set, node, hash)
+func (r *Reconciler) createPod(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash, node string,
+	override planner.NodeOverride) (string, error) {
+	pod := planner.NewNodePod(set, node, hash, override)
 	err := r.Client.Create(ctx, pod)
 	switch {
 	case err == nil:

@@ -239,3 +239,42 @@ func TestCreatesStopAtTheFirstRefusal(t *testing.T) {
 		}
 	})
 }
+
+func TestApplyRelabelsAndCreatesOverridePods(t *testing.T) {
+	set := testSet("agent", nil)
+	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
+	set.Spec.NodeOverrides = []nasv1alpha1.NodeOverride{{
+		Name:         "gpu",
+		NodeSelector: metav1.LabelSelector{MatchLabels: map[string]string{"gpu": "true"}},
+		Containers:   []nasv1alpha1.ContainerOverride{{Name: "agent", Image: "agent:cuda"}},
+	}}
+	kept := podOn(set, "node-0")
+	kept.Labels[nasv1alpha1.ControllerRevisionHashLabel] = "old"
+	c := fakeReader(kept)
+	r := NewReconciler(c, nil, c, events.NewFakeRecorder(10), clock.RealClock{})
+	gpu := planner.RenderForNode(set, node("node-1", map[string]string{"gpu": "true"}))
+	plan := planner.Plan{
+		Relabels:  []planner.Relabel{{Pod: kept, Node: "node-0"}},
+		Creates:   []string{"node-1"},
+		Overrides: map[string]planner.NodeOverride{"node-1": gpu},
+	}
+	if err := r.apply(context.Background(), set, "new", plan); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	var pods corev1.PodList
+	if err := c.List(context.Background(), &pods); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range pods.Items {
+		node, _ := planner.TargetNodeName(&p)
+		got[node] = p.Labels[nasv1alpha1.ControllerRevisionHashLabel] + " " + p.Labels[planner.OverrideLabel] + " " + p.Spec.Containers[0].Image
+	}
+	want := map[string]string{"node-0": "new  agent:1", "node-1": "new gpu agent:cuda"}
+	if !apiequality.Semantic.DeepEqual(got, want) {
+		t.Errorf("pods %v, want %v", got, want)
+	}
+	if kept.Labels[nasv1alpha1.ControllerRevisionHashLabel] != "old" {
+		t.Error("apply changed the cached pod")
+	}
+}

@@ -159,7 +159,7 @@ func (r *Reconciler) plan(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hi
 		return plan, nil
 	}
 	var err error
-	in.Template, err = r.checkTemplate(ctx, set, hash, plan.CheckTemplateOn)
+	in.Template, err = r.checkTemplate(ctx, set, hash, plan)
 	return planner.Compute(in), err
 }
 

@@ -149,7 +149,10 @@ func (h nodeHandler) enqueueAffected(ctx context.Context, oldNode, node *corev1.
 		_, hasPod := withPods[types.NamespacedName{Namespace: set.Namespace, Name: set.Name}]
 		changed := oldNode != nil && !reflect.DeepEqual(placer.Place(oldNode), now)
 		healthChanged := oldNode != nil && health(oldNode) != health(node)
-		if changed || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) || (healthChanged && hasPod) || gateTaintsChanged(set, oldNode, node) {
+		// With nodeOverrides, new labels or allocatable may change the pod the node should run.
+		overridden := oldNode != nil && hasPod && planner.OverrideChanged(set, oldNode, node)
+		if changed || overridden || (now.ShouldRun && !hasPod) || (!now.ShouldRun && hasPod) || (healthChanged && hasPod) ||
+			gateTaintsChanged(set, oldNode, node) {
 			q.Add(requestFor(set))
 		}
 	}
@@ -172,14 +175,15 @@ func (h nodeHandler) setsWithPodsOn(ctx context.Context, nodeName string) map[ty
 }
 
 // nodeSchedulingChanged passes node updates that change what eligibility looks at (labels, taints)
-// or the status of the Ready condition, and drops the rest: status heartbeats, other conditions,
-// annotations, spec.unschedulable alone.
+// the status of the Ready condition, or what a node override sizes the pod from (allocatable), and
+// drops the rest: status heartbeats, other conditions, annotations, spec.unschedulable alone.
 func nodeSchedulingChanged() predicate.TypedPredicate[*corev1.Node] {
 	return predicate.TypedFuncs[*corev1.Node]{
 		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
 			return !apiequality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels) ||
 				!apiequality.Semantic.DeepEqual(e.ObjectOld.Spec.Taints, e.ObjectNew.Spec.Taints) ||
-				readyStatus(e.ObjectOld) != readyStatus(e.ObjectNew)
+				readyStatus(e.ObjectOld) != readyStatus(e.ObjectNew) ||
+				!apiequality.Semantic.DeepEqual(e.ObjectOld.Status.Allocatable, e.ObjectNew.Status.Allocatable)
 		},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stypes "k8s.io/apimachinery/pkg/types"
@@ -249,4 +250,44 @@ func TestPodHandler(t *testing.T) {
 			t.Errorf("woke %v after the delay, want [a]", got)
 		}
 	})
+}
+
+func TestNodeChangesWakeSetsWhoseOverrideChanges(t *testing.T) {
+	sized := testSet("sized", nil)
+	sized.Spec.NodeOverrides = []nasv1alpha1.NodeOverride{
+		{Name: "gpu", NodeSelector: metav1.LabelSelector{MatchLabels: map[string]string{"gpu": "true"}}},
+		{Name: "by-size", Containers: []nasv1alpha1.ContainerOverride{{Name: "agent", ResourcesFromAllocatable: &nasv1alpha1.AllocatableShare{
+			Requests: map[corev1.ResourceName]nasv1alpha1.Percentage{corev1.ResourceMemory: "1%"},
+		}}}},
+	}
+	plain := testSet("plain", nil)
+	n1 := node("n1", map[string]string{"team": "a"})
+	n1.Status.Allocatable = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Gi")}
+	h := nodeHandler{reader: fakeReader(sized, plain, n1, podOn(sized, "n1"), podOn(plain, "n1"))}
+	ctx := context.Background()
+
+	for name, tc := range map[string]struct {
+		change func(*corev1.Node)
+		want   []string
+	}{
+		"a label that moves the node to another override": {func(n *corev1.Node) { n.Labels["gpu"] = "true" }, []string{"sized"}},
+		"allocatable that resizes a share": {func(n *corev1.Node) {
+			n.Status.Allocatable[corev1.ResourceMemory] = resource.MustParse("32Gi")
+		}, []string{"sized"}},
+		"a label no override looks at": {func(n *corev1.Node) { n.Labels["team"] = "b" }, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			updated := n1.DeepCopy()
+			tc.change(updated)
+			ev := event.TypedUpdateEvent[*corev1.Node]{ObjectOld: n1, ObjectNew: updated}
+			if !nodeSchedulingChanged().Update(ev) {
+				t.Fatal("the predicate dropped the update")
+			}
+			q := newQueue()
+			h.Update(ctx, ev, q)
+			if got := drain(q); !slices.Equal(got, tc.want) {
+				t.Errorf("woke %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

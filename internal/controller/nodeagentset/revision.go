@@ -79,15 +79,28 @@ func stampRollout(cr *appsv1.ControllerRevision, generation int64, now time.Time
 }
 
 // templatePatch is the revision data of a set: {"spec":{"template":{...,"$patch":"replace"}}}, which
-// restores the template when applied to the set as a strategic merge patch. json.Marshal sorts map
-// keys, so equal templates give equal bytes.
+// restores the template when applied to the set as a strategic merge patch, with the set's
+// nodeOverrides next to the template when it has any (a revision without them means none). json.Marshal
+// sorts map keys, so equal specs give equal bytes.
 func templatePatch(set *nasv1alpha1.NodeAgentSet) ([]byte, error) {
 	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&set.Spec.Template)
 	if err != nil {
 		return nil, err
 	}
 	raw["$patch"] = "replace"
-	return json.Marshal(map[string]any{"spec": map[string]any{"template": raw}})
+	spec := map[string]any{"template": raw}
+	if len(set.Spec.NodeOverrides) > 0 {
+		overrides, err := json.Marshal(set.Spec.NodeOverrides)
+		if err != nil {
+			return nil, err
+		}
+		var list []any
+		if err := json.Unmarshal(overrides, &list); err != nil {
+			return nil, err
+		}
+		spec["nodeOverrides"] = list
+	}
+	return json.Marshal(map[string]any{"spec": spec})
 }
 
 // splitHistory sorts claimed revisions into those whose data equals the set's template (current
@@ -156,10 +169,10 @@ func revisionsToPrune(old []*appsv1.ControllerRevision, limit int32, pods []*cor
 	return out
 }
 
-// newRevision builds the revision of the set's current template (rule 37), stamped as the start of a
+// newRevision builds the revision of the set's current template and overrides (rule 37), stamped as the start of a
 // rollout.
 func newRevision(set *nasv1alpha1.NodeAgentSet, patch []byte, revision int64, now time.Time) *appsv1.ControllerRevision {
-	hash := planner.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
+	hash := planner.RevisionHash(set)
 	lbls := maps.Clone(set.Spec.Template.Labels)
 	if lbls == nil {
 		lbls = map[string]string{}

@@ -124,3 +124,37 @@ func TestStampRollout(t *testing.T) {
 		t.Error("a new generation did not restart the clock")
 	}
 }
+
+func TestTemplatePatchCarriesTheOverrides(t *testing.T) {
+	set := &nasv1alpha1.NodeAgentSet{Spec: nasv1alpha1.NodeAgentSetSpec{Template: corev1.PodTemplateSpec{
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "v1"}}},
+	}}}
+	plain, err := templatePatch(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without overrides the data is exactly the template patch, as before overrides existed.
+	want := `{"spec":{"template":{"$patch":"replace","metadata":{},"spec":{"containers":[{"image":"v1","name":"agent","resources":{}}]}}}}`
+	if string(plain) != want {
+		t.Errorf("data without overrides = %s, want %s", plain, want)
+	}
+	set.Spec.NodeOverrides = []nasv1alpha1.NodeOverride{{Name: "gpu", Containers: []nasv1alpha1.ContainerOverride{{Name: "agent", Image: "v2"}}}}
+	with, err := templatePatch(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data struct {
+		Spec struct {
+			NodeOverrides []nasv1alpha1.NodeOverride `json:"nodeOverrides"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(with, &data); err != nil {
+		t.Fatal(err)
+	}
+	if len(data.Spec.NodeOverrides) != 1 || data.Spec.NodeOverrides[0].Containers[0].Image != "v2" {
+		t.Errorf("data with overrides = %s, want the overrides next to the template", with)
+	}
+	if again, _ := templatePatch(set.DeepCopy()); string(again) != string(with) {
+		t.Error("equal sets gave different revision data")
+	}
+}

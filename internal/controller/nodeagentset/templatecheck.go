@@ -31,11 +31,19 @@ const (
 // checkTemplate asks the API server whether it accepts the set's pod, with a server-side dry-run create
 // on node, so a template that the schema cannot catch (duplicate container names, a bad image
 // reference, a Pod Security violation) is reported on the set instead of failing every create in a hot
-// loop. The verdict is remembered for the template's revision and returned; a check that failed is
-// returned as an error too, so the pass reports it and backs off.
-func (r *Reconciler) checkTemplate(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash, node string) (planner.TemplateVerdict, error) {
-	// A dry-run stores nothing, so there is no write for later reads to wait for.
-	err := r.Client.Create(ctx, planner.NewPod(set, node, hash), client.DryRunAll, client.DisableReadYourWritesConsistency)
+// loop. With nodeOverrides, the pod of each node the plan names is checked (the first node, then one
+// per other override in use, planner.Plan.CheckOverridesOn), each rendered for its node, and the
+// first refusal is the verdict. The verdict is remembered for the revision and returned; a check that
+// failed is returned as an error too, so the pass reports it and backs off.
+func (r *Reconciler) checkTemplate(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, plan planner.Plan) (planner.TemplateVerdict, error) {
+	var err error
+	for _, node := range append([]string{plan.CheckTemplateOn}, plan.CheckOverridesOn...) {
+		// A dry-run stores nothing, so there is no write for later reads to wait for.
+		pod := planner.NewNodePod(set, node, hash, plan.Overrides[node])
+		if err = r.Client.Create(ctx, pod, client.DryRunAll, client.DisableReadYourWritesConsistency); err != nil {
+			break
+		}
+	}
 	state := templateState(err)
 	message := ""
 	if err != nil {

@@ -161,3 +161,41 @@ func TestPlanChecksTheTemplate(t *testing.T) {
 		}
 	})
 }
+
+func TestTemplateCheckCoversEachOverride(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	set := testSet("agent", nil)
+	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
+	set.Spec.NodeOverrides = []nasv1alpha1.NodeOverride{{
+		Name:         "gpu",
+		NodeSelector: metav1.LabelSelector{MatchLabels: map[string]string{"gpu": "true"}},
+		Containers:   []nasv1alpha1.ContainerOverride{{Name: "agent", Image: "agent:bad"}},
+	}}
+	history := &revisions{current: &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{
+		Labels: map[string]string{nasv1alpha1.ControllerRevisionHashLabel: "h"}}}}
+	nodes := []*corev1.Node{node("node-0", nil), node("node-1", map[string]string{"gpu": "true"})}
+
+	var checked []string
+	c := fake.NewClientBuilder().WithScheme(testScheme()).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			pod := obj.(*corev1.Pod)
+			checked = append(checked, pod.Labels[planner.OverrideLabel]+"="+pod.Spec.Containers[0].Image)
+			if pod.Spec.Containers[0].Image == "agent:bad" {
+				return apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "p", nil)
+			}
+			return nil
+		},
+	}).Build()
+	r := NewReconciler(c, nil, nil, events.NewFakeRecorder(10), clocktesting.NewFakeClock(now))
+	plan, err := r.plan(context.Background(), set, history, &observation{nodes: nodes}, nil)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	// The plain template passes on node-0; the gpu override's pod, rendered for node-1, is refused.
+	if want := []string{"=agent:1", "gpu=agent:bad"}; !slices.Equal(checked, want) {
+		t.Errorf("dry-run pods %v, want %v", checked, want)
+	}
+	if plan.Template.State != planner.TemplateRejected || len(plan.Creates) != 0 {
+		t.Errorf("verdict %s with creates %v, want Rejected and none", plan.Template.State, plan.Creates)
+	}
+}
