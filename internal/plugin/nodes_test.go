@@ -100,3 +100,23 @@ func TestProblemSummary(t *testing.T) {
 		t.Errorf("problemSummary(nil) = %q", got)
 	}
 }
+
+// A set with both a readiness gate and node overrides shows both column groups: OVERRIDE and REQUESTS
+// after ELIGIBLE, GATE before REASON.
+func TestNodesTableGateAndOverrides(t *testing.T) {
+	now := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
+	items := []NodeReport{
+		{Metadata: ReportMeta{Name: "gpu-1"}, NodeExists: true, Eligible: true, Gate: "gated: waiting for the agent",
+			Override: &ReportOverride{Name: "gpu", Requests: "agent: cpu=200m"}, Reason: "no agent pod yet"},
+	}
+	var buf bytes.Buffer
+	if err := printNodesTable(&buf, items, now); err != nil {
+		t.Fatal(err)
+	}
+	want := "" +
+		"NODE    ELIGIBLE   OVERRIDE   REQUESTS          POD      REVISION   READY   AVAILABLE   AGE   GATE                           REASON\n" +
+		"gpu-1   yes        gpu        agent: cpu=200m   <none>   -          -       -           -     gated: waiting for the agent   no agent pod yet\n"
+	if got := buf.String(); got != want {
+		t.Errorf("table =\n%s\nwant\n%s", got, want)
+	}
+}
