@@ -48,10 +48,26 @@ type nodeView struct {
 	// hashes are the pods' revision hash labels, read once per pass: a pass looks at them several
 	// times, and a label lookup per pod and look is a good part of a pass over thousands of pods.
 	hashes []string
+	// target is the hash of the revision the node should run when a canary says it is not the current
+	// one; held: a canary holds the node, so any revision but the one under test counts as updated.
+	target string
+	held   bool
 }
 
-// updated: the i-th pod of the node carries the current revision's hash (IsPodUpdated).
+// updated: the i-th pod of the node carries the revision the node should run: the current
+// revision's hash (IsPodUpdated), unless a canary says otherwise.
 func (w *world) updated(v *nodeView, i int) bool {
+	switch {
+	case v.held:
+		return v.hashes[i] != w.in.Hash
+	case v.target != "":
+		return v.hashes[i] == v.target
+	}
+	return w.current(v, i)
+}
+
+// current: the i-th pod of the node carries the current revision's hash.
+func (w *world) current(v *nodeView, i int) bool {
 	return w.in.Hash != "" && v.hashes[i] == w.in.Hash
 }
 
@@ -64,6 +80,8 @@ type world struct {
 	// them by name.
 	partitioned      map[string]bool
 	firstPartitioned string
+	// canary is the canary's verdict for this pass; nil without a canary.
+	canary *canaryPass
 }
 
 func newWorld(in Input) *world {
@@ -101,6 +119,7 @@ func newWorld(in Input) *world {
 	}
 	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
 	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)
+	w.canary = w.evaluateCanary()
 	return w
 }
 
@@ -129,6 +148,7 @@ func Compute(in Input) Plan {
 	p.Status, p.Nodes = w.status(&req)
 	p.CurrentRevision = w.currentRevision()
 	p.Rollout = w.rollout(p.Strategy.ProgressDeadline)
+	w.canaryPlan(&p, &req)
 	if !p.Rollout.Deadline.IsZero() && in.Now.Before(p.Rollout.Deadline) {
 		// A second late, so that the pass that wakes up finds the deadline passed.
 		req.at(p.Rollout.Deadline.Add(time.Second))
@@ -203,10 +223,10 @@ func (w *world) manageSurge(v *nodeView, running []*corev1.Pod, p *Plan, req *re
 	}
 	var newest, oldest *corev1.Pod
 	for _, pod := range running {
-		switch {
-		case IsPodUpdated(pod, w.in.Hash) && newest == nil:
+		switch updated := w.podUpdated(v, pod); {
+		case updated && newest == nil:
 			newest = pod
-		case !IsPodUpdated(pod, w.in.Hash) && oldest == nil:
+		case !updated && oldest == nil:
 			oldest = pod
 		default:
 			p.Deletes = append(p.Deletes, Deletion{Pod: pod, Node: v.name, Reason: DeleteDuplicate})
@@ -226,6 +246,16 @@ func (w *world) manageSurge(v *nodeView, running []*corev1.Pod, p *Plan, req *re
 			req.at(at)
 		}
 	}
+}
+
+// podUpdated: the pod, one of the node's, carries the revision the node should run (see updated).
+func (w *world) podUpdated(v *nodeView, pod *corev1.Pod) bool {
+	for i, p := range v.pods {
+		if p == pod {
+			return w.updated(v, i)
+		}
+	}
+	return false
 }
 
 // deleteFromGoneNode deletes the pods of a node that no longer exists. Upstream deletes only the

@@ -101,6 +101,10 @@ func (w *world) outdatedReason(v *nodeView) NodeReason {
 		return NodeReason{Code: ReasonOnDelete}
 	case w.strategy.paused:
 		return NodeReason{Code: ReasonPaused}
+	case v.held:
+		return NodeReason{Code: ReasonWaitingForCanary}
+	case v.target != "":
+		return NodeReason{Code: ReasonCanaryRolledBack}
 	case w.partitioned[v.name]:
 		return NodeReason{Code: ReasonPartitioned}
 	default:

@@ -29,6 +29,10 @@ type Input struct {
 	// Template is the controller's latest verdict on the current template (a server-side dry-run of
 	// its pod). The zero value means "not checked yet".
 	Template TemplateVerdict
+	// Revisions are the pod templates of the set's older revisions, by hash: a canary holds nodes at
+	// one of them (the stable revision). Only the keys are read; the controller builds pods from the
+	// values.
+	Revisions map[string]*corev1.PodTemplateSpec
 }
 
 // TemplateState is what the API server said of the current template's pod.
@@ -117,6 +121,12 @@ type Plan struct {
 	// tools explain, each with its typed reason. Nodes with an available pod of the current template
 	// are left out.
 	Nodes map[string]NodeState
+	// Canary is the next status.canary: the verdict of the canary of the current template; nil when
+	// the strategy has none.
+	Canary *nasv1alpha1.CanaryStatus
+	// CreateRevisions maps a node of Creates to the hash of the revision its pod is made of, when
+	// that is not the current one: a canary holds the node at the stable revision.
+	CreateRevisions map[string]string
 }
 
 // Strategy is the update strategy resolved against the number of eligible nodes: what the rollout
@@ -294,6 +304,12 @@ const (
 	ReasonOnDelete ReasonCode = "OnDelete"
 	// ReasonWaitingForBudget means the rolling update replaces the pod once the budget allows.
 	ReasonWaitingForBudget ReasonCode = "WaitingForBudget"
+	// ReasonWaitingForCanary means the node is outside the canary: it keeps the fleet's revision until
+	// the canary succeeds.
+	ReasonWaitingForCanary ReasonCode = "WaitingForCanary"
+	// ReasonCanaryRolledBack means the node is a canary node of a failed or aborted canary: it runs the
+	// fleet's revision again.
+	ReasonCanaryRolledBack ReasonCode = "CanaryRolledBack"
 )
 
 // RolloutPhase is the rollout verdict.
@@ -310,6 +326,12 @@ const (
 	RolloutWaitingForDeletion RolloutPhase = "WaitingForDeletion"
 	// RolloutDeadlineExceeded means no progress for the progress deadline.
 	RolloutDeadlineExceeded RolloutPhase = "ProgressDeadlineExceeded"
+	// RolloutCanary means the rollout is held at the canary nodes until the canary passes.
+	RolloutCanary RolloutPhase = "Canary"
+	// RolloutCanaryFailed means the canary failed: the rollout goes no further.
+	RolloutCanaryFailed RolloutPhase = "CanaryFailed"
+	// RolloutCanaryAborted means a person aborted the canary: the rollout goes no further.
+	RolloutCanaryAborted RolloutPhase = "CanaryAborted"
 )
 
 // DefaultProgressDeadline applies when spec.progressDeadlineSeconds is unset (objects stored before
