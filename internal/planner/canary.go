@@ -384,9 +384,10 @@ func (w *world) canaryPlan(p *Plan, req *requeue) {
 	for _, name := range p.Creates {
 		if v := byName[name]; v != nil && v.target != "" && v.target != w.in.Hash {
 			if p.CreateRevisions == nil {
-				p.CreateRevisions = map[string]string{}
+				p.CreateRevisions, p.RevisionTemplates = map[string]string{}, map[string]*corev1.PodTemplateSpec{}
 			}
 			p.CreateRevisions[name] = v.target
+			p.RevisionTemplates[v.target] = w.in.Revisions[v.target]
 		}
 	}
 	p.Rollout.Complete, p.Rollout.Deadline = false, time.Time{}

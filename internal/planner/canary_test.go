@@ -26,7 +26,7 @@ type canaryWorld struct {
 	now   time.Time
 	// bad names the revisions whose pods crash (a restart a step); stuck those whose pods never get Ready.
 	bad, stuck map[string]bool
-	seq int
+	seq        int
 }
 
 func canaryStrategy(c nasv1alpha1.CanaryStrategy) nasv1alpha1.NodeAgentSetUpdateStrategy {

@@ -30,8 +30,7 @@ type Input struct {
 	// its pod). The zero value means "not checked yet".
 	Template TemplateVerdict
 	// Revisions are the pod templates of the set's older revisions, by hash: a canary holds nodes at
-	// one of them (the stable revision). Only the keys are read; the controller builds pods from the
-	// values.
+	// one of them (the stable revision); the plan hands on the ones its creates use.
 	Revisions map[string]*corev1.PodTemplateSpec
 }
 
@@ -127,6 +126,8 @@ type Plan struct {
 	// CreateRevisions maps a node of Creates to the hash of the revision its pod is made of, when
 	// that is not the current one: a canary holds the node at the stable revision.
 	CreateRevisions map[string]string
+	// RevisionTemplates are the templates of the revisions CreateRevisions names, from Input.Revisions.
+	RevisionTemplates map[string]*corev1.PodTemplateSpec
 }
 
 // Strategy is the update strategy resolved against the number of eligible nodes: what the rollout

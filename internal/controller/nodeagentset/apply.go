@@ -83,7 +83,9 @@ func (r *Reconciler) apply(ctx context.Context, set *nasv1alpha1.NodeAgentSet, h
 		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update", "%s",
 			planner.HostPortFallbackNote(plan.Strategy))
 	}
-	return errors.Join(r.deletePods(ctx, set, plan.Deletes), r.createPods(ctx, set, hash, plan.Creates))
+	deleteErr := r.deletePods(ctx, set, plan.Deletes)
+	creates, heldErr := r.createCanaryHeldPods(ctx, set, plan)
+	return errors.Join(deleteErr, heldErr, r.createPods(ctx, set, hash, creates))
 }
 
 // podBatchEventNames is how many pod names a batch event lists before it counts the rest.

@@ -20,6 +20,7 @@ type Metrics struct {
 	misscheduled *prometheus.GaugeVec
 	progressing  *prometheus.GaugeVec
 	stuck        *prometheus.GaugeVec
+	canaryFailed *prometheus.GaugeVec
 	created      *prometheus.CounterVec
 	deleted      *prometheus.CounterVec
 }
@@ -44,6 +45,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"1 while a rollout of the current template is under way (not complete, not paused, within its deadline), else 0."),
 		stuck: gauge("rollout_stuck",
 			"1 when the rollout made no progress for progressDeadlineSeconds (Progressing=False, ProgressDeadlineExceeded), else 0."),
+		canaryFailed: gauge("canary_failed",
+			"1 when the canary of the current template failed (status.canary.phase Failed): the rollout goes no further, else 0."),
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nodeagentset_pods_created_total", Help: "Agent pods created.",
 		}, setLabels),
@@ -53,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, append(setLabels, "reason")),
 	}
 	reg.MustRegister(m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled,
-		m.progressing, m.stuck, m.created, m.deleted)
+		m.progressing, m.stuck, m.canaryFailed, m.created, m.deleted)
 	return m
 }
 
@@ -84,6 +87,11 @@ func (m *Metrics) observeStatus(set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.N
 	}
 	m.progressing.With(l).Set(progressing)
 	m.stuck.With(l).Set(stuck)
+	canaryFailed := 0.0
+	if st.Canary != nil && st.Canary.Phase == nasv1alpha1.CanaryFailed {
+		canaryFailed = 1
+	}
+	m.canaryFailed.With(l).Set(canaryFailed)
 }
 
 func (m *Metrics) podCreated(set *nasv1alpha1.NodeAgentSet) {
@@ -104,7 +112,8 @@ func (m *Metrics) forget(key types.NamespacedName) {
 		return
 	}
 	l := prometheus.Labels{"namespace": key.Namespace, "nodeagentset": key.Name}
-	for _, g := range []*prometheus.GaugeVec{m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled, m.progressing, m.stuck} {
+	for _, g := range []*prometheus.GaugeVec{m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled, m.progressing, m.stuck,
+		m.canaryFailed} {
 		g.Delete(l)
 	}
 	m.created.Delete(l)

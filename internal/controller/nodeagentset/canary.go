@@ -1,0 +1,72 @@
+package nodeagentset
+
+// The controller's part of a canary (docs/design/canary.md): the planner decides; the controller
+// hands it the templates of older revisions, builds the pods of the stable revision it asks for, and
+// writes status.canary with the rest of the status.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
+)
+
+// revisionTemplates decodes the templates of the set's older revisions, by hash, for a canary to
+// hold nodes at one of them; nil when the set has no canary. A revision whose data does not decode
+// is left out (the canary then does not hold nodes at it).
+func revisionTemplates(set *nasv1alpha1.NodeAgentSet, history *revisions) map[string]*corev1.PodTemplateSpec {
+	ru := set.Spec.UpdateStrategy.RollingUpdate
+	if ru == nil || ru.Canary == nil || set.Spec.UpdateStrategy.Type == nasv1alpha1.OnDeleteStrategyType {
+		return nil
+	}
+	out := make(map[string]*corev1.PodTemplateSpec, len(history.old))
+	for _, cr := range history.old {
+		var data struct {
+			Spec struct {
+				Template corev1.PodTemplateSpec `json:"template"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(cr.Data.Raw, &data); err != nil {
+			continue
+		}
+		if hash := cr.Labels[nasv1alpha1.ControllerRevisionHashLabel]; hash != "" {
+			out[hash] = &data.Spec.Template
+		}
+	}
+	return out
+}
+
+// createCanaryHeldPods creates the pods the plan makes of another revision than the current one
+// (Plan.CreateRevisions): the set with that revision's template builds them. It returns the creates
+// of the current revision, for createPods.
+func (r *Reconciler) createCanaryHeldPods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, plan planner.Plan) ([]string, error) {
+	if len(plan.CreateRevisions) == 0 {
+		return plan.Creates, nil
+	}
+	current := make([]string, 0, len(plan.Creates))
+	byRevision := map[string][]string{}
+	for _, node := range plan.Creates {
+		if hash, ok := plan.CreateRevisions[node]; ok {
+			byRevision[hash] = append(byRevision[hash], node)
+		} else {
+			current = append(current, node)
+		}
+	}
+	var errs []error
+	for hash, nodes := range byRevision {
+		tmpl := plan.RevisionTemplates[hash]
+		if tmpl == nil {
+			errs = append(errs, fmt.Errorf("revision %s: template not found", hash))
+			continue
+		}
+		held := set.DeepCopy()
+		held.Spec.Template = *tmpl.DeepCopy()
+		errs = append(errs, r.createPods(ctx, held, hash, nodes))
+	}
+	return current, errors.Join(errs...)
+}
