@@ -1,0 +1,80 @@
+package plugin
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+func canarySet(phase nasv1alpha1.CanaryPhase) *nasv1alpha1.NodeAgentSet {
+	return statusSet(func(s *nasv1alpha1.NodeAgentSet) {
+		s.Status.UpdateRevision = "h2"
+		s.Status.Canary = &nasv1alpha1.CanaryStatus{Revision: "h2", Phase: phase}
+	})
+}
+
+func TestCanaryDecision(t *testing.T) {
+	now := time.Date(2026, 12, 2, 20, 0, 0, 0, time.UTC)
+	byAction := map[string]canaryCommand{}
+	for _, cc := range canaryCommands {
+		byAction[cc.action] = cc
+	}
+	tests := []struct {
+		action  string
+		set     *nasv1alpha1.NodeAgentSet
+		want    string
+		wantErr string
+	}{
+		{action: "promote", set: canarySet(nasv1alpha1.CanaryWaitingForPromotion), want: "promote:h2:2026-12-02T20:00:00Z"},
+		{action: "promote", set: canarySet(nasv1alpha1.CanaryFailed), want: "promote:h2:2026-12-02T20:00:00Z"},
+		{action: "promote", set: canarySet(nasv1alpha1.CanarySucceeded), wantErr: "is Succeeded: nothing to promote"},
+		{action: "abort", set: canarySet(nasv1alpha1.CanaryWatching), want: "abort:h2:2026-12-02T20:00:00Z"},
+		{action: "abort", set: canarySet(nasv1alpha1.CanaryAborted), wantErr: "is Aborted: nothing to abort"},
+		{action: "retry", set: canarySet(nasv1alpha1.CanaryFailed), want: "retry:h2:2026-12-02T20:00:00Z"},
+		{action: "retry", set: canarySet(nasv1alpha1.CanaryWatching), wantErr: "is Watching: nothing to retry"},
+		{action: "promote", set: statusSet(nil), wantErr: "has no canary"},
+		{action: "promote", set: func() *nasv1alpha1.NodeAgentSet {
+			s := canarySet(nasv1alpha1.CanaryWatching)
+			s.Status.UpdateRevision = "h3"
+			return s
+		}(), wantErr: "not the current revision's yet"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.action+" "+tc.want+tc.wantErr, func(t *testing.T) {
+			got, err := canaryDecision(tc.set, byAction[tc.action], now)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRolloutStatusDuringACanary(t *testing.T) {
+	withProgressing := func(phase nasv1alpha1.CanaryPhase, status metav1.ConditionStatus, reason, message string) *nasv1alpha1.NodeAgentSet {
+		s := canarySet(phase)
+		s.Status.Conditions = []metav1.Condition{{Type: nasv1alpha1.ConditionProgressing, Status: status, Reason: reason, Message: message}}
+		return s
+	}
+	msg, done, err := rolloutStatus(withProgressing(nasv1alpha1.CanaryWatching, metav1.ConditionTrue, nasv1alpha1.ReasonCanaryInProgress, "watching"))
+	if err != nil || done || msg != `Waiting for node agent set "agent" canary (Watching): watching...`+"\n" {
+		t.Fatalf("watching: %q %v %v", msg, done, err)
+	}
+	_, done, err = rolloutStatus(withProgressing(nasv1alpha1.CanaryFailed, metav1.ConditionFalse, nasv1alpha1.ReasonCanaryFailed, "3 restarts"))
+	if err == nil || done || err.Error() != `node agent set "agent" canary failed: 3 restarts` {
+		t.Fatalf("failed: %v %v", done, err)
+	}
+	_, _, err = rolloutStatus(withProgressing(nasv1alpha1.CanaryAborted, metav1.ConditionFalse, nasv1alpha1.ReasonCanaryAborted, "aborted by a person"))
+	if err == nil || !strings.Contains(err.Error(), "canary aborted") {
+		t.Fatalf("aborted: %v", err)
+	}
+}
