@@ -96,7 +96,7 @@ type CanaryStrategy struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +optional
-	Duration metav1.Duration `json:"duration,omitempty"`
+	Duration *metav1.Duration `json:"duration,omitempty"`
 
 	// maxRestarts is how many container restarts of the canary pods during the watch are tolerated;
 	// one more fails the canary. Default 0.

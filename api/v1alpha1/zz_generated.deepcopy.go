@@ -78,7 +78,11 @@ func (in *CanaryStrategy) DeepCopyInto(out *CanaryStrategy) {
 		*out = new(v1.LabelSelector)
 		(*in).DeepCopyInto(*out)
 	}
-	out.Duration = in.Duration
+	if in.Duration != nil {
+		in, out := &in.Duration, &out.Duration
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.AutoPromote != nil {
 		in, out := &in.AutoPromote, &out.AutoPromote
 		*out = new(bool)

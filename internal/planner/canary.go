@@ -30,6 +30,18 @@ import (
 // (a container restart, a probe failing once) before the canary fails.
 const CanaryUnavailableGrace = 30 * time.Second
 
+// DefaultCanaryDuration is the watch of a canary without a duration (objects written before the
+// field had a default).
+const DefaultCanaryDuration = 10 * time.Minute
+
+// canaryDuration is how long the canary pods are watched.
+func canaryDuration(spec *nasv1alpha1.CanaryStrategy) time.Duration {
+	if spec.Duration == nil {
+		return DefaultCanaryDuration
+	}
+	return spec.Duration.Duration
+}
+
 // Canary decisions, the first field of the canary-decision annotation.
 const (
 	CanaryDecisionPromote = "promote"
@@ -280,7 +292,7 @@ func (w *world) progress(c *canaryPass, spec *nasv1alpha1.CanaryStrategy, now me
 		c.requeue = until
 	}
 	if st.Phase == nasv1alpha1.CanaryWatching {
-		end := st.WatchStartedAt.Add(spec.Duration.Duration)
+		end := st.WatchStartedAt.Add(canaryDuration(spec))
 		switch {
 		case w.in.Now.Before(end):
 			c.requeue = earliest(c.requeue, end)

@@ -31,8 +31,8 @@ type canaryWorld struct {
 
 func canaryStrategy(c nasv1alpha1.CanaryStrategy) nasv1alpha1.NodeAgentSetUpdateStrategy {
 	one := intstr.FromInt32(1)
-	if c.Duration.Duration == 0 {
-		c.Duration = metav1.Duration{Duration: time.Minute}
+	if c.Duration == nil {
+		c.Duration = &metav1.Duration{Duration: time.Minute}
 	}
 	return nasv1alpha1.NodeAgentSetUpdateStrategy{Type: nasv1alpha1.RollingUpdateStrategyType,
 		RollingUpdate: &nasv1alpha1.RollingUpdateNodeAgentSet{MaxUnavailable: &one, Canary: &c}}
@@ -183,7 +183,7 @@ func TestCanaryGoodRevisionPassesThenRollsOut(t *testing.T) {
 }
 
 func TestCanaryRequeuesAtTheWatchEnd(t *testing.T) {
-	w := newCanaryWorld(t, 3, nasv1alpha1.CanaryStrategy{Duration: metav1.Duration{Duration: 10 * time.Minute}})
+	w := newCanaryWorld(t, 3, nasv1alpha1.CanaryStrategy{Duration: &metav1.Duration{Duration: 10 * time.Minute}})
 	w.runFor(5 * time.Second)
 	w.wantPhase(nasv1alpha1.CanaryWatching)
 	p := Compute(w.input())
@@ -372,7 +372,7 @@ func TestCanaryNodeNeverAvailableFailsAtTheProgressDeadline(t *testing.T) {
 }
 
 func TestCanaryPodUnavailableBeyondTheGraceFails(t *testing.T) {
-	w := newCanaryWorld(t, 3, nasv1alpha1.CanaryStrategy{MaxRestarts: 100, Duration: metav1.Duration{Duration: time.Hour}})
+	w := newCanaryWorld(t, 3, nasv1alpha1.CanaryStrategy{MaxRestarts: 100, Duration: &metav1.Duration{Duration: time.Hour}})
 	w.runFor(5 * time.Second)
 	w.wantPhase(nasv1alpha1.CanaryWatching)
 	for _, pod := range w.pods {

@@ -281,7 +281,7 @@ func CanaryMessage(st *nasv1alpha1.CanaryStatus, spec *nasv1alpha1.CanaryStrateg
 		return fmt.Sprintf("revision %s: updating canary %s; waiting for %s", st.Revision, nodes, detail)
 	case nasv1alpha1.CanaryWatching:
 		return fmt.Sprintf("revision %s: watching canary %s for %s since %s; %d of %d restarts allowed seen", st.Revision, nodes,
-			spec.Duration.Duration, st.WatchStartedAt.UTC().Format(time.RFC3339), st.Restarts, spec.MaxRestarts)
+			canaryDuration(spec), st.WatchStartedAt.UTC().Format(time.RFC3339), st.Restarts, spec.MaxRestarts)
 	case nasv1alpha1.CanaryWaitingForPromotion:
 		return fmt.Sprintf("revision %s passed its canary on %s; waiting for kubectl nas rollout promote", st.Revision, nodes)
 	case nasv1alpha1.CanarySucceeded:
