@@ -11,6 +11,9 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 	"github.com/nodeagentset/nodeagentset/internal/planner"
@@ -69,4 +72,24 @@ func (r *Reconciler) createCanaryHeldPods(ctx context.Context, set *nasv1alpha1.
 		errs = append(errs, r.createPods(ctx, held, hash, nodes))
 	}
 	return current, errors.Join(errs...)
+}
+
+// canaryDecisionChanged passes the updates of a set whose canary-decision annotation changed: a
+// person's decision does not change the generation, which the set's other updates are filtered on.
+func canaryDecisionChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return decisionOf(e.ObjectOld) != decisionOf(e.ObjectNew)
+		},
+	}
+}
+
+func decisionOf(obj client.Object) string {
+	if obj == nil {
+		return ""
+	}
+	return obj.GetAnnotations()[nasv1alpha1.CanaryDecisionAnnotation]
 }

@@ -180,7 +180,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Recon
 	}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
-		For(&nasv1alpha1.NodeAgentSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&nasv1alpha1.NodeAgentSet{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, canaryDecisionChanged()))).
 		Owns(&appsv1.ControllerRevision{}).
 		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, podHandler{reader: mgr.GetCache(), delay: podEventDelay})).
 		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Node{}, nodeHandler{reader: mgr.GetCache()}, nodeSchedulingChanged())).
