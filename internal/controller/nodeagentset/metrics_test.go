@@ -20,7 +20,7 @@ func TestMetrics(t *testing.T) {
 	m.observeStatus(set, &nasv1alpha1.NodeAgentSetStatus{
 		DesiredNumberScheduled: 5, CurrentNumberScheduled: 5, NumberReady: 4, NumberAvailable: 3, NumberUnavailable: 2,
 		UpdatedNumberScheduled: 2, NumberMisscheduled: 1,
-		Canary:                 &nasv1alpha1.CanaryStatus{Revision: "h", Phase: nasv1alpha1.CanaryFailed},
+		Canary:     &nasv1alpha1.CanaryStatus{Revision: "h", Phase: nasv1alpha1.CanaryFailed},
 		Conditions: []metav1.Condition{{Type: nasv1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: nasv1alpha1.ReasonProgressDeadlineExceeded}},
 	})
 	m.podCreated(set)
