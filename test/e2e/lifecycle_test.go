@@ -105,6 +105,7 @@ var _ = Describe("The manifests", func() {
 			"gpu-monitor":         {"worker-1", "worker-2"}, // gpu=true.
 			"node-agent":          all,                      // tolerates everything.
 			"local-metrics-agent": workers,
+			"security-agent":      workers, // a canary.
 		} {
 			By(name)
 			var set nasv1alpha1.NodeAgentSet
