@@ -295,6 +295,11 @@ type CanaryStatus struct {
 	// +optional
 	WatchStartedAt *metav1.Time `json:"watchStartedAt,omitempty"`
 
+	// completedAt is when the canary reached its verdict: succeeded (the rollout's progress deadline
+	// counts from then), failed or aborted.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+
 	// unavailableSince is when a canary node lost its available pod during the watch.
 	// +optional
 	UnavailableSince *metav1.Time `json:"unavailableSince,omitempty"`

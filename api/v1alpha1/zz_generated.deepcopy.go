@@ -37,6 +37,10 @@ func (in *CanaryStatus) DeepCopyInto(out *CanaryStatus) {
 		in, out := &in.WatchStartedAt, &out.WatchStartedAt
 		*out = (*in).DeepCopy()
 	}
+	if in.CompletedAt != nil {
+		in, out := &in.CompletedAt, &out.CompletedAt
+		*out = (*in).DeepCopy()
+	}
 	if in.UnavailableSince != nil {
 		in, out := &in.UnavailableSince, &out.UnavailableSince
 		*out = (*in).DeepCopy()

@@ -120,6 +120,9 @@ func (w *world) evaluateCanary() *canaryPass {
 		// A verdict keeps the words it was given when it was reached.
 		st.Message = CanaryMessage(st, spec, detail)
 	}
+	if st.Phase != phase && canaryDone(st.Phase) {
+		st.CompletedAt = &now
+	}
 	w.target(c)
 	return c
 }
@@ -387,6 +390,7 @@ func (w *world) canaryPlan(p *Plan, req *requeue) {
 		req.at(c.requeue)
 	}
 	if !c.active() {
+		w.rolloutAfterCanary(p)
 		return
 	}
 	byName := make(map[string]*nodeView, len(w.nodes))
@@ -410,6 +414,21 @@ func (w *world) canaryPlan(p *Plan, req *requeue) {
 		p.Rollout.Phase = RolloutCanaryAborted
 	default:
 		p.Rollout.Phase = RolloutCanary
+	}
+}
+
+// rolloutAfterCanary dates the rollout's progress from the canary's success at the earliest: the
+// fleet waited for the canary, which may well have taken longer than the progress deadline.
+func (w *world) rolloutAfterCanary(p *Plan) {
+	r := &p.Rollout
+	at := w.canary.status.CompletedAt
+	if at == nil || r.Complete || !at.After(r.LastProgress) ||
+		(r.Phase != RolloutProgressing && r.Phase != RolloutDeadlineExceeded) {
+		return
+	}
+	r.LastProgress, r.Deadline, r.Phase = at.Time, at.Add(p.Strategy.ProgressDeadline), RolloutProgressing
+	if !w.in.Now.Before(r.Deadline) {
+		r.Phase = RolloutDeadlineExceeded
 	}
 }
 

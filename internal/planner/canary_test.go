@@ -389,3 +389,19 @@ func TestCanaryPodUnavailableBeyondTheGraceFails(t *testing.T) {
 		t.Fatalf("canary %+v", st)
 	}
 }
+
+func TestCanaryLongerThanTheProgressDeadlineDoesNotExceedIt(t *testing.T) {
+	w := newCanaryWorld(t, 3, nasv1alpha1.CanaryStrategy{Duration: &metav1.Duration{Duration: 2 * time.Minute}})
+	deadline := int32(60)
+	w.set.Spec.ProgressDeadlineSeconds = &deadline
+	for range 200 {
+		p := w.step()
+		if p.Rollout.Phase == RolloutDeadlineExceeded {
+			t.Fatalf("at %s, canary %s: the rollout exceeded its deadline", w.now.Sub(t0), p.Canary.Phase)
+		}
+		if p.Rollout.Complete {
+			return
+		}
+	}
+	t.Fatalf("the rollout did not complete: %v", w.hashes())
+}

@@ -53,10 +53,14 @@ func withCanary(c nasv1alpha1.CanaryStrategy) setOpt {
 func applySet(ctx context.Context, set *nasv1alpha1.NodeAgentSet) {
 	manifest := set.DeepCopy()
 	manifest.TypeMeta = metav1.TypeMeta{APIVersion: nasv1alpha1.GroupVersion.String(), Kind: "NodeAgentSet"}
-	manifest.ResourceVersion, manifest.Status = "", nasv1alpha1.NodeAgentSetStatus{}
+	manifest.ResourceVersion, manifest.UID, manifest.Status = "", "", nasv1alpha1.NodeAgentSetStatus{}
 	raw, err := json.Marshal(manifest)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	env.kubectl(ctx, string(raw), "apply", "--server-side", "--field-manager", gitOpsManager, "-f", "-")
+	// The helpers find the set's pods by its UID.
+	var cur nasv1alpha1.NodeAgentSet
+	ExpectWithOffset(1, k8s.Get(ctx, client.ObjectKeyFromObject(set), &cur)).To(Succeed())
+	set.UID = cur.UID
 }
 
 // canaryInvariant watches the pods of a namespace and, on every event, checks that no node outside
