@@ -134,6 +134,8 @@ func (e *environment) start(ctx context.Context) {
 
 	By(fmt.Sprintf("starting the controller as system:serviceaccount:%s:%s", e.saNamespace, e.saName))
 	e.startManager(ctx, manager)
+	// Registered here, not in startManager: a spec that restarts the controller must leave it running.
+	DeferCleanup(e.stopManager)
 }
 
 // kube-controller-manager's garbage collector learns about a new resource (the CRD just installed)
@@ -303,7 +305,6 @@ func (e *environment) startManager(ctx context.Context, binary string) {
 	e.mu.Lock()
 	e.manager, e.managerDone = cmd, done
 	e.mu.Unlock()
-	DeferCleanup(e.stopManager)
 
 	Eventually(func(g Gomega) {
 		g.Expect(e.managerExited()).To(BeFalse(), "the controller exited:\n%s", e.managerLogTail(30))
