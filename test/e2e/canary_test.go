@@ -40,6 +40,15 @@ func kubectlNAS(ctx context.Context, args ...string) (string, error) {
 	return env.tryRun(ctx, "", nil, pluginBinary, append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
 }
 
+// killManager kills the controller (SIGKILL: no shutdown, its lease runs out) and waits for it to exit.
+func killManager() {
+	env.mu.Lock()
+	cmd, done := env.manager, env.managerDone
+	env.mu.Unlock()
+	Expect(cmd.Process.Kill()).To(Succeed())
+	<-done
+}
+
 // withCanary is a RollingUpdate with a one-node canary.
 func withCanary(c nasv1alpha1.CanaryStrategy) setOpt {
 	one := intstr.FromInt32(1)
@@ -209,7 +218,7 @@ var _ = Describe("A canary rollout", func() {
 			Expect(cur.Status.Canary.WatchStartedAt).To(Equal(watching.WatchStartedAt))
 
 			By("killing the controller mid-watch and starting it again after the watch would have ended")
-			env.stopManager()
+			killManager()
 			time.Sleep(time.Until(watching.WatchStartedAt.Add(22 * time.Second)))
 			Expect(imagesByNode(ctx, Default, set)).To(HaveKeyWithValue(nodes[1], image1))
 			restartedAt := time.Now()
