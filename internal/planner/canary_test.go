@@ -405,3 +405,39 @@ func TestCanaryLongerThanTheProgressDeadlineDoesNotExceedIt(t *testing.T) {
 	}
 	t.Fatalf("the rollout did not complete: %v", w.hashes())
 }
+
+func TestCanaryMessage(t *testing.T) {
+	watchStart := metav1.NewTime(t0)
+	rollback := &nasv1alpha1.CanaryStrategy{MaxRestarts: 1, OnFailure: nasv1alpha1.CanaryFailureRollback}
+	tests := []struct {
+		name   string
+		st     nasv1alpha1.CanaryStatus
+		spec   *nasv1alpha1.CanaryStrategy
+		detail string
+		want   string
+	}{
+		{name: "progressing", st: nasv1alpha1.CanaryStatus{Revision: "h2", Phase: nasv1alpha1.CanaryProgressing, Nodes: []string{"a", "b"}},
+			spec: &nasv1alpha1.CanaryStrategy{}, detail: "a: agent pod starting",
+			want: "revision h2: updating canary nodes a, b; waiting for a: agent pod starting"},
+		{name: "watching", st: nasv1alpha1.CanaryStatus{Revision: "h2", Phase: nasv1alpha1.CanaryWatching, Nodes: []string{"a"},
+			WatchStartedAt: &watchStart, Restarts: 1}, spec: rollback,
+			want: "revision h2: watching canary node a for 10m0s since 1970-01-12T13:46:40Z; restarts: 1, at most 1 allowed"},
+		{name: "failed, rolled back", st: nasv1alpha1.CanaryStatus{Revision: "h2", StableRevision: "h1", Phase: nasv1alpha1.CanaryFailed,
+			Reason: nasv1alpha1.CanaryTooManyRestarts, Nodes: []string{"a"}, Restarts: 2}, spec: rollback,
+			want: "revision h2 failed its canary: the canary pods' containers restarted 2 times during the watch, more than maxRestarts 1; " +
+				"canary node a gets revision h1 back"},
+		{name: "failed, paused", st: nasv1alpha1.CanaryStatus{Revision: "h2", Phase: nasv1alpha1.CanaryFailed,
+			Reason: nasv1alpha1.CanaryPodUnavailable, Nodes: []string{"a", "b"}}, spec: &nasv1alpha1.CanaryStrategy{}, detail: "b: agent pod not ready",
+			want: "revision h2 failed its canary: a canary pod was unavailable for more than 30s (b: agent pod not ready); " +
+				"the rollout is paused, canary nodes a, b keep the new revision"},
+		{name: "nothing to compare", st: nasv1alpha1.CanaryStatus{Revision: "h1", Phase: nasv1alpha1.CanarySucceeded},
+			spec: &nasv1alpha1.CanaryStrategy{}, want: "revision h1: no node runs an older revision, nothing to compare against"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := CanaryMessage(&tc.st, tc.spec, tc.detail); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

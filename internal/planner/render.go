@@ -272,7 +272,11 @@ func parenthesized(s string) string {
 
 // CanaryMessage words where a canary stands; detail names the node of a failure and why.
 func CanaryMessage(st *nasv1alpha1.CanaryStatus, spec *nasv1alpha1.CanaryStrategy, detail string) string {
-	nodes := fmt.Sprintf("%s %s", pluralNodes(len(st.Nodes)), strings.Join(st.Nodes, ", "))
+	// "node a" or "nodes a, b", and the verb's ending that agrees with it.
+	nodes, s := "node "+strings.Join(st.Nodes, ", "), "s"
+	if len(st.Nodes) != 1 {
+		nodes, s = "nodes "+strings.Join(st.Nodes, ", "), ""
+	}
 	switch st.Phase {
 	case nasv1alpha1.CanaryProgressing:
 		if len(st.Nodes) == 0 {
@@ -280,7 +284,7 @@ func CanaryMessage(st *nasv1alpha1.CanaryStatus, spec *nasv1alpha1.CanaryStrateg
 		}
 		return fmt.Sprintf("revision %s: updating canary %s; waiting for %s", st.Revision, nodes, detail)
 	case nasv1alpha1.CanaryWatching:
-		return fmt.Sprintf("revision %s: watching canary %s for %s since %s; %d of %d restarts allowed seen", st.Revision, nodes,
+		return fmt.Sprintf("revision %s: watching canary %s for %s since %s; restarts: %d, at most %d allowed", st.Revision, nodes,
 			canaryDuration(spec), st.WatchStartedAt.UTC().Format(time.RFC3339), st.Restarts, spec.MaxRestarts)
 	case nasv1alpha1.CanaryWaitingForPromotion:
 		return fmt.Sprintf("revision %s passed its canary on %s; waiting for kubectl nas rollout promote", st.Revision, nodes)
@@ -293,20 +297,20 @@ func CanaryMessage(st *nasv1alpha1.CanaryStatus, spec *nasv1alpha1.CanaryStrateg
 		}
 		return fmt.Sprintf("revision %s passed its canary on %s", st.Revision, nodes)
 	case nasv1alpha1.CanaryAborted:
-		return fmt.Sprintf("revision %s: canary aborted by a person; canary %s get revision %s back", st.Revision, nodes, st.StableRevision)
+		return fmt.Sprintf("revision %s: canary aborted by a person; canary %s get%s revision %s back", st.Revision, nodes, s, st.StableRevision)
 	}
 	var why string
 	switch st.Reason {
 	case nasv1alpha1.CanaryTooManyRestarts:
-		why = fmt.Sprintf("%d container restarts of the canary pods during the watch, more than maxRestarts %d", st.Restarts, spec.MaxRestarts)
+		why = fmt.Sprintf("the canary pods' containers restarted %d times during the watch, more than maxRestarts %d", st.Restarts, spec.MaxRestarts)
 	case nasv1alpha1.CanaryPodUnavailable:
 		why = fmt.Sprintf("a canary pod was unavailable for more than %s (%s)", CanaryUnavailableGrace, detail)
 	default:
 		why = "a canary pod was not available within the progress deadline (" + detail + ")"
 	}
-	then := "the rollout is paused, canary " + nodes + " keep the new pods"
+	then := fmt.Sprintf("the rollout is paused, canary %s keep%s the new revision", nodes, s)
 	if spec.OnFailure == nasv1alpha1.CanaryFailureRollback {
-		then = fmt.Sprintf("canary %s get revision %s back", nodes, st.StableRevision)
+		then = fmt.Sprintf("canary %s get%s revision %s back", nodes, s, st.StableRevision)
 	}
 	return fmt.Sprintf("revision %s failed its canary: %s; %s", st.Revision, why, then)
 }

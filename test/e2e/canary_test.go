@@ -221,11 +221,11 @@ var _ = Describe("A canary rollout", func() {
 			killManager()
 			time.Sleep(time.Until(watching.WatchStartedAt.Add(22 * time.Second)))
 			Expect(imagesByNode(ctx, Default, set)).To(HaveKeyWithValue(nodes[1], image1))
-			restartedAt := time.Now()
 			env.startManager(ctx, filepath.Join(env.stateDir, "manager"))
+			restartedAt := time.Now()
 			succeeded := canaryStatus(ctx, set, nasv1alpha1.CanarySucceeded)
 			Expect(succeeded.WatchStartedAt).To(Equal(watching.WatchStartedAt), "the watch resumed from status")
-			Expect(time.Since(restartedAt)).To(BeNumerically("<", 15*time.Second), "the watch did not start over")
+			Expect(time.Since(restartedAt)).To(BeNumerically("<", 10*time.Second), "the watch did not start over")
 			Eventually(func(g Gomega) { everyNodeRuns(ctx, g, set, nodes, image2) }).WithContext(ctx).Should(Succeed())
 			Eventually(func(g Gomega) {
 				progressing := getSet(ctx, g, set).Status.Conditions
