@@ -256,7 +256,12 @@ func (w *world) progress(c *canaryPass, spec *nasv1alpha1.CanaryStrategy, now me
 				st.RestartBaseline[pod.Name] = podRestarts(pod)
 			}
 		} else {
-			deadline := st.StartedAt.Add(w.exportStrategy().ProgressDeadline)
+			// From the canary's start, or the spec's last change (a resume, say) when that is later.
+			deadline := latest(st.StartedAt.Time, w.in.RolloutStartedAt).Add(w.exportStrategy().ProgressDeadline)
+			if w.strategy.paused {
+				// Paused replaces nothing: the canary nodes wait, as a rollout's deadline does.
+				return missing
+			}
 			if !w.in.Now.Before(deadline) {
 				st.Phase, st.Reason = nasv1alpha1.CanaryFailed, nasv1alpha1.CanaryProgressDeadlineExceeded
 				return missing

@@ -27,6 +27,8 @@ type canaryWorld struct {
 	// bad names the revisions whose pods crash (a restart a step); stuck those whose pods never get Ready.
 	bad, stuck map[string]bool
 	seq        int
+	// rolloutStartedAt is Input.RolloutStartedAt.
+	rolloutStartedAt time.Time
 }
 
 func canaryStrategy(c nasv1alpha1.CanaryStrategy) nasv1alpha1.NodeAgentSetUpdateStrategy {
@@ -60,7 +62,7 @@ func (w *canaryWorld) addPod(node, hash string, isReady bool) {
 }
 
 func (w *canaryWorld) input() Input {
-	return Input{Set: w.set, Hash: curHash, Nodes: w.nodes, Pods: w.pods, Now: w.now, RolloutStartedAt: t0,
+	return Input{Set: w.set, Hash: curHash, Nodes: w.nodes, Pods: w.pods, Now: w.now, RolloutStartedAt: latest(t0, w.rolloutStartedAt),
 		Template: TemplateVerdict{State: TemplateAccepted}, Revisions: map[string]*corev1.PodTemplateSpec{oldHash: {}}}
 }
 
@@ -440,4 +442,21 @@ func TestCanaryMessage(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCanaryWaitsWhilePaused(t *testing.T) {
+	w := newCanaryWorld(t, 3, nasv1alpha1.CanaryStrategy{})
+	deadline := int32(30)
+	w.set.Spec.ProgressDeadlineSeconds = &deadline
+	w.set.Spec.UpdateStrategy.RollingUpdate.Paused = true
+	w.runFor(time.Minute)
+	w.wantPhase(nasv1alpha1.CanaryProgressing)
+	if n := w.count(curHash); n != 0 {
+		t.Fatalf("%d nodes updated while paused", n)
+	}
+	// Resuming changes the spec: the controller dates the rollout from it.
+	w.set.Spec.UpdateStrategy.RollingUpdate.Paused = false
+	w.rolloutStartedAt = w.now
+	w.runFor(5 * time.Second)
+	w.wantPhase(nasv1alpha1.CanaryWatching)
 }
