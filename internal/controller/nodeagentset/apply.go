@@ -83,6 +83,7 @@ func (r *Reconciler) apply(ctx context.Context, set *nasv1alpha1.NodeAgentSet, h
 		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update", "%s",
 			planner.HostPortFallbackNote(plan.Strategy))
 	}
+	r.recordCanaryVerdict(set, plan)
 	deleteErr := r.deletePods(ctx, set, plan.Deletes)
 	creates, heldErr := r.createCanaryHeldPods(ctx, set, plan)
 	return errors.Join(deleteErr, heldErr, r.createPods(ctx, set, hash, creates))

@@ -19,6 +19,39 @@ import (
 	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
+// Event reasons of a canary's verdict, recorded when the verdict is reached.
+const (
+	EventCanarySucceeded           = "CanarySucceeded"
+	EventCanaryWaitingForPromotion = "CanaryWaitingForPromotion"
+	EventCanaryFailed              = "CanaryFailed"
+	EventCanaryAborted             = "CanaryAborted"
+)
+
+// recordCanaryVerdict records an event when the plan's canary reaches a verdict the set's status does
+// not show yet: succeeded (after a real canary), waiting for promotion, failed or aborted.
+func (r *Reconciler) recordCanaryVerdict(set *nasv1alpha1.NodeAgentSet, plan planner.Plan) {
+	next, prev := plan.Canary, set.Status.Canary
+	if next == nil || (prev != nil && prev.Revision == next.Revision && prev.Phase == next.Phase) {
+		return
+	}
+	eventType, reason := corev1.EventTypeNormal, ""
+	switch next.Phase {
+	case nasv1alpha1.CanarySucceeded:
+		if len(next.Nodes) > 0 {
+			reason = EventCanarySucceeded
+		}
+	case nasv1alpha1.CanaryWaitingForPromotion:
+		reason = EventCanaryWaitingForPromotion
+	case nasv1alpha1.CanaryFailed:
+		eventType, reason = corev1.EventTypeWarning, EventCanaryFailed
+	case nasv1alpha1.CanaryAborted:
+		eventType, reason = corev1.EventTypeWarning, EventCanaryAborted
+	}
+	if reason != "" {
+		r.Recorder.Eventf(set, nil, eventType, reason, "Canary", "%s", next.Message)
+	}
+}
+
 // revisionTemplates decodes the templates of the set's older revisions, by hash, for a canary to
 // hold nodes at one of them; nil when the set has no canary. A revision whose data does not decode
 // is left out (the canary then does not hold nodes at it).
