@@ -246,33 +246,47 @@ func (w *world) decide(st *nasv1alpha1.CanaryStatus, now metav1.Time) {
 // It returns the detail of a failure: the node and why.
 func (w *world) progress(c *canaryPass, spec *nasv1alpha1.CanaryStrategy, now metav1.Time) string {
 	st := c.status
-	minReady := w.in.Set.Spec.MinReadySeconds
 	pods, missing := w.canaryPods(c)
-	if st.Phase == nasv1alpha1.CanaryProgressing {
-		if missing == "" && len(pods) > 0 {
-			st.Phase, st.WatchStartedAt, st.UnavailableSince = nasv1alpha1.CanaryWatching, &now, nil
-			st.RestartBaseline = make(map[string]int32, len(pods))
-			for _, pod := range pods {
-				st.RestartBaseline[pod.Name] = podRestarts(pod)
-			}
-		} else {
-			// From the canary's start, or the spec's last change (a resume, say) when that is later.
-			deadline := latest(st.StartedAt.Time, w.in.RolloutStartedAt).Add(w.exportStrategy().ProgressDeadline)
-			if w.strategy.paused {
-				// Paused replaces nothing: the canary nodes wait, as a rollout's deadline does.
-				return missing
-			}
-			if !w.in.Now.Before(deadline) {
-				st.Phase, st.Reason = nasv1alpha1.CanaryFailed, nasv1alpha1.CanaryProgressDeadlineExceeded
-				return missing
-			}
-			c.requeue = deadline.Add(time.Second)
-			return missing
-		}
+	if st.Phase == nasv1alpha1.CanaryProgressing && !w.canaryUpdated(c, pods, missing, now) {
+		return missing
 	}
 	if st.Phase != nasv1alpha1.CanaryWatching && st.Phase != nasv1alpha1.CanaryWaitingForPromotion {
 		return ""
 	}
+	return w.watch(c, spec, pods, missing, now)
+}
+
+// canaryUpdated: every canary node runs an available pod of the revision alone, and the watch starts
+// with the restart count of each; otherwise the canary fails at the progress deadline.
+func (w *world) canaryUpdated(c *canaryPass, pods []*corev1.Pod, missing string, now metav1.Time) bool {
+	st := c.status
+	if missing == "" && len(pods) > 0 {
+		st.Phase, st.WatchStartedAt, st.UnavailableSince = nasv1alpha1.CanaryWatching, &now, nil
+		st.RestartBaseline = make(map[string]int32, len(pods))
+		for _, pod := range pods {
+			st.RestartBaseline[pod.Name] = podRestarts(pod)
+		}
+		return true
+	}
+	if w.strategy.paused {
+		// Paused replaces nothing: the canary nodes wait, as a rollout's deadline does.
+		return false
+	}
+	// From the canary's start, or the spec's last change (a resume, say) when that is later.
+	deadline := latest(st.StartedAt.Time, w.in.RolloutStartedAt).Add(w.exportStrategy().ProgressDeadline)
+	if !w.in.Now.Before(deadline) {
+		st.Phase, st.Reason = nasv1alpha1.CanaryFailed, nasv1alpha1.CanaryProgressDeadlineExceeded
+		return false
+	}
+	c.requeue = deadline.Add(time.Second)
+	return false
+}
+
+// watch counts the restarts of the canary pods since the watch started and how long a canary node
+// has been without an available pod, and ends the watch after its duration. It returns the detail of
+// a failure.
+func (w *world) watch(c *canaryPass, spec *nasv1alpha1.CanaryStrategy, pods []*corev1.Pod, missing string, now metav1.Time) string {
+	st := c.status
 	st.Restarts = 0
 	for _, pod := range pods {
 		st.Restarts += max(0, podRestarts(pod)-st.RestartBaseline[pod.Name])
@@ -283,7 +297,7 @@ func (w *world) progress(c *canaryPass, spec *nasv1alpha1.CanaryStrategy, now me
 	}
 	unavailable := missing != ""
 	for _, pod := range pods {
-		unavailable = unavailable || !IsPodAvailable(pod, minReady, w.in.Now)
+		unavailable = unavailable || !IsPodAvailable(pod, w.in.Set.Spec.MinReadySeconds, w.in.Now)
 	}
 	switch {
 	case !unavailable:
@@ -299,16 +313,17 @@ func (w *world) progress(c *canaryPass, spec *nasv1alpha1.CanaryStrategy, now me
 		}
 		c.requeue = until
 	}
-	if st.Phase == nasv1alpha1.CanaryWatching {
-		end := st.WatchStartedAt.Add(canaryDuration(spec))
-		switch {
-		case w.in.Now.Before(end):
-			c.requeue = earliest(c.requeue, end)
-		case spec.AutoPromote == nil || *spec.AutoPromote:
-			st.Phase = nasv1alpha1.CanarySucceeded
-		default:
-			st.Phase = nasv1alpha1.CanaryWaitingForPromotion
-		}
+	if st.Phase != nasv1alpha1.CanaryWatching {
+		return ""
+	}
+	end := st.WatchStartedAt.Add(canaryDuration(spec))
+	switch {
+	case w.in.Now.Before(end):
+		c.requeue = earliest(c.requeue, end)
+	case spec.AutoPromote == nil || *spec.AutoPromote:
+		st.Phase = nasv1alpha1.CanarySucceeded
+	default:
+		st.Phase = nasv1alpha1.CanaryWaitingForPromotion
 	}
 	return ""
 }
