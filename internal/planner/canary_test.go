@@ -302,8 +302,13 @@ func TestCanaryHeldNodesGetTheStableRevision(t *testing.T) {
 	if got := w.hashes()["node-9"]; got != oldHash {
 		t.Fatalf("node-9 runs %s", got)
 	}
-	if got := Compute(w.input()).Nodes["node-9"].Reason.Code; got != ReasonWaitingForCanary {
-		t.Fatalf("node-9 reason %s", got)
+	p = Compute(w.input())
+	if got := p.Nodes["node-9"].Reason.Code; got != ReasonWaitingForCanary || !got.Outdated() {
+		t.Fatalf("node-9 reason %s (outdated %v)", got, got.Outdated())
+	}
+	// A held node runs an available agent: the Available condition does not count it.
+	if cond := AvailableCondition(p); cond.Status != metav1.ConditionTrue {
+		t.Fatalf("Available %+v", cond)
 	}
 }
 

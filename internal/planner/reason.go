@@ -64,7 +64,7 @@ func waitingReason(container, reason string, restarts int32) NodeReason {
 // template: the node counts as available.
 func (c ReasonCode) Outdated() bool {
 	switch c {
-	case ReasonPartitioned, ReasonPaused, ReasonOnDelete, ReasonWaitingForBudget:
+	case ReasonPartitioned, ReasonPaused, ReasonOnDelete, ReasonWaitingForBudget, ReasonWaitingForCanary, ReasonCanaryRolledBack:
 		return true
 	}
 	return false

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
@@ -76,5 +78,22 @@ func TestRolloutStatusDuringACanary(t *testing.T) {
 	_, _, err = rolloutStatus(withProgressing(nasv1alpha1.CanaryAborted, metav1.ConditionFalse, nasv1alpha1.ReasonCanaryAborted, "aborted by a person"))
 	if err == nil || !strings.Contains(err.Error(), "canary aborted") {
 		t.Fatalf("aborted: %v", err)
+	}
+}
+
+// A node outside a canary that holds the fleet is explained with the canary's phase.
+func TestExplainNodeHeldByACanary(t *testing.T) {
+	old := testSet(func(s *corev1.PodSpec) { s.Containers[0].Image = "agent:1" })
+	set := testSet()
+	history := []*appsv1.ControllerRevision{revisionOf(t, old, 1), revisionOf(t, set, 2)}
+	oldHash, curHash := history[0].Labels[nasv1alpha1.ControllerRevisionHashLabel], history[1].Labels[nasv1alpha1.ControllerRevisionHashLabel]
+	set.Spec.UpdateStrategy.RollingUpdate = &nasv1alpha1.RollingUpdateNodeAgentSet{Canary: &nasv1alpha1.CanaryStrategy{}}
+	set.Status.Canary = &nasv1alpha1.CanaryStatus{Revision: curHash, StableRevision: oldHash, Phase: nasv1alpha1.CanaryWatching,
+		Nodes: []string{"a"}, WatchStartedAt: &metav1.Time{Time: now}, StartedAt: &metav1.Time{Time: now}}
+	s := newSnapshot(set, history, []*corev1.Node{node("a"), node("b")},
+		[]*corev1.Pod{pod(set, "pa", "a", curHash), pod(old, "pb", "b", oldHash)}, now)
+	got := strings.Join(s.explain(s.reportFor("b"), nil), "\n")
+	if !strings.Contains(got, "The rollout is held at its canary (phase Watching)") {
+		t.Errorf("why b =\n%s", got)
 	}
 }
