@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
 func canarySet(phase nasv1alpha1.CanaryPhase) *nasv1alpha1.NodeAgentSet {
@@ -95,5 +96,13 @@ func TestExplainNodeHeldByACanary(t *testing.T) {
 	got := strings.Join(s.explain(s.reportFor("b"), nil), "\n")
 	if !strings.Contains(got, "The rollout is held at its canary (phase Watching)") {
 		t.Errorf("why b =\n%s", got)
+	}
+	// Before the controller wrote a verdict, the plugin plans the canary's start as the controller
+	// does, from the revisions that exist.
+	set.Status.Canary = nil
+	s = newSnapshot(set, history, []*corev1.Node{node("a"), node("b")},
+		[]*corev1.Pod{pod(set, "pa", "a", curHash), pod(old, "pb", "b", oldHash)}, now)
+	if got := s.plan.Nodes["b"].Reason.Code; got != planner.ReasonWaitingForCanary {
+		t.Errorf("b: %s, want %s", got, planner.ReasonWaitingForCanary)
 	}
 }

@@ -64,7 +64,8 @@ func newSnapshot(set *nasv1alpha1.NodeAgentSet, history []*appsv1.ControllerRevi
 	if s.hash == "" {
 		s.hash = planner.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
 	}
-	s.plan = planner.Compute(planner.Input{Set: set, Hash: s.hash, Nodes: nodes, Pods: pods, Now: now, Template: templateVerdict(set)})
+	s.plan = planner.Compute(planner.Input{Set: set, Hash: s.hash, Nodes: nodes, Pods: pods, Now: now, Template: templateVerdict(set),
+		Revisions: knownRevisions(history)})
 	for _, pod := range pods {
 		// As the planner: a terminal pod that is being deleted is gone already (rule 20).
 		terminal := pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
@@ -191,4 +192,16 @@ func templateVerdict(set *nasv1alpha1.NodeAgentSet) planner.TemplateVerdict {
 		return planner.TemplateVerdict{State: planner.TemplateRejected, Message: c.Message}
 	}
 	return planner.TemplateVerdict{}
+}
+
+// knownRevisions tells the planner which older revisions exist, for a canary to name its stable
+// revision as the controller does. The templates stay empty: the plugin creates no pod.
+func knownRevisions(history []*appsv1.ControllerRevision) map[string]*corev1.PodTemplateSpec {
+	out := make(map[string]*corev1.PodTemplateSpec, len(history))
+	for _, cr := range history {
+		if hash := cr.Labels[nasv1alpha1.ControllerRevisionHashLabel]; hash != "" {
+			out[hash] = &corev1.PodTemplateSpec{}
+		}
+	}
+	return out
 }
