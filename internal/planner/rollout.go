@@ -21,6 +21,9 @@ package planner
 //     it never runs an old pod and never displaces a held node: the held set changes only when a held
 //     node's pod goes, or the partition or the template changes.
 //   - A node whose failed pod waits for its backoff gets no new pod from the surge update either.
+//   - A canary (canary.go) gives every node the revision it should run: until the canary succeeds, nodes
+//     outside it are held (any revision but the one under test counts as updated there, and a create
+//     gets the stable revision), so the budgets above apply to the canary nodes alone.
 
 import (
 	"time"
