@@ -152,6 +152,23 @@ func (inv *canaryInvariant) expectHeld() {
 	Expect(inv.events).To(BeNumerically(">", 0), "the invariant saw no pod event")
 }
 
+// restartCanaryPod restarts the container of the canary pod once, as the kubelet reports it (kwok
+// reports no restarts of its own).
+func restartCanaryPod(ctx context.Context, set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.CanaryStatus) {
+	GinkgoHelper()
+	By("restarting the canary pod's container, as the kubelet reports it")
+	Eventually(func(g Gomega) {
+		pods := byNode(live(setPods(ctx, g, set)))[st.Nodes[0]]
+		g.Expect(pods).To(HaveLen(1))
+		pod := pods[0]
+		g.Expect(pod.Labels[hashLabel]).To(Equal(st.Revision))
+		g.Expect(pod.Status.ContainerStatuses).NotTo(BeEmpty())
+		patch := client.MergeFrom(pod.DeepCopy())
+		pod.Status.ContainerStatuses[0].RestartCount++
+		g.Expect(k8s.Status().Patch(ctx, &pod, patch)).To(Succeed())
+	}).WithContext(ctx).Should(Succeed())
+}
+
 // imagesByNode maps every node with a live pod of the set to its pod's image.
 func imagesByNode(ctx context.Context, g Gomega, set *nasv1alpha1.NodeAgentSet) map[string]string {
 	out := map[string]string{}
@@ -255,17 +272,7 @@ var _ = Describe("A canary rollout", func() {
 		rollToImage2(ctx, set)
 		watching := canaryStatus(ctx, set, nasv1alpha1.CanaryWatching)
 
-		By("restarting the canary pod's container, as the kubelet reports it")
-		Eventually(func(g Gomega) {
-			pods := byNode(live(setPods(ctx, g, set)))[watching.Nodes[0]]
-			g.Expect(pods).To(HaveLen(1))
-			pod := pods[0]
-			g.Expect(pod.Labels[hashLabel]).To(Equal(watching.Revision))
-			g.Expect(pod.Status.ContainerStatuses).NotTo(BeEmpty())
-			patch := client.MergeFrom(pod.DeepCopy())
-			pod.Status.ContainerStatuses[0].RestartCount++
-			g.Expect(k8s.Status().Patch(ctx, &pod, patch)).To(Succeed())
-		}).WithContext(ctx).Should(Succeed())
+		restartCanaryPod(ctx, set, watching)
 		failed := canaryStatus(ctx, set, nasv1alpha1.CanaryFailed)
 		Expect(failed.Reason).To(Equal(nasv1alpha1.CanaryTooManyRestarts))
 
@@ -281,6 +288,33 @@ var _ = Describe("A canary rollout", func() {
 		out, err := kubectlNAS(ctx, "rollout", "status", set.Name, "-n", ns, "--watch=false")
 		Expect(err).To(HaveOccurred(), "rollout status must fail on a failed canary: %s", out)
 		Expect(err.Error()).To(ContainSubstring("canary failed"))
+		inv.expectHeld()
+	})
+
+	It("fails on restarts and, with Pause, goes no further, the canary node keeping the new pod; abort restores it", func(ctx SpecContext) {
+		set := createSet(ctx, ns, "canary-pause", withCanary(nasv1alpha1.CanaryStrategy{Duration: &metav1.Duration{Duration: time.Minute}}))
+		Eventually(func(g Gomega) { everyNodeRuns(ctx, g, set, nodes, image1) }).WithContext(ctx).Should(Succeed())
+		inv := watchCanaryInvariant(ctx, set)
+		rollToImage2(ctx, set)
+		watching := canaryStatus(ctx, set, nasv1alpha1.CanaryWatching)
+		restartCanaryPod(ctx, set, watching)
+		failed := canaryStatus(ctx, set, nasv1alpha1.CanaryFailed)
+		Expect(failed.Reason).To(Equal(nasv1alpha1.CanaryTooManyRestarts))
+		wantImages := map[string]string{}
+		for _, n := range nodes {
+			wantImages[n] = image1
+		}
+		wantImages[watching.Nodes[0]] = image2
+		Consistently(func(g Gomega) {
+			g.Expect(imagesByNode(ctx, g, set)).To(Equal(wantImages))
+			g.Expect(getSet(ctx, g, set).Status.Canary.Phase).To(Equal(nasv1alpha1.CanaryFailed))
+		}).WithContext(ctx).Should(Succeed())
+
+		out, err := kubectlNAS(ctx, "rollout", "abort", set.Name, "-n", ns)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(ContainSubstring("canary of revision " + watching.Revision + " aborted"))
+		canaryStatus(ctx, set, nasv1alpha1.CanaryAborted)
+		Eventually(func(g Gomega) { everyNodeRuns(ctx, g, set, nodes, image1) }).WithContext(ctx).Should(Succeed())
 		inv.expectHeld()
 	})
 
