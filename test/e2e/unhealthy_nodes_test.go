@@ -125,7 +125,7 @@ func killNode(ctx context.Context, node string, status corev1.ConditionStatus) *
 // killNodes kills each node (Ready Unknown) and waits until the node lifecycle controller has tainted
 // it unreachable.
 func killNodes(ctx context.Context, nodes []string) []*deadNode {
-	var dead []*deadNode
+	dead := make([]*deadNode, 0, len(nodes))
 	for _, n := range nodes {
 		dead = append(dead, killNode(ctx, n, corev1.ConditionUnknown))
 	}
