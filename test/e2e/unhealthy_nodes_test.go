@@ -53,8 +53,9 @@ const unhealthyPoolLabel = "e2e.nodeagentset.io/unhealthy-pool"
 // deadNode is what reviveNodes restores.
 type deadNode struct {
 	name   string
-	holder string // kwok's identity, the Lease's holder before the kill.
-	lease  int32  // the Lease's duration before the kill.
+	holder string                 // kwok's identity, the Lease's holder before the kill.
+	lease  int32                  // the Lease's duration before the kill.
+	ready  corev1.ConditionStatus // the Ready condition's status while dead.
 	revive bool
 }
 
@@ -98,7 +99,7 @@ func setNodeReady(ctx context.Context, node string, status corev1.ConditionStatu
 // kubelet stopped posting; False: it is shutting down); its pods are marked not Ready. A cleanup revives
 // the node unless reviveNodes already did.
 func killNode(ctx context.Context, node string, status corev1.ConditionStatus) *deadNode {
-	d := &deadNode{name: node, revive: true}
+	d := &deadNode{name: node, ready: status, revive: true}
 	Eventually(func(g Gomega) {
 		var l coordinationv1.Lease
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: corev1.NamespaceNodeLease, Name: node}, &l)).To(Succeed())
@@ -111,15 +112,38 @@ func killNode(ctx context.Context, node string, status corev1.ConditionStatus) *
 		l.Spec.RenewTime = ptr.To(metav1.NewMicroTime(time.Now()))
 	})
 	DeferCleanup(func(ctx SpecContext) { reviveNodes(ctx, d) })
-	if status == corev1.ConditionUnknown {
-		setNodeReady(ctx, node, status, "NodeStatusUnknown", "Kubelet stopped posting node status.")
-	} else {
-		setNodeReady(ctx, node, status, "KubeletNotReady", "node is shutting down")
-	}
+	d.writeReady(ctx)
 	for _, p := range nodePods(ctx, Default, node) {
 		updatePod(ctx, p, true, func(p *corev1.Pod) { setPodReady(p, corev1.ConditionFalse) })
 	}
 	return d
+}
+
+// writeReady writes the dead node's Ready condition.
+func (d *deadNode) writeReady(ctx context.Context) {
+	if d.ready == corev1.ConditionUnknown {
+		setNodeReady(ctx, d.name, d.ready, "NodeStatusUnknown", "Kubelet stopped posting node status.")
+	} else {
+		setNodeReady(ctx, d.name, d.ready, "KubeletNotReady", "node is shutting down")
+	}
+}
+
+// expectTainted waits until the node lifecycle controller has tainted the dead nodes with key. kwok
+// may see the Ready condition written before it sees that it lost the Lease, and report the node Ready
+// again: the condition is then written again (kwok leaves the node alone from then on).
+func expectTainted(ctx context.Context, key string, dead ...*deadNode) {
+	EventuallyWithOffset(1, func(g Gomega) {
+		names := make([]string, 0, len(dead))
+		for _, d := range dead {
+			var n corev1.Node
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: d.name}, &n)).To(Succeed())
+			if nodeIsReady(&n) {
+				d.writeReady(ctx)
+			}
+			names = append(names, d.name)
+		}
+		g.Expect(nodesWithTaint(ctx, g, key, names)).To(Equal(sorted(names)))
+	}).WithContext(ctx).Should(Succeed())
 }
 
 // killNodes kills each node (Ready Unknown) and waits until the node lifecycle controller has tainted
@@ -129,9 +153,7 @@ func killNodes(ctx context.Context, nodes []string) []*deadNode {
 	for _, n := range nodes {
 		dead = append(dead, killNode(ctx, n, corev1.ConditionUnknown))
 	}
-	EventuallyWithOffset(1, func(g Gomega) {
-		g.Expect(nodesWithTaint(ctx, g, corev1.TaintNodeUnreachable, nodes)).To(Equal(sorted(nodes)))
-	}).WithContext(ctx).Should(Succeed())
+	expectTainted(ctx, corev1.TaintNodeUnreachable, dead...)
 	return dead
 }
 
@@ -461,8 +483,8 @@ var _ = Describe("Unhealthy nodes", func() {
 			p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget,
 				Status: corev1.ConditionTrue, Reason: corev1.PodReasonTerminationByKubelet, LastTransitionTime: metav1.Now()})
 		})
+		expectTainted(ctx, corev1.TaintNodeNotReady, d)
 		Eventually(func(g Gomega) {
-			g.Expect(nodesWithTaint(ctx, g, corev1.TaintNodeNotReady, []string{node})).To(Equal([]string{node}))
 			g.Expect(unavailableReasons(getSet(ctx, g, set).Status)).To(Equal(map[string][]string{"NodeShutdown": {node}}))
 		}).WithContext(ctx).Should(Succeed())
 		// Past the unhealthy grace period and a failed pod's first backoff: the controller acts on
