@@ -263,7 +263,8 @@ func withUnhealthyPolicy(p nasv1alpha1.UnhealthyNodePolicy) setOpt {
 	}
 }
 
-// updatePod applies mutate to the latest version of a pod (status too when status is true).
+// updatePod applies mutate to the latest version of a pod (status too when status is true); a pod
+// gone meanwhile is no error.
 func updatePod(ctx context.Context, pod corev1.Pod, status bool, mutate func(*corev1.Pod)) {
 	ExpectWithOffset(1, retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var cur corev1.Pod
@@ -272,9 +273,9 @@ func updatePod(ctx context.Context, pod corev1.Pod, status bool, mutate func(*co
 		}
 		mutate(&cur)
 		if status {
-			return k8s.Status().Update(ctx, &cur)
+			return client.IgnoreNotFound(k8s.Status().Update(ctx, &cur))
 		}
-		return k8s.Update(ctx, &cur)
+		return client.IgnoreNotFound(k8s.Update(ctx, &cur))
 	})).To(Succeed())
 }
 
