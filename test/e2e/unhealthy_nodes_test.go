@@ -531,8 +531,8 @@ var _ = Describe("Unhealthy nodes", func() {
 		Eventually(func(g Gomega) {
 			g.Expect(unavailableReasons(getSet(ctx, g, set).Status)).To(Equal(map[string][]string{"NodeShutdown": {node}}))
 		}).WithContext(ctx).Should(Succeed())
-		// Past the unhealthy grace period and a failed pod's first backoff: the controller acts on
-		// every pod and node event in the meantime.
+		// 15 s in which the controller acts on every pod and node event (the node lifecycle
+		// controller's NoExecute taint among them) and an ordinary failed pod would have been replaced.
 		Consistently(func(g Gomega) {
 			g.Expect(podOn(ctx, g, set, node).UID).To(Equal(pod.UID))
 		}).WithContext(ctx).WithTimeout(15 * time.Second).Should(Succeed())
