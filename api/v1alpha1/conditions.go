@@ -13,6 +13,42 @@ const (
 	// ConditionPodTemplateValid is False when the API server refuses the template as a Pod (found with a
 	// server-side dry-run); the controller then stops creating pods until the template changes.
 	ConditionPodTemplateValid = "PodTemplateValid"
+
+	// ConditionCanary says where the canary of the current template stands (see status.canary); only on
+	// sets whose strategy has a canary.
+	ConditionCanary = "Canary"
+)
+
+// Reasons of the Canary condition (and, for CanaryFailed, of the Progressing condition).
+const (
+	// ReasonCanaryProgressing: the canary nodes are being updated.
+	ReasonCanaryProgressing = "CanaryProgressing"
+	// ReasonCanaryWatching: every canary pod is available and watched for the canary's duration.
+	ReasonCanaryWatching = "CanaryWatching"
+	// ReasonCanaryWaitingForPromotion: the watch passed; the rollout waits for kubectl nas rollout promote.
+	ReasonCanaryWaitingForPromotion = "CanaryWaitingForPromotion"
+	// ReasonCanarySucceeded: the canary passed (or was promoted); the rollout goes on.
+	ReasonCanarySucceeded = "CanarySucceeded"
+	// ReasonCanaryFailed: the canary failed; status.canary.reason says why.
+	ReasonCanaryFailed = "CanaryFailed"
+	// ReasonCanaryAborted: a person aborted the canary; the canary nodes get the fleet's revision back.
+	ReasonCanaryAborted = "CanaryAborted"
+)
+
+// Why a canary failed (status.canary.reason).
+const (
+	// CanaryTooManyRestarts: the canary pods' containers restarted more than maxRestarts times during the watch.
+	CanaryTooManyRestarts = "TooManyRestarts"
+	// CanaryPodUnavailable: a canary node was without an available pod for longer than the grace during the watch.
+	CanaryPodUnavailable = "PodUnavailable"
+	// CanaryProgressDeadlineExceeded: a canary node's pod was not available within progressDeadlineSeconds.
+	CanaryProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+)
+
+// Reasons of the Progressing condition during a canary.
+const (
+	// ReasonCanaryInProgress: the rollout is held at the canary nodes until the canary passes.
+	ReasonCanaryInProgress = "CanaryInProgress"
 )
 
 // Reasons of the Available condition.
@@ -67,6 +103,11 @@ const (
 const (
 	// ControllerRevisionHashLabel names the ControllerRevision a pod was made from.
 	ControllerRevisionHashLabel = "controller-revision-hash"
+
+	// CanaryDecisionAnnotation on a set carries a person's decision on a canary,
+	// "<promote|abort|retry>:<revision hash>:<time>", as kubectl nas rollout promote|abort|retry write
+	// it. A decision for another revision is ignored; status.canary.decision records the value acted on.
+	CanaryDecisionAnnotation = "apps.nodeagentset.io/canary-decision"
 )
 
 // The node readiness gate (spec.nodeReadinessGate).

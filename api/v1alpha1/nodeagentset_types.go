@@ -77,9 +77,72 @@ type RollingUpdateNodeAgentSet struct {
 	// the budget. A node that was healthy when the rollout replaced its pod and broke after still counts.
 	// +optional
 	UnhealthyNodePolicy UnhealthyNodePolicy `json:"unhealthyNodePolicy,omitempty"`
+
+	// canary first updates a few canary nodes, watches their new pods for a while, and only then lets
+	// the rollout reach the other nodes (see docs/rollouts.md). Nodes outside the canary, including
+	// nodes that join meanwhile, keep or get the revision the fleet runs until the canary succeeds.
+	// +optional
+	Canary *CanaryStrategy `json:"canary,omitempty"`
+}
+
+// CanaryFailurePolicy says what happens to the canary nodes when the canary fails.
+// +kubebuilder:validation:Enum=Pause;Rollback
+type CanaryFailurePolicy string
+
+const (
+	// CanaryFailurePause stops the rollout: nothing more is replaced, the canary nodes keep the new
+	// pods for debugging.
+	CanaryFailurePause CanaryFailurePolicy = "Pause"
+	// CanaryFailureRollback gives the canary nodes pods of the revision the fleet runs back.
+	CanaryFailureRollback CanaryFailurePolicy = "Rollback"
+)
+
+// CanaryStrategy is the canary stage of a rolling update. The verdict is kept in status.canary; the
+// controller never writes the spec.
+type CanaryStrategy struct {
+	// nodes is how many eligible nodes run the new template first: an absolute number or a percentage
+	// of the eligible nodes, rounded up. Omitted: 1, or every node nodeSelector matches.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",message="must be a positive integer or a percentage from 1% to 100%"
+	// +optional
+	Nodes *intstr.IntOrString `json:"nodes,omitempty"`
+
+	// nodeSelector limits the canary to the eligible nodes whose labels match; nodes then caps them.
+	// Nodes are taken in name order, those that already run the new template first.
+	// +optional
+	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
+
+	// duration is how long the canary pods are watched once all of them are available, as a Go
+	// duration (30s, 10m, 1h30m). Default 10m.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+
+	// maxRestarts is how many container restarts of the canary pods during the watch are tolerated;
+	// one more fails the canary. Default 0.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxRestarts int32 `json:"maxRestarts,omitempty"`
+
+	// onFailure is what a failed canary does: Pause (the default) replaces nothing more and leaves the
+	// canary nodes with the new pods for debugging; Rollback gives them pods of the revision the fleet
+	// runs back.
+	// +kubebuilder:default=Pause
+	// +optional
+	OnFailure CanaryFailurePolicy `json:"onFailure,omitempty"`
+
+	// autoPromote: a canary that passed its watch lets the rollout go on at once (the default). When
+	// false it waits for `kubectl nas rollout promote NAME`.
+	// +kubebuilder:default=true
+	// +optional
+	AutoPromote *bool `json:"autoPromote,omitempty"`
 }
 
 // NodeAgentSetUpdateStrategy says how pods are replaced when the template changes.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.rollingUpdate) || !has(self.rollingUpdate.canary) || !has(self.type) || self.type == 'RollingUpdate'",message="rollingUpdate.canary requires type RollingUpdate"
 type NodeAgentSetUpdateStrategy struct {
 	// type is RollingUpdate (the default) or OnDelete.
 	// +kubebuilder:default=RollingUpdate
@@ -384,6 +447,12 @@ type NodeAgentSetStatus struct {
 	// +optional
 	SkippedNodes *SkippedNodes `json:"skippedNodes,omitempty"`
 
+	// canary is the verdict of the canary of the current template, when the strategy has one. The
+	// controller alone writes it; a person's decision is the annotation
+	// apps.nodeagentset.io/canary-decision (kubectl nas rollout promote|abort|retry).
+	// +optional
+	Canary *CanaryStatus `json:"canary,omitempty"`
+
 	// conditions are the latest observations of the set's state. The controller owns the types it
 	// documents (Available, ...) and keeps conditions of other types as it finds them.
 	// +listType=map
@@ -420,6 +489,83 @@ type SkippedNodes struct {
 	// +kubebuilder:validation:MaxItems=5
 	// +optional
 	Nodes []string `json:"nodes,omitempty"`
+}
+
+// CanaryPhase is where the canary of a revision stands.
+type CanaryPhase string
+
+const (
+	// CanaryProgressing means the canary nodes are being updated.
+	CanaryProgressing CanaryPhase = "Progressing"
+	// CanaryWatching means every canary node runs an available pod of the revision, watched for duration.
+	CanaryWatching CanaryPhase = "Watching"
+	// CanaryWaitingForPromotion means the watch passed and autoPromote is false: the rollout waits for
+	// kubectl nas rollout promote.
+	CanaryWaitingForPromotion CanaryPhase = "WaitingForPromotion"
+	// CanarySucceeded means the rollout goes on to every node.
+	CanarySucceeded CanaryPhase = "Succeeded"
+	// CanaryFailed means the canary failed; onFailure says what happened to the canary nodes.
+	CanaryFailed CanaryPhase = "Failed"
+	// CanaryAborted means a person aborted the canary: the canary nodes get the fleet's revision back.
+	CanaryAborted CanaryPhase = "Aborted"
+)
+
+// CanaryStatus is the verdict of the canary of one revision.
+type CanaryStatus struct {
+	// revision is the controller-revision-hash under test.
+	Revision string `json:"revision"`
+
+	// stableRevision is the controller-revision-hash the fleet ran when the canary started: what the
+	// other nodes keep or get until the canary succeeds, and what Rollback restores.
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+
+	// phase is where the canary stands.
+	Phase CanaryPhase `json:"phase"`
+
+	// reason is why the canary failed: TooManyRestarts, PodUnavailable or ProgressDeadlineExceeded.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// startedAt is when the canary of this revision (or its last retry) started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+
+	// watchStartedAt is when every canary pod was first available: the watch runs from then for duration.
+	// +optional
+	WatchStartedAt *metav1.Time `json:"watchStartedAt,omitempty"`
+
+	// completedAt is when the canary reached its verdict: succeeded (the rollout's progress deadline
+	// counts from then), failed or aborted.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+
+	// unavailableSince is when a canary node lost its available pod during the watch.
+	// +optional
+	UnavailableSince *metav1.Time `json:"unavailableSince,omitempty"`
+
+	// nodes are the canary nodes, chosen when the canary started.
+	// +listType=atomic
+	// +optional
+	Nodes []string `json:"nodes,omitempty"`
+
+	// restartBaseline is the restart count of every canary pod (by name) when the watch started: the
+	// restarts during the watch are counted from it, also across controller restarts.
+	// +mapType=atomic
+	// +optional
+	RestartBaseline map[string]int32 `json:"restartBaseline,omitempty"`
+
+	// restarts is how many container restarts of the canary pods the watch has seen.
+	// +optional
+	Restarts int32 `json:"restarts,omitempty"`
+
+	// decision is the value of the apps.nodeagentset.io/canary-decision annotation last acted on.
+	// +optional
+	Decision string `json:"decision,omitempty"`
+
+	// message says in words where the canary stands.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // NodeAgentSet runs exactly one pod of its template on every eligible node.

@@ -54,22 +54,28 @@ type nodeView struct {
 	// nil otherwise. stale marks the pods whose spec hash differs from want's (overrides.go).
 	want  *NodeOverride
 	stale []bool
+	// target is the hash of the revision the node should run when a canary says it is not the current
+	// one; held: a canary holds the node, so any revision but the one under test counts as updated.
+	target string
+	held   bool
 }
 
-// updated: the i-th pod of the node carries the current revision's hash (IsPodUpdated), or a spec
-// hash equal to its node's (it is then relabelled, see renderOverrides), and no stale spec hash.
+// updated: the i-th pod of the node carries the revision the node should run: the current
+// revision's hash (IsPodUpdated), unless a canary says otherwise.
 func (w *world) updated(v *nodeView, i int) bool {
-	return w.in.Hash != "" && v.hashes[i] == w.in.Hash && (v.stale == nil || !v.stale[i])
+	switch {
+	case v.held:
+		return v.hashes[i] != w.in.Hash
+	case v.target != "":
+		return v.hashes[i] == v.target
+	}
+	return w.current(v, i)
 }
 
-// podUpdated is updated for a pod of the node.
-func (w *world) podUpdated(v *nodeView, pod *corev1.Pod) bool {
-	for i, p := range v.pods {
-		if p == pod {
-			return w.updated(v, i)
-		}
-	}
-	return false
+// current: the i-th pod of the node carries the current revision's hash, or a spec hash equal to its
+// node's (it is then relabelled, see renderOverrides), and no stale spec hash.
+func (w *world) current(v *nodeView, i int) bool {
+	return w.in.Hash != "" && v.hashes[i] == w.in.Hash && (v.stale == nil || !v.stale[i])
 }
 
 // world is the snapshot arranged by node, in node-name order.
@@ -85,6 +91,8 @@ type world struct {
 	skipped map[string]NodeReason
 	// relabels are the updated pods that carry an older revision hash (renderOverrides).
 	relabels []Relabel
+	// canary is the canary's verdict for this pass; nil without a canary.
+	canary *canaryPass
 }
 
 func newWorld(in Input) *world {
@@ -124,6 +132,7 @@ func newWorld(in Input) *world {
 	w.renderOverrides()
 	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)
 	w.skipped = w.skippedNodes()
+	w.canary = w.evaluateCanary()
 	return w
 }
 
@@ -156,6 +165,7 @@ func Compute(in Input) Plan {
 	p.CurrentRevision = w.currentRevision()
 	p.Rollout = w.rollout(p.Strategy.ProgressDeadline)
 	p.Gate = w.gate(&req)
+	w.canaryPlan(&p, &req)
 	if !p.Rollout.Deadline.IsZero() && in.Now.Before(p.Rollout.Deadline) {
 		// A second late, so that the pass that wakes up finds the deadline passed.
 		req.at(p.Rollout.Deadline.Add(time.Second))
@@ -234,10 +244,10 @@ func (w *world) manageSurge(v *nodeView, running []*corev1.Pod, p *Plan, req *re
 	}
 	var newest, oldest *corev1.Pod
 	for _, pod := range running {
-		switch {
-		case w.podUpdated(v, pod) && newest == nil:
+		switch updated := w.podUpdated(v, pod); {
+		case updated && newest == nil:
 			newest = pod
-		case !w.podUpdated(v, pod) && oldest == nil:
+		case !updated && oldest == nil:
 			oldest = pod
 		default:
 			p.Deletes = append(p.Deletes, Deletion{Pod: pod, Node: v.name, Reason: DeleteDuplicate})
@@ -257,6 +267,16 @@ func (w *world) manageSurge(v *nodeView, running []*corev1.Pod, p *Plan, req *re
 			req.at(at)
 		}
 	}
+}
+
+// podUpdated: the pod, one of the node's, carries the revision the node should run (see updated).
+func (w *world) podUpdated(v *nodeView, pod *corev1.Pod) bool {
+	for i, p := range v.pods {
+		if p == pod {
+			return w.updated(v, i)
+		}
+	}
+	return false
 }
 
 // deleteFromGoneNode deletes the pods of a node that no longer exists. Upstream deletes only the

@@ -71,7 +71,8 @@ func waitingReason(container, reason string, restarts int32) NodeReason {
 // template: the node counts as available.
 func (c ReasonCode) Outdated() bool {
 	switch c {
-	case ReasonPartitioned, ReasonPaused, ReasonOnDelete, ReasonWaitingForBudget, ReasonSkippedUnhealthy:
+	case ReasonPartitioned, ReasonPaused, ReasonOnDelete, ReasonWaitingForBudget, ReasonSkippedUnhealthy, ReasonWaitingForCanary,
+		ReasonCanaryRolledBack:
 		return true
 	}
 	return false
@@ -108,6 +109,10 @@ func (w *world) outdatedReason(v *nodeView) NodeReason {
 		return NodeReason{Code: ReasonOnDelete}
 	case w.strategy.paused:
 		return NodeReason{Code: ReasonPaused}
+	case v.held:
+		return NodeReason{Code: ReasonWaitingForCanary}
+	case v.target != "":
+		return NodeReason{Code: ReasonCanaryRolledBack}
 	case w.partitioned[v.name]:
 		return NodeReason{Code: ReasonPartitioned}
 	case w.skipped[v.name].Code != "":

@@ -39,6 +39,8 @@ var sentences = map[ReasonCode]string{
 	ReasonOnDelete:              "outdated: OnDelete strategy, delete the pod to update it",
 	ReasonWaitingForBudget:      "outdated: waiting for the rolling update",
 	ReasonNodeShutdown:          "agent pod stopped by the node's graceful shutdown; replaced once the node is Ready",
+	ReasonWaitingForCanary:      "outdated: waiting for the canary",
+	ReasonCanaryRolledBack:      "canary rolled back",
 }
 
 // String renders the reason as a short sentence, the same for nodes with the same cause so that
@@ -161,6 +163,12 @@ func ProgressingCondition(p Plan, hash string) metav1.Condition {
 	case RolloutPaused:
 		cond.Status, cond.Reason = metav1.ConditionUnknown, nasv1alpha1.ReasonRolloutPaused
 		cond.Message = progress + "; paused"
+	case RolloutCanary:
+		cond.Reason, cond.Message = nasv1alpha1.ReasonCanaryInProgress, "held at the canary nodes: "+p.Canary.Message
+	case RolloutCanaryFailed:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, nasv1alpha1.ReasonCanaryFailed, p.Canary.Message
+	case RolloutCanaryAborted:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, nasv1alpha1.ReasonCanaryAborted, p.Canary.Message
 	case RolloutDeadlineExceeded:
 		cond.Status, cond.Reason = metav1.ConditionFalse, nasv1alpha1.ReasonProgressDeadlineExceeded
 		cond.Message = fmt.Sprintf("no progress since %s: %s; stuck: %s",
@@ -398,4 +406,72 @@ func (o NodeOverride) RequestsString() string {
 		parts = append(parts, c.Container+": "+strings.Join(kv, ","))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// CanaryMessage words where a canary stands; detail names the node of a failure and why.
+func CanaryMessage(st *nasv1alpha1.CanaryStatus, spec *nasv1alpha1.CanaryStrategy, detail string) string {
+	// "node a" or "nodes a, b", and the verb's ending that agrees with it.
+	nodes, s := "node "+strings.Join(st.Nodes, ", "), "s"
+	if len(st.Nodes) != 1 {
+		nodes, s = "nodes "+strings.Join(st.Nodes, ", "), ""
+	}
+	switch st.Phase {
+	case nasv1alpha1.CanaryProgressing:
+		if len(st.Nodes) == 0 {
+			return fmt.Sprintf("revision %s: no eligible node matches the canary", st.Revision)
+		}
+		return fmt.Sprintf("revision %s: updating canary %s; waiting for %s", st.Revision, nodes, detail)
+	case nasv1alpha1.CanaryWatching:
+		return fmt.Sprintf("revision %s: watching canary %s for %s since %s; restarts: %d, at most %d allowed", st.Revision, nodes,
+			canaryDuration(spec), st.WatchStartedAt.UTC().Format(time.RFC3339), st.Restarts, spec.MaxRestarts)
+	case nasv1alpha1.CanaryWaitingForPromotion:
+		return fmt.Sprintf("revision %s passed its canary on %s; waiting for kubectl nas rollout promote", st.Revision, nodes)
+	case nasv1alpha1.CanarySucceeded:
+		if len(st.Nodes) == 0 {
+			return fmt.Sprintf("revision %s: no node runs an older revision, nothing to compare against", st.Revision)
+		}
+		if strings.HasPrefix(st.Decision, "promote:") {
+			return fmt.Sprintf("revision %s promoted by a person after its canary on %s", st.Revision, nodes)
+		}
+		return fmt.Sprintf("revision %s passed its canary on %s", st.Revision, nodes)
+	case nasv1alpha1.CanaryAborted:
+		return fmt.Sprintf("revision %s: canary aborted by a person; canary %s get%s revision %s back", st.Revision, nodes, s, st.StableRevision)
+	}
+	var why string
+	switch st.Reason {
+	case nasv1alpha1.CanaryTooManyRestarts:
+		why = fmt.Sprintf("the canary pods' containers restarted %d times during the watch, more than maxRestarts %d", st.Restarts, spec.MaxRestarts)
+	case nasv1alpha1.CanaryPodUnavailable:
+		why = fmt.Sprintf("a canary pod was unavailable for more than %s (%s)", CanaryUnavailableGrace, detail)
+	default:
+		why = "a canary pod was not available within the progress deadline (" + detail + ")"
+	}
+	then := fmt.Sprintf("the rollout is paused, canary %s keep%s the new revision", nodes, s)
+	if spec.OnFailure == nasv1alpha1.CanaryFailureRollback {
+		then = fmt.Sprintf("canary %s get%s revision %s back", nodes, s, st.StableRevision)
+	}
+	return fmt.Sprintf("revision %s failed its canary: %s; %s", st.Revision, why, then)
+}
+
+// canaryReasons are the Canary condition's status and reason for each phase.
+var canaryReasons = map[nasv1alpha1.CanaryPhase]struct {
+	status metav1.ConditionStatus
+	reason string
+}{
+	nasv1alpha1.CanaryProgressing:         {metav1.ConditionUnknown, nasv1alpha1.ReasonCanaryProgressing},
+	nasv1alpha1.CanaryWatching:            {metav1.ConditionUnknown, nasv1alpha1.ReasonCanaryWatching},
+	nasv1alpha1.CanaryWaitingForPromotion: {metav1.ConditionUnknown, nasv1alpha1.ReasonCanaryWaitingForPromotion},
+	nasv1alpha1.CanarySucceeded:           {metav1.ConditionTrue, nasv1alpha1.ReasonCanarySucceeded},
+	nasv1alpha1.CanaryFailed:              {metav1.ConditionFalse, nasv1alpha1.ReasonCanaryFailed},
+	nasv1alpha1.CanaryAborted:             {metav1.ConditionFalse, nasv1alpha1.ReasonCanaryAborted},
+}
+
+// CanaryCondition renders the plan's canary verdict; false means the set has no canary and the
+// condition should be removed.
+func CanaryCondition(p Plan) (metav1.Condition, bool) {
+	if p.Canary == nil {
+		return metav1.Condition{}, false
+	}
+	r := canaryReasons[p.Canary.Phase]
+	return metav1.Condition{Type: nasv1alpha1.ConditionCanary, Status: r.status, Reason: r.reason, Message: p.Canary.Message}, true
 }

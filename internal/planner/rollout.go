@@ -25,6 +25,9 @@ package planner
 //     is not Ready; delete-first counts the node as unavailable.
 //   - With unhealthyNodePolicy Skip, unhealthy nodes the rollout has not touched since they broke are
 //     left out of both paths and of the target (unhealthy.go).
+//   - A canary (canary.go) gives every node the revision it should run: until the canary succeeds, nodes
+//     outside it are held (any revision but the one under test counts as updated there, and a create
+//     gets the stable revision), so the budgets above apply to the canary nodes alone.
 
 import (
 	"time"

@@ -37,7 +37,7 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 				req.at(at)
 			}
 		}
-		updated := w.updated(v, 0)
+		updated := w.current(v, 0)
 		switch {
 		case !available:
 			states[v.name] = NodeState{Placement: v.placement, Reason: w.nodeReason(v, pod), Node: v.node, Pod: pod,

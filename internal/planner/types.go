@@ -31,6 +31,9 @@ type Input struct {
 	Template TemplateVerdict
 	// Gate is what the controller knows about the set's nodeReadinessGate beyond the set (gate.go).
 	Gate GateInput
+	// Revisions are the pod templates of the set's older revisions, by hash: a canary holds nodes at
+	// one of them (the stable revision); the plan hands on the ones its creates use.
+	Revisions map[string]*corev1.PodTemplateSpec
 }
 
 // TemplateState is what the API server said of the current template's pod.
@@ -136,6 +139,14 @@ type Plan struct {
 	Nodes map[string]NodeState
 	// Gate is the node readiness gate's verdict and node writes (gate.go).
 	Gate GatePlan
+	// Canary is the next status.canary: the verdict of the canary of the current template; nil when
+	// the strategy has none.
+	Canary *nasv1alpha1.CanaryStatus
+	// CreateRevisions maps a node of Creates to the hash of the revision its pod is made of, when
+	// that is not the current one: a canary holds the node at the stable revision.
+	CreateRevisions map[string]string
+	// RevisionTemplates are the templates of the revisions CreateRevisions names, from Input.Revisions.
+	RevisionTemplates map[string]*corev1.PodTemplateSpec
 }
 
 // Relabel is a pod whose controller-revision-hash label the controller sets to the current hash.
@@ -346,6 +357,12 @@ const (
 	// the rollout until it is healthy again (Taint: the health taint, if any; Since). Rollout.Skipped
 	// carries it too.
 	ReasonSkippedUnhealthy ReasonCode = "SkippedUnhealthyNode"
+	// ReasonWaitingForCanary means the node is outside the canary: it keeps the fleet's revision until
+	// the canary succeeds.
+	ReasonWaitingForCanary ReasonCode = "WaitingForCanary"
+	// ReasonCanaryRolledBack means the node is a canary node of a failed or aborted canary: it runs the
+	// fleet's revision again.
+	ReasonCanaryRolledBack ReasonCode = "CanaryRolledBack"
 )
 
 // RolloutPhase is the rollout verdict.
@@ -362,6 +379,12 @@ const (
 	RolloutWaitingForDeletion RolloutPhase = "WaitingForDeletion"
 	// RolloutDeadlineExceeded means no progress for the progress deadline.
 	RolloutDeadlineExceeded RolloutPhase = "ProgressDeadlineExceeded"
+	// RolloutCanary means the rollout is held at the canary nodes until the canary passes.
+	RolloutCanary RolloutPhase = "Canary"
+	// RolloutCanaryFailed means the canary failed: the rollout goes no further.
+	RolloutCanaryFailed RolloutPhase = "CanaryFailed"
+	// RolloutCanaryAborted means a person aborted the canary: the rollout goes no further.
+	RolloutCanaryAborted RolloutPhase = "CanaryAborted"
 )
 
 // DefaultProgressDeadline applies when spec.progressDeadlineSeconds is unset (objects stored before

@@ -126,6 +126,12 @@ func (e *explainer) healthy() {
 		case planner.ReasonSkippedUnhealthy:
 			e.detail("The node is unhealthy (%s), and spec.updateStrategy.rollingUpdate.unhealthyNodePolicy is Skip: the rollout leaves "+
 				"it out and completes without it; the pod is replaced, within the budget, once the node is healthy again.", r.reason)
+		case planner.ReasonWaitingForCanary:
+			e.detail("The rollout is held at its canary (%s): other nodes keep the revision the fleet runs until the canary succeeds "+
+				"(status.canary; 'kubectl nas rollout status %s').", canaryPhase(s.set), s.set.Name)
+		case planner.ReasonCanaryRolledBack:
+			e.detail("The node was a canary of a revision that failed or was aborted (%s): it runs the fleet's revision again; "+
+				"'kubectl nas rollout retry %s' tries the canary again.", canaryPhase(s.set), s.set.Name)
 		case planner.ReasonPartitioned:
 			e.detail("The node is in the rollout's partition (the last %d eligible nodes by name still running an older template, from %s on): "+
 				"it keeps its pod until the partition is lowered.", s.plan.Rollout.Partition, s.plan.Rollout.FirstPartitionedNode)
@@ -507,4 +513,12 @@ func eventTime(ev corev1.Event) time.Time {
 	default:
 		return ev.CreationTimestamp.Time
 	}
+}
+
+// canaryPhase names the set's canary phase, for the explanations of held nodes.
+func canaryPhase(set *nasv1alpha1.NodeAgentSet) string {
+	if set.Status.Canary == nil {
+		return "no verdict yet"
+	}
+	return "phase " + string(set.Status.Canary.Phase)
 }

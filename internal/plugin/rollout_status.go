@@ -28,7 +28,8 @@ func newRolloutCommand(f *factory) *cobra.Command {
 		Short: "Manage the rollout of a NodeAgentSet",
 		Long: `Manage the rollout of a NodeAgentSet, as kubectl rollout does for a DaemonSet.
 
-On top of the DaemonSet's subcommands, pause and resume set spec.updateStrategy.rollingUpdate.paused.`,
+On top of the DaemonSet's subcommands, pause and resume set spec.updateStrategy.rollingUpdate.paused, and
+promote, abort and retry decide on a canary (spec.updateStrategy.rollingUpdate.canary).`,
 		Run: func(cmd *cobra.Command, _ []string) { _ = cmd.Help() },
 	}
 	cmd.AddCommand(
@@ -39,6 +40,9 @@ On top of the DaemonSet's subcommands, pause and resume set spec.updateStrategy.
 		newRolloutPauseCommand(f, true),
 		newRolloutPauseCommand(f, false),
 	)
+	for _, cc := range canaryCommands {
+		cmd.AddCommand(newRolloutCanaryCommand(f, cc))
+	}
 	return cmd
 }
 
@@ -57,7 +61,8 @@ func newRolloutStatusCommand(f *factory) *cobra.Command {
 
 By default 'rollout status' watches the status of the latest rollout until it is done, and exits
 non-zero when the rollout made no progress for spec.progressDeadlineSeconds (the stuck nodes are
-named). Use --watch=false to print the status once and exit.`,
+named) or its canary failed or was aborted. During a canary it shows the canary's phase. Use
+--watch=false to print the status once and exit.`,
 		Example: `  # Watch the rollout of the NodeAgentSet log-collector
   kubectl nas rollout status log-collector
 
@@ -145,6 +150,11 @@ func rolloutStatus(set *nasv1alpha1.NodeAgentSet) (string, bool, error) {
 	if c := meta.FindStatusCondition(set.Status.Conditions, nasv1alpha1.ConditionProgressing); c != nil &&
 		c.Status == metav1.ConditionFalse && c.Reason == nasv1alpha1.ReasonProgressDeadlineExceeded {
 		return "", false, fmt.Errorf("%s %q exceeded its progress deadline: %s", setNoun, set.Name, c.Message)
+	}
+	if c := meta.FindStatusCondition(set.Status.Conditions, nasv1alpha1.ConditionProgressing); c != nil {
+		if msg, ok, err := canaryRolloutStatus(set, c.Reason, c.Message); ok {
+			return msg, false, err
+		}
 	}
 	msg, done := rolloutProgress(set)
 	if c := meta.FindStatusCondition(set.Status.Conditions, nasv1alpha1.ConditionProgressing); c != nil {

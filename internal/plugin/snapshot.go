@@ -65,7 +65,7 @@ func newSnapshot(set *nasv1alpha1.NodeAgentSet, history []*appsv1.ControllerRevi
 		s.hash = planner.RevisionHash(set)
 	}
 	s.plan = planner.Compute(planner.Input{Set: set, Hash: s.hash, Nodes: nodes, Pods: pods, Now: now, Template: templateVerdict(set),
-		Gate: gateInput(set)})
+		Gate: gateInput(set), Revisions: knownRevisions(history)})
 	for _, pod := range pods {
 		// As the planner: a terminal pod that is being deleted is gone already (rule 20).
 		terminal := pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
@@ -224,4 +224,16 @@ func gateInput(set *nasv1alpha1.NodeAgentSet) planner.GateInput {
 		return planner.GateInput{AllowedPrefixes: []string{g.TaintKey}, ConflictsWith: "another NodeAgentSet"}
 	}
 	return planner.GateInput{AllowedPrefixes: []string{g.TaintKey}}
+}
+
+// knownRevisions tells the planner which older revisions exist, for a canary to name its stable
+// revision as the controller does. The templates stay empty: the plugin creates no pod.
+func knownRevisions(history []*appsv1.ControllerRevision) map[string]*corev1.PodTemplateSpec {
+	out := make(map[string]*corev1.PodTemplateSpec, len(history))
+	for _, cr := range history {
+		if hash := cr.Labels[nasv1alpha1.ControllerRevisionHashLabel]; hash != "" {
+			out[hash] = &corev1.PodTemplateSpec{}
+		}
+	}
+	return out
 }

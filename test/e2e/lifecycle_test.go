@@ -106,6 +106,7 @@ var _ = Describe("The manifests", func() {
 			"node-agent":          all,                      // tolerates everything.
 			"local-metrics-agent": workers,
 			"mixed-fleet-agent":   workers,
+			"security-agent":      workers, // a canary.
 		} {
 			By(name)
 			var set nasv1alpha1.NodeAgentSet

@@ -84,8 +84,11 @@ func (r *Reconciler) apply(ctx context.Context, set *nasv1alpha1.NodeAgentSet, h
 		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update", "%s",
 			planner.HostPortFallbackNote(plan.Strategy))
 	}
-	return errors.Join(r.relabelPods(ctx, hash, plan.Relabels), r.deletePods(ctx, set, plan.Deletes),
-		r.createNodePods(ctx, set, hash, plan.Creates, plan.Overrides))
+	r.recordCanaryVerdict(set, plan)
+	relabelErr := r.relabelPods(ctx, hash, plan.Relabels)
+	deleteErr := r.deletePods(ctx, set, plan.Deletes)
+	creates, heldErr := r.createCanaryHeldPods(ctx, set, plan)
+	return errors.Join(relabelErr, deleteErr, heldErr, r.createNodePods(ctx, set, hash, creates, plan.Overrides))
 }
 
 // relabelPods sets the controller-revision-hash label of pods that already equal what their node

@@ -153,6 +153,7 @@ func (r *Reconciler) plan(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hi
 		RolloutStartedAt:      history.rolloutStartedAt(),
 		FailedPodBackoffUntil: r.memory.failedPodBackoff(set, now),
 		Template:              r.memory.templateVerdict(set, hash),
+		Revisions:             revisionTemplates(set, history),
 	}
 	plan := planner.Compute(in)
 	if plan.CheckTemplateOn == "" {

@@ -185,7 +185,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Recon
 	}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
-		For(&nasv1alpha1.NodeAgentSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&nasv1alpha1.NodeAgentSet{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, canaryDecisionChanged()))).
 		Owns(&appsv1.ControllerRevision{}).
 		Watches(&nasv1alpha1.NodeAgentSet{}, gateHandler{reader: mgr.GetCache()}).
 		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, podHandler{reader: mgr.GetCache(), delay: podEventDelay})).

@@ -23,6 +23,7 @@ type Metrics struct {
 	misscheduled *prometheus.GaugeVec
 	progressing  *prometheus.GaugeVec
 	stuck        *prometheus.GaugeVec
+	canaryFailed *prometheus.GaugeVec
 	created      *prometheus.CounterVec
 	deleted      *prometheus.CounterVec
 	gateLift     *prometheus.HistogramVec
@@ -56,6 +57,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"1 while a rollout of the current template is under way (not complete, not paused, within its deadline), else 0."),
 		stuck: gauge("rollout_stuck",
 			"1 when the rollout made no progress for progressDeadlineSeconds (Progressing=False, ProgressDeadlineExceeded), else 0."),
+		canaryFailed: gauge("canary_failed",
+			"1 when the canary of the current template failed (status.canary.phase Failed): the rollout goes no further, else 0."),
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nodeagentset_pods_created_total", Help: "Agent pods created.",
 		}, setLabels),
@@ -77,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.gateLift)
 	reg.MustRegister(m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled,
-		m.progressing, m.stuck, m.created, m.deleted, m.unavailableNodes)
+		m.progressing, m.stuck, m.canaryFailed, m.created, m.deleted, m.unavailableNodes)
 	return m
 }
 
@@ -108,6 +111,11 @@ func (m *Metrics) observeStatus(set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.N
 	}
 	m.progressing.With(l).Set(progressing)
 	m.stuck.With(l).Set(stuck)
+	canaryFailed := 0.0
+	if st.Canary != nil && st.Canary.Phase == nasv1alpha1.CanaryFailed {
+		canaryFailed = 1
+	}
+	m.canaryFailed.With(l).Set(canaryFailed)
 	m.observeBreakdown(set, st.UnavailableBreakdown)
 }
 
@@ -155,7 +163,8 @@ func (m *Metrics) forget(key types.NamespacedName) {
 		return
 	}
 	l := prometheus.Labels{"namespace": key.Namespace, "nodeagentset": key.Name}
-	for _, g := range []*prometheus.GaugeVec{m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled, m.progressing, m.stuck} {
+	for _, g := range []*prometheus.GaugeVec{m.desired, m.current, m.ready, m.available, m.unavailable, m.updated, m.misscheduled, m.progressing, m.stuck,
+		m.canaryFailed} {
 		g.Delete(l)
 	}
 	m.created.Delete(l)

@@ -21,6 +21,7 @@ func TestMetrics(t *testing.T) {
 	m.observeStatus(set, &nasv1alpha1.NodeAgentSetStatus{
 		DesiredNumberScheduled: 5, CurrentNumberScheduled: 5, NumberReady: 4, NumberAvailable: 3, NumberUnavailable: 2,
 		UpdatedNumberScheduled: 2, NumberMisscheduled: 1,
+		Canary:     &nasv1alpha1.CanaryStatus{Revision: "h", Phase: nasv1alpha1.CanaryFailed},
 		Conditions: []metav1.Condition{{Type: nasv1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: nasv1alpha1.ReasonProgressDeadlineExceeded}},
 	})
 	m.podCreated(set)
@@ -30,6 +31,9 @@ func TestMetrics(t *testing.T) {
 	m.gateLifted(set, 100*time.Second)
 
 	want := `
+# HELP nodeagentset_canary_failed 1 when the canary of the current template failed (status.canary.phase Failed): the rollout goes no further, else 0.
+# TYPE nodeagentset_canary_failed gauge
+nodeagentset_canary_failed{namespace="ns",nodeagentset="agent"} 1
 # HELP nodeagentset_pods_created_total Agent pods created.
 # TYPE nodeagentset_pods_created_total counter
 nodeagentset_pods_created_total{namespace="ns",nodeagentset="agent"} 2
@@ -46,7 +50,7 @@ nodeagentset_status_number_available{namespace="ns",nodeagentset="agent"} 3
 # TYPE nodeagentset_status_number_misscheduled gauge
 nodeagentset_status_number_misscheduled{namespace="ns",nodeagentset="agent"} 1
 `
-	names := []string{"nodeagentset_pods_created_total", "nodeagentset_rollout_progressing", "nodeagentset_rollout_stuck",
+	names := []string{"nodeagentset_canary_failed", "nodeagentset_pods_created_total", "nodeagentset_rollout_progressing", "nodeagentset_rollout_stuck",
 		"nodeagentset_status_number_available", "nodeagentset_status_number_misscheduled"}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Error(err)

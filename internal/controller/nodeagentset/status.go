@@ -56,6 +56,12 @@ func computeStatus(in statusInput) nasv1alpha1.NodeAgentSetStatus {
 	} else {
 		meta.RemoveStatusCondition(&st.Conditions, nasv1alpha1.ConditionNodeReadinessGate)
 	}
+	st.Canary = in.plan.Canary
+	if canary, ok := planner.CanaryCondition(in.plan); ok {
+		setCondition(&st, in.now, canary)
+	} else {
+		meta.RemoveStatusCondition(&st.Conditions, nasv1alpha1.ConditionCanary)
+	}
 	if valid, ok := planner.TemplateValidCondition(in.plan); ok {
 		setCondition(&st, in.now, valid)
 	} else {
@@ -244,6 +250,7 @@ func sameStatus(a, b *nasv1alpha1.NodeAgentSetStatus) bool {
 func countersOnly(old, updated *nasv1alpha1.NodeAgentSetStatus) bool {
 	if old.ObservedGeneration != updated.ObservedGeneration || old.UpdateRevision != updated.UpdateRevision ||
 		old.CurrentRevision != updated.CurrentRevision || !apiequality.Semantic.DeepEqual(old.CollisionCount, updated.CollisionCount) ||
+		!apiequality.Semantic.DeepEqual(old.Canary, updated.Canary) ||
 		len(old.Conditions) != len(updated.Conditions) {
 		return false
 	}
@@ -287,6 +294,7 @@ var ownedConditionTypes = map[string]bool{
 	nasv1alpha1.ConditionProgressing:       true,
 	nasv1alpha1.ConditionPodTemplateValid:  true,
 	nasv1alpha1.ConditionNodeReadinessGate: true,
+	nasv1alpha1.ConditionCanary:            true,
 }
 
 // statusApplyConfiguration is the server-side apply request for the status fields this controller
