@@ -148,6 +148,8 @@ func (r *Reconciler) syncGateFinalizer(ctx context.Context, set *nasv1alpha1.Nod
 	if err := r.Client.Patch(ctx, updated, client.MergeFromWithOptions(set, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("updating the readiness gate finalizer: %w", client.IgnoreNotFound(err))
 	}
+	// The pass's own write: its status write, conditional on the version it read, goes on from this one.
+	set.ResourceVersion = updated.ResourceVersion
 	return nil
 }
 

@@ -6,10 +6,12 @@ import (
 	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -134,12 +136,24 @@ func availableCondition(in statusInput) metav1.Condition {
 // statusWriteInterval is the least time between two counter-only writes of a set in motion.
 const statusWriteInterval = 10 * time.Second
 
+// statusConflictRetry is when a pass whose status write was refused (the set changed since the pass
+// read it) comes back: a change of the spec or of the canary decision brings it back sooner, but a
+// change of labels or of another writer's status fields does not.
+const statusConflictRetry = time.Second
+
 // statusQuietPeriod is how long the status of a set in motion must stay the same for its held-back
 // counters to be written: the pod events have stopped, and the counters are what the world is.
 const statusQuietPeriod = 500 * time.Millisecond
 
 // writeStatus writes the status derived from the pass, once, when it changed; see above. It returns
 // how long a held-back write waits: the pass that comes back then writes the counters of its time.
+//
+// The write is conditional on the set's resourceVersion as the pass read it: a pass planned on a set
+// that has changed since (a cache that lagged, another writer) must not put its verdict over a newer
+// one, such as a canary that failed (docs/design/canary.md). It is refused with a conflict and the pass
+// comes back after statusConflictRetry, on the set as it is then. The write goes through the typed
+// object, so that the read-your-writes client makes the next pass's read of the set wait for it
+// (docs/design/stale-cache.md).
 func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgentSet, plan planner.Plan, hash string, synced bool) (time.Duration, error) {
 	// The pass's pod writes took time (seconds at a low client rate): the intervals count from when
 	// they and the status writes happened, not from when the pass began.
@@ -150,11 +164,18 @@ func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgent
 	if why == "" || wait > 0 {
 		return wait, nil
 	}
-	apply, err := statusApplyConfiguration(set, &updated)
+	patch, err := statusApplyPatch(set, &updated)
 	if err != nil {
 		return 0, err
 	}
-	if err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(ControllerName), client.ForceOwnership); err != nil {
+	written := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: set.Name}}
+	err = r.Client.Status().Patch(ctx, written, client.RawPatch(types.ApplyPatchType, patch), client.FieldOwner(ControllerName),
+		client.ForceOwnership)
+	if apierrors.IsConflict(err) {
+		log.FromContext(ctx).V(1).Info("Status not written: the set changed since the pass read it", "resourceVersion", set.ResourceVersion)
+		return statusConflictRetry, nil
+	}
+	if err != nil {
 		return 0, fmt.Errorf("writing status: %w", err)
 	}
 	r.memory.statusWritten(set, r.Clock.Now())
@@ -297,9 +318,10 @@ var ownedConditionTypes = map[string]bool{
 	nasv1alpha1.ConditionCanary:            true,
 }
 
-// statusApplyConfiguration is the server-side apply request for the status fields this controller
-// owns: the counters, observedGeneration, the revisions, collisionCount and its own condition types.
-func statusApplyConfiguration(set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.NodeAgentSetStatus) (runtime.ApplyConfiguration, error) {
+// statusApplyPatch is the server-side apply request for the status fields this controller owns: the
+// counters, observedGeneration, the revisions, collisionCount, the canary and its own condition types;
+// with the set's resourceVersion, which makes the write conditional on it.
+func statusApplyPatch(set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.NodeAgentSetStatus) ([]byte, error) {
 	owned := st.DeepCopy()
 	owned.Conditions = nil
 	for _, c := range st.Conditions {
@@ -315,5 +337,10 @@ func statusApplyConfiguration(set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.Nod
 	u.SetGroupVersionKind(nasv1alpha1.GroupVersion.WithKind("NodeAgentSet"))
 	u.SetNamespace(set.Namespace)
 	u.SetName(set.Name)
-	return client.ApplyConfigurationFromUnstructured(u), nil
+	u.SetResourceVersion(set.ResourceVersion)
+	data, err := u.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encoding status: %w", err)
+	}
+	return data, nil
 }

@@ -1,6 +1,7 @@
 package nodeagentset
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -126,8 +127,8 @@ func TestComputeStatus(t *testing.T) {
 	})
 }
 
-func TestStatusApplyConfigurationOwnsOnlyOurFields(t *testing.T) {
-	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "ns"}}
+func TestStatusApplyPatchOwnsOnlyOurFields(t *testing.T) {
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "ns", ResourceVersion: "42"}}
 	st := &nasv1alpha1.NodeAgentSetStatus{
 		DesiredNumberScheduled: 3,
 		CollisionCount:         new(int32),
@@ -136,11 +137,14 @@ func TestStatusApplyConfigurationOwnsOnlyOurFields(t *testing.T) {
 			{Type: "SomeoneElses", Status: metav1.ConditionTrue, Reason: "R", LastTransitionTime: t0},
 		},
 	}
-	ac, err := statusApplyConfiguration(set, st)
+	data, err := statusApplyPatch(set, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := ac.(interface{ UnstructuredContent() map[string]any }).UnstructuredContent()
+	var u map[string]any
+	if err := json.Unmarshal(data, &u); err != nil {
+		t.Fatal(err)
+	}
 	status := u["status"].(map[string]any)
 	// collisionCount is ours: the controller raises it on a hash collision and must keep it.
 	if _, ok := status["collisionCount"]; !ok {
@@ -152,6 +156,13 @@ func TestStatusApplyConfigurationOwnsOnlyOurFields(t *testing.T) {
 	}
 	if u["kind"] != "NodeAgentSet" || u["apiVersion"] != nasv1alpha1.GroupVersion.String() {
 		t.Errorf("type meta = %v %v", u["apiVersion"], u["kind"])
+	}
+	// The write is conditional on the version the pass read: a pass planned on a stale set is refused.
+	if rv := u["metadata"].(map[string]any)["resourceVersion"]; rv != "42" {
+		t.Errorf("resourceVersion = %v, want the set's 42", rv)
+	}
+	if _, ok := u["spec"]; ok {
+		t.Error("the status apply carries a spec")
 	}
 }
 
@@ -309,7 +320,7 @@ func TestGateStatus(t *testing.T) {
 	if st.NumberGated != 2 || c == nil || c.Reason != want.Reason || c.Message != want.Message {
 		t.Fatalf("numberGated %d, condition %+v: want 2 and the planner's %+v", st.NumberGated, c, want)
 	}
-	if _, err := statusApplyConfiguration(in.set, &st); err != nil || !ownedConditionTypes[nasv1alpha1.ConditionNodeReadinessGate] {
+	if _, err := statusApplyPatch(in.set, &st); err != nil || !ownedConditionTypes[nasv1alpha1.ConditionNodeReadinessGate] {
 		t.Errorf("the gate condition is not one the controller writes (err %v)", err)
 	}
 	in.set.Status = st

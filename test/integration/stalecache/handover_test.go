@@ -106,7 +106,9 @@ var _ = Describe("A leader handover right after a large create batch", func() {
 		// through the watch stream too).
 		var delay atomic.Int64
 		slow := rest.CopyConfig(cfg)
-		slow.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return slowPodWatches{rt, &delay} }
+		slow.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+			return slowWatches{next: rt, resource: "/pods", delay: &delay}
+		}
 		second := startReplica(slow)
 		defer second.shutdown()
 		Expect(second.mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())

@@ -71,7 +71,9 @@ var _ = BeforeSuite(func() {
 	// A manager for its cache and clients only, with the options of cmd/main.go: no controller is
 	// registered. Its pod informer receives watch events late.
 	slow := rest.CopyConfig(cfg)
-	slow.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return slowPodWatches{rt, fixedDelay(watchDelay)} }
+	slow.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return slowWatches{next: rt, resource: "/pods", delay: fixedDelay(watchDelay)}
+	}
 	mgr, err = ctrl.NewManager(slow, nodeagentset.ManagerOptions(nodeagentset.Config{}))
 	Expect(err).NotTo(HaveOccurred())
 	Expect(nodeagentset.SetupIndexes(ctx, mgr.GetCache())).To(Succeed())
@@ -155,23 +157,24 @@ var _ = Describe("A reconcile right after another", func() {
 	})
 })
 
-// slowPodWatches delays each read of a pod watch response body by delay, which a test may change
-// while the watch runs.
-type slowPodWatches struct {
-	next  http.RoundTripper
-	delay *atomic.Int64
+// slowWatches delays each read of a watch response body of resource (the last element of its path,
+// "/pods") by delay, which a test may change while the watch runs.
+type slowWatches struct {
+	next     http.RoundTripper
+	resource string
+	delay    *atomic.Int64
 }
 
-// fixedDelay is a delay for slowPodWatches that stays d.
+// fixedDelay is a delay for slowWatches that stays d.
 func fixedDelay(d time.Duration) *atomic.Int64 {
 	var v atomic.Int64
 	v.Store(int64(d))
 	return &v
 }
 
-func (s slowPodWatches) RoundTrip(req *http.Request) (*http.Response, error) {
+func (s slowWatches) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := s.next.RoundTrip(req)
-	if err != nil || req.URL.Query().Get("watch") != "true" || !strings.HasSuffix(req.URL.Path, "/pods") {
+	if err != nil || req.URL.Query().Get("watch") != "true" || !strings.HasSuffix(req.URL.Path, s.resource) {
 		return resp, err
 	}
 	resp.Body = slowBody{resp.Body, s.delay}
