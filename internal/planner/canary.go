@@ -15,6 +15,7 @@ package planner
 //     revision back, within the budget.
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -181,7 +182,7 @@ func (w *world) chooseCanaryNodes(spec *nasv1alpha1.CanaryStrategy) []string {
 			continue
 		}
 		desired++
-		if w.partitioned[v.name] || !selector.Matches(labels.Set(v.node.Labels)) {
+		if w.partitioned[v.name] || !selector.Matches(labels.Set(v.node.Labels)) || unchanged(v) {
 			continue
 		}
 		c := candidate{name: v.name, updated: w.runsHash(v, w.in.Hash)}
@@ -205,6 +206,23 @@ func (w *world) chooseCanaryNodes(spec *nasv1alpha1.CanaryStrategy) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// unchanged: the revision changes nothing on the node: its pod equals what the node's override
+// renders and only carries an older revision hash (renderOverrides relabels it). Watching it would test
+// nothing, so it is never a canary node.
+func unchanged(v *nodeView) bool {
+	for i, pod := range v.pods {
+		if relabelled(v, i) && !isTerminating(pod) && !isTerminal(pod) {
+			return true
+		}
+	}
+	return false
+}
+
+// relabelled: this pass relabels the node's i-th pod with the current revision hash (renderOverrides).
+func relabelled(v *nodeView, i int) bool {
+	return v.hashes[i] != v.pods[i].Labels[nasv1alpha1.ControllerRevisionHashLabel]
 }
 
 // runsHash: the node runs a live pod of revision hash.
@@ -382,19 +400,32 @@ func podRestarts(pod *corev1.Pod) int32 {
 
 // target sets the revision every node runs under the canary's verdict: nodes outside the canary are
 // held at the stable revision until it succeeds; canary nodes run the revision under test, or the
-// stable one once rolled back.
+// stable one once rolled back. A pod of such a node keeps its revision hash even when it equals what
+// the current revision renders for the node: relabelled, it would run the revision under test outside
+// the canary (and be replaced as such); it is relabelled once the canary has succeeded.
 func (w *world) target(c *canaryPass) {
 	if !c.active() {
 		return
 	}
 	rolledBack := c.rolledBack(w.in.Set)
+	kept := map[string]bool{}
 	for _, v := range w.nodes {
 		switch {
 		case !c.nodes[v.name]:
 			v.held, v.target = true, c.status.StableRevision
 		case rolledBack:
 			v.target = c.status.StableRevision
+		default:
+			continue
 		}
+		for i, pod := range v.pods {
+			if relabelled(v, i) {
+				v.hashes[i], kept[v.name] = pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], true
+			}
+		}
+	}
+	if len(kept) > 0 {
+		w.relabels = slices.DeleteFunc(w.relabels, func(r Relabel) bool { return kept[r.Node] })
 	}
 }
 

@@ -2,11 +2,13 @@ package planner
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -82,12 +84,20 @@ func (w *canaryWorld) step() Plan {
 		}
 	}
 	w.pods = kept
+	for _, r := range p.Relabels {
+		r.Pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] = curHash
+	}
 	for _, node := range p.Creates {
 		hash := curHash
 		if h, ok := p.CreateRevisions[node]; ok {
 			hash = h
 		}
 		w.addPod(node, hash, false)
+		// The controller builds a pod of the current revision from its node's override.
+		if o := p.Overrides[node]; hash == curHash && o.SpecHash != "" {
+			pod := w.pods[len(w.pods)-1]
+			pod.Labels[OverrideLabel], pod.Labels[PodSpecHashLabel] = o.Name, o.SpecHash
+		}
 	}
 	w.now = w.now.Add(time.Second)
 	for _, pod := range w.pods {
@@ -464,4 +474,125 @@ func TestCanaryWaitsWhilePaused(t *testing.T) {
 	w.rolloutStartedAt = w.now
 	w.runFor(5 * time.Second)
 	w.wantPhase(nasv1alpha1.CanaryWatching)
+}
+
+// withGPUOverride gives the set a node override (another image on the nodes labelled gpu=true, node-1
+// among them), and the world's pods of oldHash the labels the older revision (another template image)
+// gave them: the per-node spec hashes of a set with nodeOverrides.
+func (w *canaryWorld) withGPUOverride() {
+	w.nodes[1].Labels = map[string]string{"gpu": "true"}
+	w.set.Spec.NodeOverrides = []nasv1alpha1.NodeOverride{{Name: "gpu",
+		NodeSelector: metav1.LabelSelector{MatchLabels: map[string]string{"gpu": "true"}},
+		Containers:   []nasv1alpha1.ContainerOverride{{Name: "agent", Image: "foo/bar:cuda"}}}}
+	older := w.set.DeepCopy()
+	older.Spec.Template.Spec.Containers[0].Image = "foo/bar:older"
+	byName := map[string]*corev1.Node{}
+	for _, n := range w.nodes {
+		byName[n.Name] = n
+	}
+	for _, pod := range w.pods {
+		o := RenderForNode(older, byName[pod.Spec.NodeName])
+		pod.Labels[OverrideLabel], pod.Labels[PodSpecHashLabel] = o.Name, o.SpecHash
+	}
+}
+
+func TestCanaryFailedWithRollbackStaysFailedPastTheWatch(t *testing.T) {
+	for _, overrides := range []bool{false, true} {
+		t.Run(fmt.Sprintf("overrides %v", overrides), func(t *testing.T) {
+			w := newCanaryWorld(t, 4, nasv1alpha1.CanaryStrategy{OnFailure: nasv1alpha1.CanaryFailureRollback})
+			if overrides {
+				w.withGPUOverride()
+			}
+			w.runFor(5 * time.Second)
+			w.wantPhase(nasv1alpha1.CanaryWatching)
+			watchStarted := w.set.Status.Canary.WatchStartedAt
+			w.bad[curHash] = true
+			w.runFor(2 * time.Second)
+			w.wantPhase(nasv1alpha1.CanaryFailed)
+			failed := w.set.Status.Canary.DeepCopy()
+			w.bad[curHash] = false
+			// The canary node gets the stable revision back, and the passes go on well past the end
+			// of the watch: the verdict stays as it was reached.
+			for end := watchStarted.Add(3 * time.Minute); w.now.Before(end); {
+				p := w.step()
+				if !apiequality.Semantic.DeepEqual(p.Canary, failed) {
+					t.Fatalf("at %s: canary %+v, want the failure unchanged %+v", w.now.Sub(t0), p.Canary, failed)
+				}
+				if len(p.Relabels) > 0 {
+					t.Fatalf("at %s: relabels %v of a failed canary's set", w.now.Sub(t0), p.Relabels)
+				}
+			}
+			if n := w.count(oldHash); n != 4 {
+				t.Fatalf("%d of 4 nodes run the stable revision: %v", n, w.hashes())
+			}
+		})
+	}
+}
+
+func TestCanaryDoneVerdictChangesOnlyOnADecisionOrANewRevision(t *testing.T) {
+	rollback := nasv1alpha1.CanaryStrategy{OnFailure: nasv1alpha1.CanaryFailureRollback}
+	for _, phase := range []nasv1alpha1.CanaryPhase{nasv1alpha1.CanarySucceeded, nasv1alpha1.CanaryFailed, nasv1alpha1.CanaryAborted} {
+		// The worlds a done verdict may meet: the canary node without a pod, with a healthy pod of the
+		// revision, all nodes on the revision, long after the watch and the progress deadline, a
+		// decision for another revision, a decision it already acted on.
+		worlds := map[string]func(w *canaryWorld){
+			"canary node without a pod": func(w *canaryWorld) { w.pods = w.pods[1:] },
+			"healthy canary pod": func(w *canaryWorld) {
+				w.pods[0] = newPod("canary", "node-0", withHash(curHash), created(t0), readySince(t0))
+			},
+			"every node on the revision": func(w *canaryWorld) {
+				for i, pod := range w.pods {
+					w.pods[i] = newPod(fmt.Sprintf("new-%d", i), pod.Spec.NodeName, withHash(curHash), created(t0), readySince(t0))
+				}
+			},
+			"a decision for another revision": func(w *canaryWorld) {
+				w.set.Annotations = map[string]string{nasv1alpha1.CanaryDecisionAnnotation: CanaryDecision(CanaryDecisionPromote, oldHash, w.now)}
+			},
+			"a decision acted on": func(w *canaryWorld) {
+				w.set.Annotations = map[string]string{nasv1alpha1.CanaryDecisionAnnotation: w.set.Status.Canary.Decision}
+			},
+		}
+		for name, mutate := range worlds {
+			t.Run(string(phase)+", "+name, func(t *testing.T) {
+				w := newCanaryWorld(t, 3, rollback)
+				watch, done := metav1.NewTime(t0.Add(-time.Hour)), metav1.NewTime(t0.Add(-30*time.Minute))
+				w.set.Status.Canary = &nasv1alpha1.CanaryStatus{Revision: curHash, StableRevision: oldHash, Phase: phase,
+					StartedAt: &watch, WatchStartedAt: &watch, CompletedAt: &done, Nodes: []string{"node-0"},
+					RestartBaseline: map[string]int32{"pod-001": 0}, Restarts: 3, Message: "as it was reached",
+					Decision: CanaryDecision(CanaryDecisionAbort, curHash, t0.Add(-time.Hour))}
+				want := w.set.Status.Canary.DeepCopy()
+				mutate(w)
+				if p := Compute(w.input()); !apiequality.Semantic.DeepEqual(p.Canary, want) {
+					t.Fatalf("canary %+v, want it unchanged %+v", p.Canary, want)
+				}
+			})
+		}
+	}
+}
+
+func TestCanaryNeverWatchesANodeTheRevisionDoesNotChange(t *testing.T) {
+	// node-1's override sets the image the new revision changes: its pod stays the same.
+	w := newCanaryWorld(t, 3, nasv1alpha1.CanaryStrategy{})
+	w.withGPUOverride()
+	unchangedPod := w.pods[1]
+	w.runFor(5 * time.Second)
+	w.wantPhase(nasv1alpha1.CanaryWatching)
+	if got := w.set.Status.Canary.Nodes; fmt.Sprint(got) != "[node-0]" {
+		t.Fatalf("canary nodes %v, want node-0: node-1 runs what the revision renders for it already", got)
+	}
+	for w.set.Status.Canary.Phase != nasv1alpha1.CanarySucceeded {
+		if hash := unchangedPod.Labels[nasv1alpha1.ControllerRevisionHashLabel]; hash != oldHash {
+			t.Fatalf("at %s: node-1's pod carries %s before the canary succeeded", w.now.Sub(t0), hash)
+		}
+		if p := w.step(); len(p.Relabels) > 0 && p.Canary.Phase != nasv1alpha1.CanarySucceeded {
+			t.Fatalf("at %s, phase %s: %d relabels while the canary holds the fleet", w.now.Sub(t0), p.Canary.Phase, len(p.Relabels))
+		}
+	}
+	w.runFor(20 * time.Second)
+	if n := w.count(curHash); n != 3 {
+		t.Fatalf("%d of 3 nodes run the new revision: %v", n, w.hashes())
+	}
+	if !slices.Contains(w.pods, unchangedPod) || unchangedPod.Labels[nasv1alpha1.ControllerRevisionHashLabel] != curHash {
+		t.Fatalf("node-1's pod was replaced, or not relabelled: %v", w.hashes())
+	}
 }
