@@ -448,13 +448,22 @@ func (w *world) canaryPlan(p *Plan, req *requeue) {
 	for _, v := range w.nodes {
 		byName[v.name] = v
 	}
+	renderers := map[string]*overrider{}
 	for _, name := range p.Creates {
-		if v := byName[name]; v != nil && v.target != "" && v.target != w.in.Hash {
-			if p.CreateRevisions == nil {
-				p.CreateRevisions, p.RevisionTemplates = map[string]string{}, map[string]*corev1.PodTemplateSpec{}
+		v := byName[name]
+		if v == nil || v.target == "" || v.target == w.in.Hash {
+			continue
+		}
+		if p.CreateRevisions == nil {
+			p.CreateRevisions, p.RevisionTemplates = map[string]string{}, map[string]*corev1.PodTemplateSpec{}
+		}
+		p.CreateRevisions[name] = v.target
+		p.RevisionTemplates[v.target] = w.in.Revisions[v.target]
+		if o := w.revisionRenderer(renderers, v.target); o != nil && v.node != nil {
+			if p.CreateOverrides == nil {
+				p.CreateOverrides = map[string]NodeOverride{}
 			}
-			p.CreateRevisions[name] = v.target
-			p.RevisionTemplates[v.target] = w.in.Revisions[v.target]
+			p.CreateOverrides[name] = o.forNode(v.node)
 		}
 	}
 	p.Rollout.Complete, p.Rollout.Deadline = false, time.Time{}
@@ -466,6 +475,23 @@ func (w *world) canaryPlan(p *Plan, req *requeue) {
 	default:
 		p.Rollout.Phase = RolloutCanary
 	}
+}
+
+// revisionRenderer renders the nodes' pods of an older revision that had nodeOverrides, from its
+// template and overrides; nil when it had none (its template is the pod) or its template is unknown.
+// Renderers are kept in renderers, one per revision and pass.
+func (w *world) revisionRenderer(renderers map[string]*overrider, hash string) *overrider {
+	if o, ok := renderers[hash]; ok {
+		return o
+	}
+	var o *overrider
+	if tmpl, ovs := w.in.Revisions[hash], w.in.RevisionOverrides[hash]; tmpl != nil && len(ovs) > 0 {
+		rev := &nasv1alpha1.NodeAgentSet{ObjectMeta: w.in.Set.ObjectMeta, Spec: w.in.Set.Spec}
+		rev.Spec.Template, rev.Spec.NodeOverrides = *tmpl, ovs
+		o = newOverrider(rev)
+	}
+	renderers[hash] = o
+	return o
 }
 
 // rolloutAfterCanary dates the rollout's progress from the canary's success at the earliest: the

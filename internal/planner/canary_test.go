@@ -31,6 +31,8 @@ type canaryWorld struct {
 	seq        int
 	// rolloutStartedAt is Input.RolloutStartedAt.
 	rolloutStartedAt time.Time
+	// older is the set as its older revision (oldHash) was, when it matters (withGPUOverride).
+	older *nasv1alpha1.NodeAgentSet
 }
 
 func canaryStrategy(c nasv1alpha1.CanaryStrategy) nasv1alpha1.NodeAgentSetUpdateStrategy {
@@ -64,8 +66,13 @@ func (w *canaryWorld) addPod(node, hash string, isReady bool) {
 }
 
 func (w *canaryWorld) input() Input {
-	return Input{Set: w.set, Hash: curHash, Nodes: w.nodes, Pods: w.pods, Now: w.now, RolloutStartedAt: latest(t0, w.rolloutStartedAt),
+	in := Input{Set: w.set, Hash: curHash, Nodes: w.nodes, Pods: w.pods, Now: w.now, RolloutStartedAt: latest(t0, w.rolloutStartedAt),
 		Template: TemplateVerdict{State: TemplateAccepted}, Revisions: map[string]*corev1.PodTemplateSpec{oldHash: {}}}
+	if w.older != nil {
+		in.Revisions[oldHash] = &w.older.Spec.Template
+		in.RevisionOverrides = map[string][]nasv1alpha1.NodeOverride{oldHash: w.older.Spec.NodeOverrides}
+	}
+	return in
 }
 
 // step plans, writes the verdict, carries out the plan, and moves time on a second.
@@ -93,8 +100,13 @@ func (w *canaryWorld) step() Plan {
 			hash = h
 		}
 		w.addPod(node, hash, false)
-		// The controller builds a pod of the current revision from its node's override.
-		if o := p.Overrides[node]; hash == curHash && o.SpecHash != "" {
+		// The controller builds a pod from its node's override: the current revision's, or that of the
+		// revision a canary holds the node at.
+		o := p.Overrides[node]
+		if hash != curHash {
+			o = p.CreateOverrides[node]
+		}
+		if o.SpecHash != "" {
 			pod := w.pods[len(w.pods)-1]
 			pod.Labels[OverrideLabel], pod.Labels[PodSpecHashLabel] = o.Name, o.SpecHash
 		}
@@ -486,6 +498,7 @@ func (w *canaryWorld) withGPUOverride() {
 		Containers:   []nasv1alpha1.ContainerOverride{{Name: "agent", Image: "foo/bar:cuda"}}}}
 	older := w.set.DeepCopy()
 	older.Spec.Template.Spec.Containers[0].Image = "foo/bar:older"
+	w.older = older
 	byName := map[string]*corev1.Node{}
 	for _, n := range w.nodes {
 		byName[n.Name] = n
@@ -594,5 +607,38 @@ func TestCanaryNeverWatchesANodeTheRevisionDoesNotChange(t *testing.T) {
 	}
 	if !slices.Contains(w.pods, unchangedPod) || unchangedPod.Labels[nasv1alpha1.ControllerRevisionHashLabel] != curHash {
 		t.Fatalf("node-1's pod was replaced, or not relabelled: %v", w.hashes())
+	}
+}
+
+func TestCanaryHeldPodsAreBuiltFromTheStableRevisionsOverrides(t *testing.T) {
+	w := newCanaryWorld(t, 3, nasv1alpha1.CanaryStrategy{})
+	w.withGPUOverride()
+	w.runFor(3 * time.Second)
+	// Two nodes join during the canary: a gpu node, whose pod the new revision does not change, and
+	// another, whose pod it does.
+	gpu, plain := newNode("node-8", map[string]string{"gpu": "true"}), newNode("node-9", nil)
+	w.nodes = append(w.nodes, gpu, plain)
+	p := w.step()
+	for _, n := range []*corev1.Node{gpu, plain} {
+		want := RenderForNode(w.older, n)
+		if got := p.CreateOverrides[n.Name]; p.CreateRevisions[n.Name] != oldHash || got.Name != want.Name || got.SpecHash != want.SpecHash {
+			t.Fatalf("%s: revision %q, override %q %q; want the stable revision's %q %q", n.Name, p.CreateRevisions[n.Name],
+				got.Name, got.SpecHash, want.Name, want.SpecHash)
+		}
+	}
+	var gpuPod *corev1.Pod
+	for _, pod := range w.pods {
+		if pod.Spec.NodeName == gpu.Name {
+			gpuPod = pod
+		}
+	}
+	w.runFor(2 * time.Minute)
+	w.wantPhase(nasv1alpha1.CanarySucceeded)
+	if n := w.count(curHash); n != 5 {
+		t.Fatalf("%d of 5 nodes run the new revision: %v", n, w.hashes())
+	}
+	// The gpu node's held pod equals what the new revision renders for it: relabelled, not replaced.
+	if !slices.Contains(w.pods, gpuPod) {
+		t.Fatalf("node-8's held pod was replaced: %v", w.hashes())
 	}
 }

@@ -34,6 +34,9 @@ type Input struct {
 	// Revisions are the pod templates of the set's older revisions, by hash: a canary holds nodes at
 	// one of them (the stable revision); the plan hands on the ones its creates use.
 	Revisions map[string]*corev1.PodTemplateSpec
+	// RevisionOverrides are the nodeOverrides of the older revisions that had any, by hash: a pod a
+	// canary holds at such a revision is built from that revision's override for its node.
+	RevisionOverrides map[string][]nasv1alpha1.NodeOverride
 }
 
 // TemplateState is what the API server said of the current template's pod.
@@ -147,6 +150,9 @@ type Plan struct {
 	CreateRevisions map[string]string
 	// RevisionTemplates are the templates of the revisions CreateRevisions names, from Input.Revisions.
 	RevisionTemplates map[string]*corev1.PodTemplateSpec
+	// CreateOverrides is what each node of CreateRevisions whose revision had nodeOverrides gets: that
+	// revision's override for the node, rendered as Overrides renders the current one's.
+	CreateOverrides map[string]NodeOverride
 }
 
 // Relabel is a pod whose controller-revision-hash label the controller sets to the current hash.

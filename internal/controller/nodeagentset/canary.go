@@ -52,34 +52,43 @@ func (r *Reconciler) recordCanaryVerdict(set *nasv1alpha1.NodeAgentSet, plan pla
 	}
 }
 
-// revisionTemplates decodes the templates of the set's older revisions, by hash, for a canary to
-// hold nodes at one of them; nil when the set has no canary. A revision whose data does not decode
-// is left out (the canary then does not hold nodes at it).
-func revisionTemplates(set *nasv1alpha1.NodeAgentSet, history *revisions) map[string]*corev1.PodTemplateSpec {
+// olderRevisions decodes the templates of the set's older revisions, and the nodeOverrides of those
+// that had any, by hash, for a canary to hold nodes at one of them; nil when the set has no canary. A
+// revision whose data does not decode is left out (the canary then does not hold nodes at it).
+func olderRevisions(set *nasv1alpha1.NodeAgentSet, history *revisions) (map[string]*corev1.PodTemplateSpec,
+	map[string][]nasv1alpha1.NodeOverride) {
 	ru := set.Spec.UpdateStrategy.RollingUpdate
 	if ru == nil || ru.Canary == nil || set.Spec.UpdateStrategy.Type == nasv1alpha1.OnDeleteStrategyType {
-		return nil
+		return nil, nil
 	}
-	out := make(map[string]*corev1.PodTemplateSpec, len(history.old))
+	templates := make(map[string]*corev1.PodTemplateSpec, len(history.old))
+	var overrides map[string][]nasv1alpha1.NodeOverride
 	for _, cr := range history.old {
 		var data struct {
 			Spec struct {
-				Template corev1.PodTemplateSpec `json:"template"`
+				Template      corev1.PodTemplateSpec     `json:"template"`
+				NodeOverrides []nasv1alpha1.NodeOverride `json:"nodeOverrides"`
 			} `json:"spec"`
 		}
-		if err := json.Unmarshal(cr.Data.Raw, &data); err != nil {
+		hash := cr.Labels[nasv1alpha1.ControllerRevisionHashLabel]
+		if err := json.Unmarshal(cr.Data.Raw, &data); err != nil || hash == "" {
 			continue
 		}
-		if hash := cr.Labels[nasv1alpha1.ControllerRevisionHashLabel]; hash != "" {
-			out[hash] = &data.Spec.Template
+		templates[hash] = &data.Spec.Template
+		if len(data.Spec.NodeOverrides) > 0 {
+			if overrides == nil {
+				overrides = map[string][]nasv1alpha1.NodeOverride{}
+			}
+			overrides[hash] = data.Spec.NodeOverrides
 		}
 	}
-	return out
+	return templates, overrides
 }
 
 // createCanaryHeldPods creates the pods the plan makes of another revision than the current one
-// (Plan.CreateRevisions): the set with that revision's template builds them. It returns the creates
-// of the current revision, for createPods.
+// (Plan.CreateRevisions): the set with that revision's template builds them, each from that revision's
+// override for its node when it had nodeOverrides (Plan.CreateOverrides). It returns the creates of the
+// current revision, for createPods.
 func (r *Reconciler) createCanaryHeldPods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, plan planner.Plan) ([]string, error) {
 	if len(plan.CreateRevisions) == 0 {
 		return plan.Creates, nil
@@ -102,7 +111,7 @@ func (r *Reconciler) createCanaryHeldPods(ctx context.Context, set *nasv1alpha1.
 		}
 		held := set.DeepCopy()
 		held.Spec.Template = *tmpl.DeepCopy()
-		errs = append(errs, r.createPods(ctx, held, hash, nodes))
+		errs = append(errs, r.createNodePods(ctx, held, hash, nodes, plan.CreateOverrides))
 	}
 	return current, errors.Join(errs...)
 }

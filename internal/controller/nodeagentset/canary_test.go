@@ -33,24 +33,34 @@ func TestCanaryDecisionChanged(t *testing.T) {
 	}
 }
 
-func TestRevisionTemplates(t *testing.T) {
+func TestOlderRevisions(t *testing.T) {
 	set := &nasv1alpha1.NodeAgentSet{}
 	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "old"}}
-	patch, err := templatePatch(set)
-	if err != nil {
-		t.Fatal(err)
+	revision := func(hash string) *appsv1.ControllerRevision {
+		patch, err := templatePatch(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cr := &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{nasv1alpha1.ControllerRevisionHashLabel: hash}}}
+		cr.Data.Raw = patch
+		return cr
 	}
-	old := &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{nasv1alpha1.ControllerRevisionHashLabel: "h1"}}}
-	old.Data.Raw = patch
-	history := &revisions{old: []*appsv1.ControllerRevision{old}}
-	if got := revisionTemplates(set, history); got != nil {
-		t.Fatalf("without a canary: %v", got)
+	plain := revision("h1")
+	set.Spec.NodeOverrides = []nasv1alpha1.NodeOverride{{Name: "gpu", Containers: []nasv1alpha1.ContainerOverride{{Name: "agent", Image: "cuda"}}}}
+	history := &revisions{old: []*appsv1.ControllerRevision{plain, revision("h2")}}
+	if templates, overrides := olderRevisions(set, history); templates != nil || overrides != nil {
+		t.Fatalf("without a canary: %v %v", templates, overrides)
 	}
 	set.Spec.UpdateStrategy.RollingUpdate = &nasv1alpha1.RollingUpdateNodeAgentSet{Canary: &nasv1alpha1.CanaryStrategy{}}
-	got := revisionTemplates(set, history)
-	if tmpl := got["h1"]; tmpl == nil || tmpl.Spec.Containers[0].Image != "old" {
-		raw, _ := json.Marshal(got)
-		t.Fatalf("templates %s", raw)
+	templates, overrides := olderRevisions(set, history)
+	for _, hash := range []string{"h1", "h2"} {
+		if tmpl := templates[hash]; tmpl == nil || tmpl.Spec.Containers[0].Image != "old" {
+			raw, _ := json.Marshal(templates)
+			t.Fatalf("templates %s", raw)
+		}
+	}
+	if _, ok := overrides["h1"]; ok || len(overrides["h2"]) != 1 || overrides["h2"][0].Containers[0].Image != "cuda" {
+		t.Fatalf("overrides %+v: want h2's only", overrides)
 	}
 }
 

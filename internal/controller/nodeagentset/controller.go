@@ -148,12 +148,14 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 func (r *Reconciler) plan(ctx context.Context, set *nasv1alpha1.NodeAgentSet, history *revisions, obs *observation,
 	pods []*corev1.Pod) (planner.Plan, error) {
 	now, hash := r.Clock.Now(), history.hash()
+	older, olderOverrides := olderRevisions(set, history)
 	in := planner.Input{
 		Set: set, Hash: hash, Nodes: obs.nodes, Pods: pods, Now: now, Gate: obs.gate,
 		RolloutStartedAt:      history.rolloutStartedAt(),
 		FailedPodBackoffUntil: r.memory.failedPodBackoff(set, now),
 		Template:              r.memory.templateVerdict(set, hash),
-		Revisions:             revisionTemplates(set, history),
+		Revisions:             older,
+		RevisionOverrides:     olderOverrides,
 	}
 	plan := planner.Compute(in)
 	if plan.CheckTemplateOn == "" {
