@@ -158,4 +158,52 @@ var _ = Describe("A canary rollout", func() {
 			runningEverywhere(g, viewPods(s.agentPods(g)), shortNodeNames(3), hash, imageV2)
 		})
 	})
+
+	It("holds a node that joins during the canary at the stable revision, built with that revision's override", func() {
+		const gpuImage = "registry.k8s.io/pause:gpu"
+		withGPU := func(set *nasv1alpha1.NodeAgentSet) {
+			set.Spec.NodeOverrides = []nasv1alpha1.NodeOverride{{Name: "gpu",
+				NodeSelector: metav1.LabelSelector{MatchLabels: map[string]string{"gpu": "true"}},
+				Containers:   []nasv1alpha1.ContainerOverride{{Name: "agent", Image: gpuImage}}}}
+		}
+		s.createSet("agent", withCanary(false, nasv1alpha1.CanaryFailurePause), withGPU)
+		k := s.rolloutKubelet()
+		k.eventually(func(g Gomega) {
+			runningEverywhere(g, viewPods(s.agentPods(g)), shortNodeNames(3), s.getSet("agent").Status.UpdateRevision, imageV1)
+		})
+		stable := s.getSet("agent").Status.UpdateRevision
+		s.updateSet(func(set *nasv1alpha1.NodeAgentSet) { set.Spec.Template.Spec.Containers[0].Image = imageV2 })
+		var hash string
+		k.eventually(func(g Gomega) {
+			st := s.getSet("agent").Status.Canary
+			g.Expect(st).To(HaveField("Phase", nasv1alpha1.CanaryWaitingForPromotion))
+			hash = st.Revision
+		})
+
+		// The gpu override sets the image the new revision changes: a gpu node's pod is the same in both.
+		s.addNode("gpu-0", withLabels("gpu", "true"))
+		var held corev1.Pod
+		k.eventually(func(g Gomega) {
+			held = s.agentPods(g)["gpu-0"]
+			g.Expect(held.Labels).To(And(HaveKeyWithValue(nasv1alpha1.ControllerRevisionHashLabel, stable),
+				HaveKeyWithValue(planner.OverrideLabel, "gpu")))
+			g.Expect(held.Spec.Containers[0].Image).To(Equal(gpuImage), "the stable revision's override for the node")
+			s.canaryInvariant(g, hash, "node-0")
+		})
+		k.consistently(time.Second, func(g Gomega) {
+			g.Expect(s.agentPods(g)["gpu-0"]).To(And(HaveField("Name", held.Name),
+				HaveField("Labels", HaveKeyWithValue(nasv1alpha1.ControllerRevisionHashLabel, stable))))
+		})
+
+		s.decide(planner.CanaryDecisionPromote, hash)
+		k.eventually(func(g Gomega) {
+			pods := s.agentPods(g)
+			g.Expect(pods).To(HaveKeyWithValue("gpu-0", And(HaveField("Name", held.Name),
+				HaveField("Labels", HaveKeyWithValue(nasv1alpha1.ControllerRevisionHashLabel, hash)))), "relabelled, not replaced")
+			for _, n := range shortNodeNames(3) {
+				g.Expect(pods[n].Labels).To(HaveKeyWithValue(nasv1alpha1.ControllerRevisionHashLabel, hash))
+				g.Expect(pods[n].Spec.Containers[0].Image).To(Equal(imageV2))
+			}
+		})
+	})
 })
