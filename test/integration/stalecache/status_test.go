@@ -74,7 +74,7 @@ var _ = Describe("A reconcile right after the one that wrote the set's status", 
 func failedCanaryStaysFailed(m ctrl.Manager, c client.Client, ns string, afterFailed func(*nasv1alpha1.NodeAgentSet)) {
 	GinkgoHelper()
 	Expect(direct.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	var names []string
+	names := make([]string, 0, 3)
 	for i := range 3 {
 		node := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", ns, i), Labels: map[string]string{canaryNodeLabel: ns}},
