@@ -1204,10 +1204,12 @@ func (w *fuzzWorld) addFuzzPod(fb *fuzzBytes, node, hash string) {
 		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "agent", RestartCount: 3,
 			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}
 	}
-	switch fb.intn(3) {
-	case 0:
+	// Only a running pod can be Ready: the kubelet sets Ready false when a pod ends, and an unbound pod
+	// has no kubelet yet.
+	switch r := fb.intn(3); {
+	case r == 0 && pod.Spec.NodeName != "" && !isTerminal(pod):
 		setReady(pod, corev1.ConditionTrue, w.in.Now.Add(-time.Duration(fb.intn(20))*time.Second))
-	case 1:
+	case r == 1, isTerminal(pod):
 		setReady(pod, corev1.ConditionFalse, w.in.Now.Add(-time.Hour))
 	}
 	w.in.Pods = append(w.in.Pods, pod)
@@ -1246,6 +1248,7 @@ func (w *fuzzWorld) change(fb *fuzzBytes) {
 		if len(pods) > 0 {
 			pod := pods[fb.intn(len(pods))].DeepCopy()
 			pod.Status.Phase = corev1.PodFailed
+			setReady(pod, corev1.ConditionFalse, w.in.Now)
 			w.replacePod(pod)
 		}
 	case 7:
