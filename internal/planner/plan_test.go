@@ -1272,8 +1272,11 @@ func (w *fuzzWorld) change(fb *fuzzBytes) {
 		}
 		w.replaceNode(n)
 	case 11:
-		w.addNode(fb, fmt.Sprintf("node-%02d", 10+fb.intn(10)))
-		w.in.Nodes = slices.CompactFunc(w.in.Nodes, func(a, b *corev1.Node) bool { return a.Name == b.Name })
+		// Node names are unique in a cluster: a node joins under a name no node has.
+		name := fmt.Sprintf("node-%02d", 10+fb.intn(10))
+		if !slices.ContainsFunc(nodes, func(n *corev1.Node) bool { return n.Name == name }) {
+			w.addNode(fb, name)
+		}
 	case 12:
 		if len(nodes) > 1 {
 			i := fb.intn(len(nodes))
