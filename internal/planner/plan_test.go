@@ -1399,6 +1399,7 @@ func (w *fuzzWorld) pass() {
 		p := w.plan()
 		if len(p.Creates) == 0 && len(p.Deletes) == 0 && len(p.Relabels) == 0 && p.CheckTemplateOn == "" {
 			w.apply(p)
+			w.checkSettled()
 			return
 		}
 		if i == fuzzMaxPassesAtOnce {
@@ -1420,6 +1421,26 @@ func (w *fuzzWorld) pass() {
 		w.apply(p)
 		if w.t.Failed() {
 			w.t.FailNow()
+		}
+	}
+}
+
+// checkSettled: once the passes at a moment have nothing left to do, no pod that is not being deleted
+// stays on a node that is gone or must not keep it (rules 25, 27).
+func (w *fuzzWorld) checkSettled() {
+	w.t.Helper()
+	placer := PlacerFor(w.in.Set)
+	for _, pod := range w.in.Pods {
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		name, _ := TargetNodeName(pod)
+		i := slices.IndexFunc(w.in.Nodes, func(n *corev1.Node) bool { return n.Name == name })
+		switch {
+		case i < 0:
+			w.t.Fatalf("at %s: %s stays on %s, which is gone\n%s", w.in.Now.Sub(t0), pod.Name, name, fuzzDescribe(w.in))
+		case !placer.Place(w.in.Nodes[i]).ShouldContinueRunning:
+			w.t.Fatalf("at %s: %s stays on %s, which must not keep it\n%s", w.in.Now.Sub(t0), pod.Name, name, fuzzDescribe(w.in))
 		}
 	}
 }
@@ -1492,7 +1513,8 @@ func fuzzSnapshot(in Input) Input {
 //   - a delete names a pod of the input, not already terminating;
 //   - the rolling update deletes the last available pod of a node only within maxUnavailable: the
 //     eligible nodes without an available pod, plus those the plan's Outdated deletes leave without
-//     one, are at most maxUnavailable, unless the plan deletes no available pod at all;
+//     one, are at most maxUnavailable, unless the plan deletes no available pod at all (nodes the
+//     unhealthy-node policy Skip leaves out do not count, and only unhealthy nodes are left out);
 //   - a SurgeReplaced delete of an available pod leaves its node an available pod;
 //   - nothing is replaced while paused, nor on a node the partition holds;
 //   - before a canary succeeds, pods of the revision under test are created on canary nodes only;
@@ -1568,10 +1590,23 @@ func checkFuzzPlan(t *testing.T, in Input, p Plan) {
 			}
 		}
 	}
-	// The budget of the rolling update.
+	// The budget of the rolling update. Nodes unhealthyNodePolicy Skip leaves out of the rollout do not
+	// count against it; the plan may leave out only nodes that are not Ready or carry a health taint.
+	skipped := map[string]bool{}
+	for _, s := range p.Rollout.Skipped {
+		skipped[s.Node] = true
+		if n := nodes[s.Node]; n == nil || nodeReady(n) && !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return IsHealthTaint(t.Key) }) {
+			t.Errorf("at %s: the rollout skips %s, which is healthy", at, s.Node)
+		}
+	}
+	for _, d := range p.Deletes {
+		if skipped[d.Node] && d.Reason == DeleteOutdated {
+			t.Errorf("at %s: replaces %s on %s, which the rollout skips", at, d.Pod.Name, d.Node)
+		}
+	}
 	unavailable, emptied := 0, 0
 	for _, node := range in.Nodes {
-		if !placer.Place(node).ShouldRun {
+		if !placer.Place(node).ShouldRun || skipped[node.Name] {
 			continue
 		}
 		had, keeps, outdated := false, false, false
