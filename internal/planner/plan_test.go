@@ -1514,7 +1514,8 @@ func fuzzSnapshot(in Input) Input {
 //   - the rolling update deletes the last available pod of a node only within maxUnavailable: the
 //     eligible nodes without an available pod, plus those the plan's Outdated deletes leave without
 //     one, are at most maxUnavailable, unless the plan deletes no available pod at all (nodes the
-//     unhealthy-node policy Skip leaves out do not count, and only unhealthy nodes are left out);
+//     rollout leaves out do not count: those the partition holds, and those the unhealthy-node policy
+//     Skip leaves out, which must be unhealthy);
 //   - a SurgeReplaced delete of an available pod leaves its node an available pod;
 //   - nothing is replaced while paused, nor on a node the partition holds;
 //   - before a canary succeeds, pods of the revision under test are created on canary nodes only;
@@ -1606,7 +1607,7 @@ func checkFuzzPlan(t *testing.T, in Input, p Plan) {
 	}
 	unavailable, emptied := 0, 0
 	for _, node := range in.Nodes {
-		if !placer.Place(node).ShouldRun || skipped[node.Name] {
+		if !placer.Place(node).ShouldRun || skipped[node.Name] || p.Nodes[node.Name].Partitioned {
 			continue
 		}
 		had, keeps, outdated := false, false, false

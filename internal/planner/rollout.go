@@ -19,7 +19,8 @@ package planner
 //     that still run a pod of an older template; `paused` replaces nothing. Neither stops a node without
 //     a pod from getting one of the current template. A node that joins gets the current template, so
 //     it never runs an old pod and never displaces a held node: the held set changes only when a held
-//     node's pod goes, or the partition or the template changes.
+//     node's pod goes, or the partition or the template changes. Held nodes are outside the rollout:
+//     one without an available pod does not use up maxUnavailable (it is not for the update to fix).
 //   - A node whose failed pod waits for its backoff gets no new pod from the surge update either.
 //   - A pod the kubelet terminated for a node shutdown is not replaced, by either path, while its node
 //     is not Ready; delete-first counts the node as unavailable.
