@@ -479,6 +479,25 @@ func (w *world) renderOverrides() {
 	}
 }
 
+// relabelsKept drops the relabels of pods the plan deletes: a label written on a pod being deleted
+// is a wasted write (a canary's held node may lose the pod a relabel made of the revision under test).
+func relabelsKept(relabels []Relabel, deletes []Deletion) []Relabel {
+	if len(relabels) == 0 || len(deletes) == 0 {
+		return relabels
+	}
+	deleted := make(map[*corev1.Pod]bool, len(deletes))
+	for _, d := range deletes {
+		deleted[d.Pod] = true
+	}
+	out := make([]Relabel, 0, len(relabels))
+	for _, r := range relabels {
+		if !deleted[r.Pod] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func anySpecHash(pods []*corev1.Pod) bool {
 	for _, pod := range pods {
 		if _, ok := pod.Labels[PodSpecHashLabel]; ok {
@@ -490,7 +509,7 @@ func anySpecHash(pods []*corev1.Pod) bool {
 
 // exportOverrides puts the nodes' overrides, the relabels and the extra template checks in the plan.
 func (w *world) exportOverrides(p *Plan) {
-	p.Relabels = w.relabels
+	p.Relabels = relabelsKept(w.relabels, p.Deletes)
 	if len(w.in.Set.Spec.NodeOverrides) == 0 {
 		return
 	}

@@ -1340,9 +1340,15 @@ func (w *fuzzWorld) runKubelets() {
 	w.in.Pods = out
 }
 
-// apply carries out the plan as the controller does: deletes, creates (of the revision the plan names,
-// rendered for the node), relabels, the canary's status, the failed-pod backoff, the template check.
+// apply carries out the plan as the controller does: relabels, deletes, creates (of the revision the
+// plan names, rendered for the node), the canary's status, the failed-pod backoff, the template check.
 func (w *fuzzWorld) apply(p Plan) {
+	for _, r := range p.Relabels {
+		i := slices.IndexFunc(w.in.Pods, func(pod *corev1.Pod) bool { return pod.Name == r.Pod.Name })
+		pod := w.in.Pods[i].DeepCopy()
+		pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] = w.in.Hash
+		w.replacePod(pod)
+	}
 	for _, d := range p.Deletes {
 		i := slices.IndexFunc(w.in.Pods, func(pod *corev1.Pod) bool { return pod.Name == d.Pod.Name })
 		if i < 0 {
@@ -1370,11 +1376,6 @@ func (w *fuzzWorld) apply(p Plan) {
 		pod.CreationTimestamp = metav1.NewTime(w.in.Now)
 		pod.Status.Phase = corev1.PodPending
 		w.in.Pods = append(slices.Clone(w.in.Pods), pod)
-	}
-	for _, r := range p.Relabels {
-		pod := r.Pod.DeepCopy()
-		pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] = w.in.Hash
-		w.replacePod(pod)
 	}
 	if p.CheckTemplateOn != "" {
 		w.in.Template = accepted
@@ -1414,7 +1415,7 @@ func (w *fuzzWorld) pass() {
 		}
 		for _, d := range p.Deletes {
 			if deleted[d.Pod.Name] {
-				w.t.Errorf("at %s: deletes %s again at the same moment", w.in.Now.Sub(t0), d.Pod.Name)
+				w.t.Errorf("at %s: deletes %s again at the same moment (%s)\n%s", w.in.Now.Sub(t0), d.Pod.Name, d.Reason, fuzzDescribe(w.in))
 			}
 			deleted[d.Pod.Name] = true
 		}
@@ -1522,37 +1523,67 @@ func fuzzSnapshot(in Input) Input {
 //   - the breakdown sums to the unavailable count (checkBreakdown).
 func checkFuzzPlan(t *testing.T, in Input, p Plan) {
 	t.Helper()
-	at := in.Now.Sub(t0)
-	minReady := in.Set.Spec.MinReadySeconds
-	placer := PlacerFor(in.Set)
-	nodes := map[string]*corev1.Node{}
+	c := &fuzzCheck{t: t, in: in, p: p, at: in.Now.Sub(t0), placer: PlacerFor(in.Set), nodes: map[string]*corev1.Node{},
+		byNode: map[string][]*corev1.Pod{}, pods: map[string]*corev1.Pod{}, deleted: map[string]bool{}}
 	for _, n := range in.Nodes {
-		nodes[n.Name] = n
+		c.nodes[n.Name] = n
 	}
-	byNode := map[string][]*corev1.Pod{}
-	pods := map[string]*corev1.Pod{}
 	for _, pod := range in.Pods {
 		node, _ := TargetNodeName(pod)
 		if pod.Spec.NodeName != "" {
 			node = pod.Spec.NodeName
 		}
-		byNode[node] = append(byNode[node], pod)
-		pods[pod.Name] = pod
+		c.byNode[node] = append(c.byNode[node], pod)
+		c.pods[pod.Name] = pod
 	}
-	available := func(pod *corev1.Pod) bool {
-		return pod.DeletionTimestamp == nil && !isTerminal(pod) && pod.Spec.NodeName != "" && IsPodAvailable(pod, minReady, in.Now)
-	}
-	deleted := map[string]bool{}
-	for _, d := range p.Deletes {
-		pod, ok := pods[d.Pod.Name]
+	c.checkDeletes()
+	c.checkCreates()
+	c.checkBudget()
+	checkBreakdown(t, p)
+}
+
+// fuzzCheck is one plan and the input it was computed from, indexed for checkFuzzPlan.
+type fuzzCheck struct {
+	t       *testing.T
+	in      Input
+	p       Plan
+	at      time.Duration
+	placer  *Placer
+	nodes   map[string]*corev1.Node
+	byNode  map[string][]*corev1.Pod
+	pods    map[string]*corev1.Pod
+	deleted map[string]bool
+}
+
+// available: the pod is bound, running and available, and not being deleted.
+func (c *fuzzCheck) available(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp == nil && !isTerminal(pod) && pod.Spec.NodeName != "" &&
+		IsPodAvailable(pod, c.in.Set.Spec.MinReadySeconds, c.in.Now)
+}
+
+func (c *fuzzCheck) checkDeletes() {
+	t, at := c.t, c.at
+	t.Helper()
+	for _, d := range c.p.Deletes {
+		pod, ok := c.pods[d.Pod.Name]
 		switch {
 		case !ok:
 			t.Errorf("at %s: deletes %s, which is not a pod of the input", at, d.Pod.Name)
 		case pod.DeletionTimestamp != nil:
 			t.Errorf("at %s: deletes %s on %s, which is already terminating", at, d.Pod.Name, d.Node)
 		}
-		deleted[d.Pod.Name] = true
+		c.deleted[d.Pod.Name] = true
 	}
+	for _, r := range c.p.Relabels {
+		if c.deleted[r.Pod.Name] {
+			t.Errorf("at %s: relabels %s on %s, which it deletes", at, r.Pod.Name, r.Node)
+		}
+	}
+}
+
+func (c *fuzzCheck) checkCreates() {
+	t, at, in, p := c.t, c.at, c.in, c.p
+	t.Helper()
 	seen := map[string]bool{}
 	canary := map[string]bool{}
 	if p.Canary != nil {
@@ -1561,7 +1592,7 @@ func checkFuzzPlan(t *testing.T, in Input, p Plan) {
 		}
 	}
 	for _, n := range p.Creates {
-		node := nodes[n]
+		node := c.nodes[n]
 		hash := in.Hash
 		if h, ok := p.CreateRevisions[n]; ok {
 			hash = h
@@ -1571,8 +1602,8 @@ func checkFuzzPlan(t *testing.T, in Input, p Plan) {
 			t.Errorf("at %s: creates twice on %s", at, n)
 		case node == nil:
 			t.Errorf("at %s: creates on %s, which is not a node", at, n)
-		case !placer.Place(node).ShouldRun:
-			t.Errorf("at %s: creates on %s, which should not run the agent (%+v)", at, n, placer.Place(node).Exclusion)
+		case !c.placer.Place(node).ShouldRun:
+			t.Errorf("at %s: creates on %s, which should not run the agent (%+v)", at, n, c.placer.Place(node).Exclusion)
 		case in.Set.Spec.Template.Spec.NodeSelector != nil && node.Labels[fuzzSelectorKey] != "yes":
 			t.Errorf("at %s: creates on %s, whose labels the node selector does not match", at, n)
 		case in.Template.State != TemplateAccepted:
@@ -1581,7 +1612,7 @@ func checkFuzzPlan(t *testing.T, in Input, p Plan) {
 			t.Errorf("at %s: creates the revision under test on %s outside the canary %v (%s)", at, n, p.Canary.Nodes, p.Canary.Phase)
 		}
 		seen[n] = true
-		for _, pod := range byNode[n] {
+		for _, pod := range c.byNode[n] {
 			switch {
 			case isTerminal(pod) && pod.DeletionTimestamp != nil:
 			case !p.Strategy.Surge:
@@ -1591,53 +1622,53 @@ func checkFuzzPlan(t *testing.T, in Input, p Plan) {
 			}
 		}
 	}
-	// The budget of the rolling update. Nodes unhealthyNodePolicy Skip leaves out of the rollout do not
-	// count against it; the plan may leave out only nodes that are not Ready or carry a health taint.
+}
+
+// checkBudget checks the rolling update's deletes against maxUnavailable, the pause and the partition.
+// Nodes the rollout leaves out do not count: those the partition holds, and those unhealthyNodePolicy
+// Skip leaves out, which must be unhealthy (not Ready, or with a health taint).
+func (c *fuzzCheck) checkBudget() {
+	t, at, p := c.t, c.at, c.p
+	t.Helper()
 	skipped := map[string]bool{}
 	for _, s := range p.Rollout.Skipped {
 		skipped[s.Node] = true
-		if n := nodes[s.Node]; n == nil || nodeReady(n) && !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return IsHealthTaint(t.Key) }) {
+		if n := c.nodes[s.Node]; n == nil || nodeReady(n) && !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return IsHealthTaint(t.Key) }) {
 			t.Errorf("at %s: the rollout skips %s, which is healthy", at, s.Node)
 		}
 	}
 	for _, d := range p.Deletes {
-		if skipped[d.Node] && d.Reason == DeleteOutdated {
+		switch {
+		case d.Reason != DeleteOutdated:
+		case skipped[d.Node]:
 			t.Errorf("at %s: replaces %s on %s, which the rollout skips", at, d.Pod.Name, d.Node)
+		case p.Strategy.Paused:
+			t.Errorf("at %s: replaces %s on %s while paused", at, d.Pod.Name, d.Node)
+		case p.Nodes[d.Node].Partitioned:
+			t.Errorf("at %s: replaces %s on %s, which the partition holds", at, d.Pod.Name, d.Node)
 		}
 	}
 	unavailable, emptied := 0, 0
-	for _, node := range in.Nodes {
-		if !placer.Place(node).ShouldRun || skipped[node.Name] || p.Nodes[node.Name].Partitioned {
+	for _, node := range c.in.Nodes {
+		if !c.placer.Place(node).ShouldRun || skipped[node.Name] || p.Nodes[node.Name].Partitioned {
 			continue
 		}
-		had, keeps, outdated := false, false, false
-		for _, pod := range byNode[node.Name] {
-			if !available(pod) {
-				continue
-			}
-			had = true
-			if !deleted[pod.Name] {
-				keeps = true
+		had, keeps := false, false
+		for _, pod := range c.byNode[node.Name] {
+			if c.available(pod) {
+				had = true
+				keeps = keeps || !c.deleted[pod.Name]
 			}
 		}
+		outdated := false
 		for _, d := range p.Deletes {
-			if d.Node != node.Name {
-				continue
-			}
-			switch d.Reason {
-			case DeleteOutdated:
-				outdated = outdated || available(pods[d.Pod.Name])
-				if p.Strategy.Paused {
-					t.Errorf("at %s: replaces %s on %s while paused", at, d.Pod.Name, d.Node)
-				}
-				if p.Nodes[d.Node].Partitioned {
-					t.Errorf("at %s: replaces %s on %s, which the partition holds", at, d.Pod.Name, d.Node)
-				}
-			case DeleteSurgeReplaced:
+			switch {
+			case d.Node != node.Name || !c.available(c.pods[d.Pod.Name]):
+			case d.Reason == DeleteOutdated:
+				outdated = true
+			case d.Reason == DeleteSurgeReplaced && !keeps:
 				// An old pod that is not available goes at once; an available one only for an available new one.
-				if !keeps && available(pods[d.Pod.Name]) {
-					t.Errorf("at %s: deletes %s on %s as surge-replaced, leaving no available pod", at, d.Pod.Name, d.Node)
-				}
+				t.Errorf("at %s: deletes %s on %s as surge-replaced, leaving no available pod", at, d.Pod.Name, d.Node)
 			}
 		}
 		switch {
@@ -1651,7 +1682,6 @@ func checkFuzzPlan(t *testing.T, in Input, p Plan) {
 		t.Errorf("at %s: the rolling update leaves %d more nodes without an available pod, %d already lack one, maxUnavailable %d",
 			at, emptied, unavailable, p.Strategy.MaxUnavailable)
 	}
-	checkBreakdown(t, p)
 }
 
 // fuzzSeeds are the seeds every run of the property tests starts from (go test runs them, and those
