@@ -1225,25 +1225,12 @@ func (w *fuzzWorld) terminate(pod *corev1.Pod) {
 
 // change is one change of the world before a pass, chosen by the bytes.
 func (w *fuzzWorld) change(fb *fuzzBytes) {
-	nodes, pods := w.in.Nodes, w.in.Pods
-	switch fb.intn(14) {
+	pods := w.in.Pods
+	switch which := fb.intn(14); which {
 	case 0, 1, 2, 3:
 		w.in.Now = w.in.Now.Add(time.Duration(1+fb.intn(30)) * time.Second)
-	case 4:
-		n := nodes[fb.intn(len(nodes))].DeepCopy()
-		if n.Labels[fuzzSelectorKey] == "yes" {
-			n.Labels[fuzzSelectorKey] = "no"
-		} else {
-			n.Labels[fuzzSelectorKey] = "yes"
-		}
-		w.replaceNode(n)
-	case 5:
-		i := fb.intn(len(nodes))
-		n := newNode(nodes[i].Name, nodes[i].Labels)
-		if nodeReady(nodes[i]) {
-			deadNode(w.in.Now)(n)
-		}
-		w.replaceNode(n)
+	case 4, 5, 10, 11, 12:
+		w.changeNodes(fb, which)
 	case 6:
 		if len(pods) > 0 {
 			pod := pods[fb.intn(len(pods))].DeepCopy()
@@ -1263,6 +1250,37 @@ func (w *fuzzWorld) change(fb *fuzzBytes) {
 			ru.Partition = fuzzIntOrPercent(fb, []int{0, 1, 3}, []string{"50%"})
 			w.in.RolloutStartedAt = w.in.Now
 		}
+	case 13:
+		if len(pods) > 0 {
+			pod := pods[fb.intn(len(pods))].DeepCopy()
+			pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "agent", RestartCount: 5,
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}
+			setReady(pod, corev1.ConditionFalse, w.in.Now)
+			w.replacePod(pod)
+		}
+	}
+}
+
+// changeNodes is change's share that changes a node's labels (4), readiness (5) or taints (10), or
+// makes a node join (11) or leave (12). The numbers are change's: the committed corpus depends on them.
+func (w *fuzzWorld) changeNodes(fb *fuzzBytes, which int) {
+	nodes := w.in.Nodes
+	switch which {
+	case 4:
+		n := nodes[fb.intn(len(nodes))].DeepCopy()
+		if n.Labels[fuzzSelectorKey] == "yes" {
+			n.Labels[fuzzSelectorKey] = "no"
+		} else {
+			n.Labels[fuzzSelectorKey] = "yes"
+		}
+		w.replaceNode(n)
+	case 5:
+		i := fb.intn(len(nodes))
+		n := newNode(nodes[i].Name, nodes[i].Labels)
+		if nodeReady(nodes[i]) {
+			deadNode(w.in.Now)(n)
+		}
+		w.replaceNode(n)
 	case 10:
 		n := nodes[fb.intn(len(nodes))].DeepCopy()
 		if len(n.Spec.Taints) == 0 {
@@ -1281,14 +1299,6 @@ func (w *fuzzWorld) change(fb *fuzzBytes) {
 		if len(nodes) > 1 {
 			i := fb.intn(len(nodes))
 			w.in.Nodes = slices.Delete(slices.Clone(nodes), i, i+1)
-		}
-	case 13:
-		if len(pods) > 0 {
-			pod := pods[fb.intn(len(pods))].DeepCopy()
-			pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "agent", RestartCount: 5,
-				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}
-			setReady(pod, corev1.ConditionFalse, w.in.Now)
-			w.replacePod(pod)
 		}
 	}
 }
@@ -1612,14 +1622,21 @@ func (c *fuzzCheck) checkCreates() {
 			t.Errorf("at %s: creates the revision under test on %s outside the canary %v (%s)", at, n, p.Canary.Nodes, p.Canary.Phase)
 		}
 		seen[n] = true
-		for _, pod := range c.byNode[n] {
-			switch {
-			case isTerminal(pod) && pod.DeletionTimestamp != nil:
-			case !p.Strategy.Surge:
-				t.Errorf("at %s: creates on %s next to %s without surge", at, n, pod.Name)
-			case pod.DeletionTimestamp == nil && !isTerminal(pod) && pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] == hash:
-				t.Errorf("at %s: creates on %s next to %s of the same revision", at, n, pod.Name)
-			}
+		c.checkBeside(n, hash)
+	}
+}
+
+// checkBeside: a create of the revision hash on node n is next to no live pod of that revision, and,
+// without surge, next to no pod that still counts (rule 20: only terminal pods being deleted do not).
+func (c *fuzzCheck) checkBeside(n, hash string) {
+	c.t.Helper()
+	for _, pod := range c.byNode[n] {
+		switch {
+		case isTerminal(pod) && pod.DeletionTimestamp != nil:
+		case !c.p.Strategy.Surge:
+			c.t.Errorf("at %s: creates on %s next to %s without surge", c.at, n, pod.Name)
+		case pod.DeletionTimestamp == nil && !isTerminal(pod) && pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] == hash:
+			c.t.Errorf("at %s: creates on %s next to %s of the same revision", c.at, n, pod.Name)
 		}
 	}
 }
@@ -1630,24 +1647,7 @@ func (c *fuzzCheck) checkCreates() {
 func (c *fuzzCheck) checkBudget() {
 	t, at, p := c.t, c.at, c.p
 	t.Helper()
-	skipped := map[string]bool{}
-	for _, s := range p.Rollout.Skipped {
-		skipped[s.Node] = true
-		if n := c.nodes[s.Node]; n == nil || nodeReady(n) && !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return IsHealthTaint(t.Key) }) {
-			t.Errorf("at %s: the rollout skips %s, which is healthy", at, s.Node)
-		}
-	}
-	for _, d := range p.Deletes {
-		switch {
-		case d.Reason != DeleteOutdated:
-		case skipped[d.Node]:
-			t.Errorf("at %s: replaces %s on %s, which the rollout skips", at, d.Pod.Name, d.Node)
-		case p.Strategy.Paused:
-			t.Errorf("at %s: replaces %s on %s while paused", at, d.Pod.Name, d.Node)
-		case p.Nodes[d.Node].Partitioned:
-			t.Errorf("at %s: replaces %s on %s, which the partition holds", at, d.Pod.Name, d.Node)
-		}
-	}
+	skipped := c.checkLeftOut()
 	unavailable, emptied := 0, 0
 	for _, node := range c.in.Nodes {
 		if !c.placer.Place(node).ShouldRun || skipped[node.Name] || p.Nodes[node.Name].Partitioned {
@@ -1682,6 +1682,32 @@ func (c *fuzzCheck) checkBudget() {
 		t.Errorf("at %s: the rolling update leaves %d more nodes without an available pod, %d already lack one, maxUnavailable %d",
 			at, emptied, unavailable, p.Strategy.MaxUnavailable)
 	}
+}
+
+// checkLeftOut checks the nodes the rollout leaves out, and returns those the Skip policy skips: only
+// unhealthy nodes are skipped, and no old pod is replaced on a skipped or held node, or while paused.
+func (c *fuzzCheck) checkLeftOut() map[string]bool {
+	t, at, p := c.t, c.at, c.p
+	t.Helper()
+	skipped := map[string]bool{}
+	for _, s := range p.Rollout.Skipped {
+		skipped[s.Node] = true
+		if n := c.nodes[s.Node]; n == nil || nodeReady(n) && !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return IsHealthTaint(t.Key) }) {
+			t.Errorf("at %s: the rollout skips %s, which is healthy", at, s.Node)
+		}
+	}
+	for _, d := range p.Deletes {
+		switch {
+		case d.Reason != DeleteOutdated:
+		case skipped[d.Node]:
+			t.Errorf("at %s: replaces %s on %s, which the rollout skips", at, d.Pod.Name, d.Node)
+		case p.Strategy.Paused:
+			t.Errorf("at %s: replaces %s on %s while paused", at, d.Pod.Name, d.Node)
+		case p.Nodes[d.Node].Partitioned:
+			t.Errorf("at %s: replaces %s on %s, which the partition holds", at, d.Pod.Name, d.Node)
+		}
+	}
+	return skipped
 }
 
 // fuzzSeeds are the seeds every run of the property tests starts from (go test runs them, and those
