@@ -1050,7 +1050,9 @@ func (f *fuzzBytes) intn(n int) int {
 	return v % n
 }
 
-func (f *fuzzBytes) chance(oneIn int) bool { return f.intn(oneIn) == 0 && len(f.b) > 0 }
+// chance is true one time in oneIn; never once the input is used up, so that short inputs give plain
+// worlds.
+func (f *fuzzBytes) chance(oneIn int) bool { return len(f.b) > 0 && f.intn(oneIn) == 0 }
 
 // fuzzWorld is the world of the property tests: the set, its nodes and pods, and what the simulated
 // controller and kubelets remember between passes.
