@@ -1067,9 +1067,23 @@ type fuzzWorld struct {
 	backoff time.Duration
 	// goneAt is when a terminating pod disappears.
 	goneAt map[*corev1.Pod]time.Time
+	// gate is fuzzGate of the input: 0 without a readiness gate.
+	gate int
+}
+
+// fuzzGate decides the world's readiness gate from the input's last byte: none unless it is 0xF0 or
+// more; then its low bits choose the mode (bit 0) and a maxTaintedNodes (bit 1, the value in bits 2-3).
+func fuzzGate(b []byte) int {
+	if len(b) == 0 || b[len(b)-1] < 0xF0 {
+		return 0
+	}
+	return int(b[len(b)-1]&0x0F) | 0x10
 }
 
 const fuzzSelectorKey, fuzzTaintKey, fuzzOverrideKey = "agent", "fuzz.nodeagentset.io/dedicated", "size"
+
+// fuzzGateKey is the readiness gate's taint in the worlds with a gate: nodes may register with it.
+const fuzzGateKey = DefaultGateTaintPrefix + "fuzz-agent"
 
 func fuzzIntOrPercent(fb *fuzzBytes, ints []int, percents []string) *intstr.IntOrString {
 	i := fb.intn(len(ints) + len(percents) + 1)
@@ -1086,7 +1100,7 @@ func fuzzIntOrPercent(fb *fuzzBytes, ints []int, percents []string) *intstr.IntO
 
 // newFuzzWorld decodes a world from the fuzzer's bytes.
 func newFuzzWorld(t *testing.T, fb *fuzzBytes) *fuzzWorld {
-	w := &fuzzWorld{t: t, revs: map[string]*corev1.PodTemplateSpec{}, goneAt: map[*corev1.Pod]time.Time{},
+	w := &fuzzWorld{t: t, revs: map[string]*corev1.PodTemplateSpec{}, goneAt: map[*corev1.Pod]time.Time{}, gate: fuzzGate(fb.b),
 		grace: time.Duration(fb.intn(3)*5) * time.Second, readyIn: time.Duration(fb.intn(4)*3) * time.Second,
 		backoff: time.Duration(fb.intn(3)*10) * time.Second}
 	set := newSet(withMinReadySeconds(int32(fb.intn(3) * 5)))
@@ -1129,6 +1143,16 @@ func newFuzzWorld(t *testing.T, fb *fuzzBytes) *fuzzWorld {
 	}
 	w.in = Input{Set: set, Now: t0, RolloutStartedAt: t0.Add(-time.Hour), FailedPodBackoffUntil: map[string]time.Time{},
 		Template: accepted, Revisions: w.revs}
+	if g := w.gate; g != 0 {
+		// The gate comes from the input's last byte, read apart from the stream, so that the corpus
+		// committed before worlds had gates keeps its meaning.
+		set.Spec.NodeReadinessGate = &nasv1alpha1.NodeReadinessGate{TaintKey: fuzzGateKey,
+			Mode: []nasv1alpha1.NodeReadinessGateMode{nasv1alpha1.BootstrapGateMode, nasv1alpha1.ContinuousGateMode}[g&1]}
+		if g&2 != 0 {
+			v := intstr.FromInt32(int32(1 + g>>2&3))
+			set.Spec.NodeReadinessGate.MaxTaintedNodes = &v
+		}
+	}
 	// Two older templates, then the current one: pods may carry any of the three, or no hash.
 	hashes := []string{w.newTemplate(false), w.newTemplate(false), w.newTemplate(false), ""}
 	for i := range 1 + fb.intn(10) {
@@ -1180,6 +1204,10 @@ func (w *fuzzWorld) addNode(fb *fuzzBytes, name string) {
 		withTaints(corev1.Taint{Key: fuzzTaintKey, Effect: corev1.TaintEffectNoExecute})(node)
 	case 3:
 		node.Spec.Unschedulable = true
+	case 4:
+		if w.gate != 0 {
+			withTaints(corev1.Taint{Key: fuzzGateKey, Effect: corev1.TaintEffectNoSchedule})(node)
+		}
 	}
 	w.in.Nodes = append(w.in.Nodes, node)
 }
@@ -1389,6 +1417,11 @@ func (w *fuzzWorld) apply(p Plan) {
 		pod.Status.Phase = corev1.PodPending
 		w.in.Pods = append(slices.Clone(w.in.Pods), pod)
 	}
+	for _, gw := range p.Gate.Writes {
+		n := gw.Node.DeepCopy()
+		n.Spec.Taints = slices.Clone(gw.Taints)
+		w.replaceNode(n)
+	}
 	if p.CheckTemplateOn != "" {
 		w.in.Template = accepted
 	}
@@ -1410,14 +1443,14 @@ func (w *fuzzWorld) pass() {
 	created, deleted := map[string]bool{}, map[string]bool{}
 	for i := 0; ; i++ {
 		p := w.plan()
-		if len(p.Creates) == 0 && len(p.Deletes) == 0 && len(p.Relabels) == 0 && p.CheckTemplateOn == "" {
+		if len(p.Creates) == 0 && len(p.Deletes) == 0 && len(p.Relabels) == 0 && len(p.Gate.Writes) == 0 && p.CheckTemplateOn == "" {
 			w.apply(p)
 			w.checkSettled()
 			return
 		}
 		if i == fuzzMaxPassesAtOnce {
-			w.t.Fatalf("at %s: still acting after %d passes at the same moment: creates %v deletes %v relabels %d check %q",
-				w.in.Now.Sub(t0), i, p.Creates, dels(p), len(p.Relabels), p.CheckTemplateOn)
+			w.t.Fatalf("at %s: still acting after %d passes at the same moment: creates %v deletes %v relabels %d gate writes %d check %q",
+				w.in.Now.Sub(t0), i, p.Creates, dels(p), len(p.Relabels), len(p.Gate.Writes), p.CheckTemplateOn)
 		}
 		for _, n := range p.Creates {
 			if created[n] {
@@ -1551,6 +1584,7 @@ func checkFuzzPlan(t *testing.T, in Input, p Plan) {
 	c.checkDeletes()
 	c.checkCreates()
 	c.checkBudget()
+	c.checkGate()
 	checkBreakdown(t, p)
 }
 
@@ -1643,6 +1677,22 @@ func (c *fuzzCheck) checkBeside(n, hash string) {
 	}
 }
 
+// checkGate: the gate's taint is lifted only from a node whose agent pod is available, at most one
+// write per node.
+func (c *fuzzCheck) checkGate() {
+	c.t.Helper()
+	seen := map[string]bool{}
+	for _, gw := range c.p.Gate.Writes {
+		if seen[gw.Node.Name] {
+			c.t.Errorf("at %s: two gate writes on %s", c.at, gw.Node.Name)
+		}
+		seen[gw.Node.Name] = true
+		if gw.Code == GateLift && !slices.ContainsFunc(c.byNode[gw.Node.Name], c.available) {
+			c.t.Errorf("at %s: lifts the gate of %s, which has no available agent pod", c.at, gw.Node.Name)
+		}
+	}
+}
+
 // checkBudget checks the rolling update's deletes against maxUnavailable, the pause and the partition.
 // Nodes the rollout leaves out do not count: those the partition holds, and those unhealthyNodePolicy
 // Skip leaves out, which must be unhealthy (not Ready, or with a health taint).
@@ -1720,6 +1770,8 @@ var fuzzSeeds = [][]byte{
 	{1, 1, 0, 3, 1, 2, 0, 0, 1, 0, 9, 0, 0, 1, 2, 1, 0, 3, 1, 1, 7, 0, 1, 2, 3, 7, 0, 0, 0, 7, 1, 2},
 	{2, 0, 1, 0, 2, 1, 5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13},
 	{0, 2, 2, 2, 1, 0, 4, 6, 1, 2, 0, 1, 9, 5, 5, 5, 5, 3, 3, 3, 3, 0, 0, 0, 7, 7, 7, 8, 8, 0, 0, 0, 0, 11, 11},
+	// With a Continuous readiness gate (the last byte), nodes registered with its taint.
+	{1, 1, 0, 1, 1, 0, 0, 0, 0, 1, 0, 9, 4, 4, 4, 4, 4, 4, 4, 4, 4, 1, 1, 1, 0, 0, 0, 5, 5, 5, 0, 1, 0, 2, 0, 0, 0, 0xF3},
 }
 
 // FuzzPlanPasses runs a random sequence of passes over a random world: before each, the world changes
