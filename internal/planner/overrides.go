@@ -453,7 +453,7 @@ func (w *world) renderOverrides() {
 		if v.node == nil || (!v.placement.ShouldRun && !v.placement.ShouldContinueRunning) {
 			continue
 		}
-		if !active && !anySpecHash(v.pods) {
+		if !active && !v.specHash {
 			continue
 		}
 		if o == nil {
@@ -496,15 +496,6 @@ func relabelsKept(relabels []Relabel, deletes []Deletion) []Relabel {
 		}
 	}
 	return out
-}
-
-func anySpecHash(pods []*corev1.Pod) bool {
-	for _, pod := range pods {
-		if _, ok := pod.Labels[PodSpecHashLabel]; ok {
-			return true
-		}
-	}
-	return false
 }
 
 // exportOverrides puts the nodes' overrides, the relabels and the extra template checks in the plan.

@@ -26,7 +26,8 @@ package planner
 //   - Output is deterministic: nodes are visited in name order.
 
 import (
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -58,6 +59,10 @@ type nodeView struct {
 	// one; held: a canary holds the node, so any revision but the one under test counts as updated.
 	target string
 	held   bool
+	// npods is how many pods the node has (only while newWorld gathers them); specHash: one of them
+	// carries a spec hash label.
+	npods    int
+	specHash bool
 }
 
 // updated: the i-th pod of the node carries the revision the node should run: the current
@@ -97,14 +102,22 @@ type world struct {
 
 func newWorld(in Input) *world {
 	placer := PlacerFor(in.Set)
+	// The views, and below the pods and hashes of every node, are carved out of one allocation each:
+	// at 65,000 nodes, an allocation per node and per slice is a good part of a pass.
+	views := make([]nodeView, len(in.Nodes))
 	byName := make(map[string]*nodeView, len(in.Nodes))
 	nodes := make([]*nodeView, 0, len(in.Nodes))
-	for _, n := range in.Nodes {
-		v := &nodeView{name: n.Name, node: n, placement: placer.Place(n)}
+	for i, n := range in.Nodes {
+		v := &views[i]
+		*v = nodeView{name: n.Name, node: n, placement: placer.Place(n)}
 		byName[n.Name] = v
 		nodes = append(nodes, v)
 	}
-	for _, pod := range in.Pods {
+	// owners[i] is the view of the i-th pod's node; nil for a pod the pass leaves out. Each view counts
+	// its pods in npods, so that its slices can be cut to size.
+	owners := make([]*nodeView, len(in.Pods))
+	live := 0
+	for i, pod := range in.Pods {
 		if isTerminal(pod) && isTerminating(pod) {
 			continue
 		}
@@ -118,14 +131,30 @@ func newWorld(in Input) *world {
 			byName[name] = v
 			nodes = append(nodes, v)
 		}
-		v.pods = append(v.pods, pod)
+		owners[i] = v
+		v.npods++
+		live++
 	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].name < nodes[j].name })
+	podSlab, hashSlab := make([]*corev1.Pod, live), make([]string, live)
+	for i, v := range owners {
+		if v == nil {
+			continue
+		}
+		if v.pods == nil {
+			podSlab, v.pods = podSlab[v.npods:], podSlab[:0:v.npods]
+			hashSlab, v.hashes = hashSlab[v.npods:], hashSlab[:v.npods:v.npods]
+		}
+		v.pods = append(v.pods, in.Pods[i])
+	}
+	slices.SortFunc(nodes, func(a, b *nodeView) int { return strings.Compare(a.name, b.name) })
 	for _, v := range nodes {
 		SortOldestFirst(v.pods)
-		v.hashes = make([]string, len(v.pods))
 		for i, pod := range v.pods {
+			// Both labels are read while the pod's labels are at hand (renderOverrides asks for the second).
 			v.hashes[i] = pod.Labels[nasv1alpha1.ControllerRevisionHashLabel]
+			if _, ok := pod.Labels[PodSpecHashLabel]; ok {
+				v.specHash = true
+			}
 		}
 	}
 	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}

@@ -1,7 +1,8 @@
 package planner
 
 import (
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,14 +61,24 @@ func IsPodUpdated(pod *corev1.Pod, hash string) bool {
 // SortOldestFirst orders pods as upstream's podByCreationTimestampAndPhase does (rule 23): bound before
 // unbound, then older first, then by name.
 func SortOldestFirst(pods []*corev1.Pod) {
-	sort.SliceStable(pods, func(i, j int) bool {
-		a, b := pods[i], pods[j]
-		if (a.Spec.NodeName != "") != (b.Spec.NodeName != "") {
-			return a.Spec.NodeName != ""
+	if len(pods) < 2 {
+		return
+	}
+	slices.SortStableFunc(pods, compareOldestFirst)
+}
+
+func compareOldestFirst(a, b *corev1.Pod) int {
+	if aBound, bBound := a.Spec.NodeName != "", b.Spec.NodeName != ""; aBound != bBound {
+		if aBound {
+			return -1
 		}
-		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		return 1
+	}
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		if a.CreationTimestamp.Before(&b.CreationTimestamp) {
+			return -1
 		}
-		return a.Name < b.Name
-	})
+		return 1
+	}
+	return strings.Compare(a.Name, b.Name)
 }
