@@ -5,14 +5,17 @@ import (
 )
 
 // status computes the counters of rule 50 and the state of every node that is excluded, lacks an
-// available agent, or runs an available agent of an older template, each with its reason. Only the
-// oldest pod of a node is looked at (during a surge, the old one), and pods on nodes that no longer
-// exist are not counted.
-func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
+// available agent, or runs an available agent of an older template, each with its reason, and the
+// breakdown of those states (Breakdown). Only the oldest pod of a node is looked at (during a surge,
+// the old one), and pods on nodes that no longer exist are not counted.
+func (w *world) status(req *requeue) (Counters, map[string]NodeState, []UnavailableGroup) {
 	var c Counters
-	states := map[string]NodeState{}
 	minReady, now := w.in.Set.Spec.MinReadySeconds, w.in.Now
-	for _, v := range w.nodes {
+	// The counters first, noting which nodes get a state, so that the map of states is made at its
+	// size: grown entry by entry, a map of 30,000 states is rebuilt a dozen times.
+	kinds := make([]stateKind, len(w.nodes))
+	numStates := 0
+	for i, v := range w.nodes {
 		if v.node == nil {
 			continue
 		}
@@ -20,12 +23,14 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 			if len(v.pods) > 0 {
 				c.NumberMisscheduled++
 			}
-			states[v.name] = NodeState{Placement: v.placement, Reason: *v.placement.Exclusion, Node: v.node, Pod: first(v.pods)}
+			kinds[i] = stateExcluded
+			numStates++
 			continue
 		}
 		c.DesiredNumberScheduled++
 		if len(v.pods) == 0 {
-			states[v.name] = NodeState{Placement: v.placement, Reason: w.nodeReason(v, nil), Node: v.node}
+			kinds[i] = stateNoPod
+			numStates++
 			continue
 		}
 		c.CurrentNumberScheduled++
@@ -40,11 +45,11 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 		updated := w.current(v, 0)
 		switch {
 		case !available:
-			states[v.name] = NodeState{Placement: v.placement, Reason: w.nodeReason(v, pod), Node: v.node, Pod: pod,
-				Partitioned: w.partitioned[v.name]}
+			kinds[i] = stateUnavailable
+			numStates++
 		case !updated:
-			states[v.name] = NodeState{Placement: v.placement, Reason: w.outdatedReason(v), Node: v.node, Pod: pod,
-				Partitioned: w.partitioned[v.name]}
+			kinds[i] = stateOutdated
+			numStates++
 		}
 		if available {
 			c.NumberAvailable++
@@ -54,8 +59,40 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState) {
 		}
 	}
 	c.NumberUnavailable = c.DesiredNumberScheduled - c.NumberAvailable
-	return c, states
+	states := make(map[string]NodeState, numStates)
+	var groups breakdown
+	for i, v := range w.nodes {
+		var s NodeState
+		switch kinds[i] {
+		case stateNone:
+			continue
+		case stateExcluded:
+			s = NodeState{Placement: v.placement, Reason: *v.placement.Exclusion, Node: v.node, Pod: first(v.pods)}
+		case stateNoPod:
+			s = NodeState{Placement: v.placement, Reason: w.nodeReason(v, nil), Node: v.node}
+		case stateUnavailable:
+			s = NodeState{Placement: v.placement, Reason: w.nodeReason(v, v.pods[0]), Node: v.node, Pod: v.pods[0],
+				Partitioned: w.partitioned[v.name]}
+		case stateOutdated:
+			s = NodeState{Placement: v.placement, Reason: w.outdatedReason(v), Node: v.node, Pod: v.pods[0],
+				Partitioned: w.partitioned[v.name]}
+		}
+		states[v.name] = s
+		groups.add(v.name, s)
+	}
+	return c, states, groups.result()
 }
+
+// stateKind is which state, if any, status gives a node.
+type stateKind uint8
+
+const (
+	stateNone stateKind = iota
+	stateExcluded
+	stateNoPod
+	stateUnavailable
+	stateOutdated
+)
 
 func first(pods []*corev1.Pod) *corev1.Pod {
 	if len(pods) == 0 {
