@@ -22,21 +22,22 @@ func Breakdown(states map[string]NodeState) []UnavailableGroup {
 	slices.Sort(names)
 	var groups breakdown
 	for _, name := range names {
-		groups.add(name, states[name])
+		s := states[name]
+		groups.add(name, s.Placement.ShouldRun, s.Reason.Code)
 	}
 	return groups.result()
 }
 
-// breakdown gathers Breakdown's groups from node states added in node-name order: each code's count
+// breakdown gathers Breakdown's groups from the node states (placement and code) added in node-name order: each code's count
 // and first nodes, without a list of every name to sort.
 type breakdown []UnavailableGroup
 
-func (b *breakdown) add(name string, s NodeState) {
-	if !s.Placement.ShouldRun || s.Reason.Code.Outdated() {
+func (b *breakdown) add(name string, shouldRun bool, code ReasonCode) {
+	if !shouldRun || code.Outdated() {
 		return
 	}
 	for i := range *b {
-		if g := &(*b)[i]; g.Code == s.Reason.Code {
+		if g := &(*b)[i]; g.Code == code {
 			g.Count++
 			if len(g.Nodes) < MaxNodesPerGroup {
 				g.Nodes = append(g.Nodes, name)
@@ -44,7 +45,7 @@ func (b *breakdown) add(name string, s NodeState) {
 			return
 		}
 	}
-	*b = append(*b, UnavailableGroup{Code: s.Reason.Code, Count: 1, Nodes: []string{name}})
+	*b = append(*b, UnavailableGroup{Code: code, Count: 1, Nodes: []string{name}})
 }
 
 // result is the groups, most nodes first (ties by code); nil without any.

@@ -26,8 +26,6 @@ package planner
 //   - Output is deterministic: nodes are visited in name order.
 
 import (
-	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -81,12 +79,6 @@ func (w *world) updated(v *nodeView, i int) bool {
 // node's (it is then relabelled, see renderOverrides), and no stale spec hash.
 func (w *world) current(v *nodeView, i int) bool {
 	return w.in.Hash != "" && v.hashes[i] == w.in.Hash && (v.stale == nil || !v.stale[i])
-}
-
-// viewKey is a node view with its name, for the sort by name.
-type viewKey struct {
-	name string
-	v    *nodeView
 }
 
 // world is the snapshot arranged by node, in node-name order.
@@ -173,11 +165,7 @@ func newWorld(in Input) *world {
 			}
 		}
 	}
-	slices.SortFunc(keys, func(a, b viewKey) int { return strings.Compare(a.name, b.name) })
-	nodes := make([]*nodeView, len(keys))
-	for i, k := range keys {
-		nodes[i] = k.v
-	}
+	nodes := sortByName(keys)
 	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
 	w.renderOverrides()
 	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)

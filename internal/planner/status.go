@@ -62,25 +62,30 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState, []Unavaila
 	states := make(map[string]NodeState, numStates)
 	var groups breakdown
 	for i, v := range w.nodes {
-		var s NodeState
-		switch kinds[i] {
-		case stateNone:
+		if kinds[i] == stateNone {
 			continue
-		case stateExcluded:
-			s = NodeState{Placement: v.placement, Reason: *v.placement.Exclusion, Node: v.node, Pod: first(v.pods)}
-		case stateNoPod:
-			s = NodeState{Placement: v.placement, Reason: w.nodeReason(v, nil), Node: v.node}
-		case stateUnavailable:
-			s = NodeState{Placement: v.placement, Reason: w.nodeReason(v, v.pods[0]), Node: v.node, Pod: v.pods[0],
-				Partitioned: w.partitioned[v.name]}
-		case stateOutdated:
-			s = NodeState{Placement: v.placement, Reason: w.outdatedReason(v), Node: v.node, Pod: v.pods[0],
-				Partitioned: w.partitioned[v.name]}
 		}
+		s := w.nodeState(v, kinds[i])
 		states[v.name] = s
-		groups.add(v.name, s)
+		groups.add(v.name, s.Placement.ShouldRun, s.Reason.Code)
 	}
 	return c, states, groups.result()
+}
+
+// nodeState is the state status gives a node of that kind.
+func (w *world) nodeState(v *nodeView, kind stateKind) NodeState {
+	switch kind {
+	case stateExcluded:
+		return NodeState{Placement: v.placement, Reason: *v.placement.Exclusion, Node: v.node, Pod: first(v.pods)}
+	case stateNoPod:
+		return NodeState{Placement: v.placement, Reason: w.nodeReason(v, nil), Node: v.node}
+	case stateUnavailable:
+		return NodeState{Placement: v.placement, Reason: w.nodeReason(v, v.pods[0]), Node: v.node, Pod: v.pods[0],
+			Partitioned: w.partitioned[v.name]}
+	default:
+		return NodeState{Placement: v.placement, Reason: w.outdatedReason(v), Node: v.node, Pod: v.pods[0],
+			Partitioned: w.partitioned[v.name]}
+	}
 }
 
 // stateKind is which state, if any, status gives a node.
