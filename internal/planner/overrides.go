@@ -459,16 +459,15 @@ func (w *world) renderOverrides() {
 		if o == nil {
 			o = newOverrider(w.in.Set)
 		}
-		want := o.forNode(v.node)
-		v.want = &want
-		v.stale = make([]bool, len(v.pods))
+		v.override = &nodeOverride{want: o.forNode(v.node), stale: make([]bool, len(v.pods))}
+		want := &v.override.want
 		for i, pod := range v.pods {
 			spec, ok := pod.Labels[PodSpecHashLabel]
 			if !ok {
 				continue
 			}
 			if spec != want.SpecHash {
-				v.stale[i] = true
+				v.override.stale[i] = true
 				continue
 			}
 			if w.in.Hash != "" && v.hashes[i] != w.in.Hash && !isTerminating(pod) {
@@ -506,8 +505,8 @@ func (w *world) exportOverrides(p *Plan) {
 	}
 	p.Overrides = map[string]NodeOverride{}
 	for _, v := range w.nodes {
-		if v.want != nil {
-			p.Overrides[v.name] = *v.want
+		if v.override != nil {
+			p.Overrides[v.name] = v.override.want
 		}
 	}
 	if p.CheckTemplateOn == "" {
@@ -515,10 +514,10 @@ func (w *world) exportOverrides(p *Plan) {
 	}
 	seen := map[string]bool{p.Overrides[p.CheckTemplateOn].Name: true}
 	for _, v := range w.nodes {
-		if v.want == nil || !v.placement.ShouldRun || seen[v.want.Name] {
+		if v.override == nil || !v.placement.ShouldRun || seen[v.override.want.Name] {
 			continue
 		}
-		seen[v.want.Name] = true
+		seen[v.override.want.Name] = true
 		p.CheckOverridesOn = append(p.CheckOverridesOn, v.name)
 	}
 }

@@ -49,18 +49,24 @@ type nodeView struct {
 	// hashes are the pods' revision hash labels, read once per pass: a pass looks at them several
 	// times, and a label lookup per pod and look is a good part of a pass over thousands of pods.
 	hashes []string
-	// want is what the node should run when the set has overrides (or a pod carries a spec hash);
-	// nil otherwise. stale marks the pods whose spec hash differs from want's (overrides.go).
-	want  *NodeOverride
-	stale []bool
+	// override is set when the set has overrides (or a pod carries a spec hash): what the node should
+	// run, and which of its pods are stale (overrides.go).
+	override *nodeOverride
 	// target is the hash of the revision the node should run when a canary says it is not the current
 	// one; held: a canary holds the node, so any revision but the one under test counts as updated.
 	target string
 	held   bool
-	// npods is how many pods the node has (only while newWorld gathers them); specHash: one of them
-	// carries a spec hash label.
-	npods    int
+	// specHash: one of the pods carries a spec hash label; npods is how many pods the node has (only
+	// while newWorld gathers them).
 	specHash bool
+	npods    int32
+}
+
+// nodeOverride is what a node should run when the set has overrides (or a pod carries a spec hash);
+// stale marks the node's pods whose spec hash differs from want's.
+type nodeOverride struct {
+	want  NodeOverride
+	stale []bool
 }
 
 // updated: the i-th pod of the node carries the revision the node should run: the current
@@ -78,7 +84,7 @@ func (w *world) updated(v *nodeView, i int) bool {
 // current: the i-th pod of the node carries the current revision's hash, or a spec hash equal to its
 // node's (it is then relabelled, see renderOverrides), and no stale spec hash.
 func (w *world) current(v *nodeView, i int) bool {
-	return w.in.Hash != "" && v.hashes[i] == w.in.Hash && (v.stale == nil || !v.stale[i])
+	return w.in.Hash != "" && v.hashes[i] == w.in.Hash && (v.override == nil || !v.override.stale[i])
 }
 
 // world is the snapshot arranged by node, in node-name order.
@@ -218,7 +224,7 @@ func (w *world) manage(p *Plan, req *requeue) {
 		case v.node == nil:
 			w.deleteFromGoneNode(v, p)
 		case v.placement.ShouldRun && len(v.pods) == 0:
-			p.Creates = append(p.Creates, v.name)
+			w.create(p, v.name)
 		case v.placement.ShouldContinueRunning:
 			w.manageRunning(v, p, req)
 		default:
@@ -272,7 +278,7 @@ func (w *world) manageRunning(v *nodeView, p *Plan, req *requeue) {
 func (w *world) manageSurge(v *nodeView, running []*corev1.Pod, p *Plan, req *requeue) {
 	if len(running) == 0 {
 		if v.placement.ShouldRun {
-			p.Creates = append(p.Creates, v.name)
+			w.create(p, v.name)
 		}
 		return
 	}
@@ -303,6 +309,15 @@ func (w *world) manageSurge(v *nodeView, running []*corev1.Pod, p *Plan, req *re
 		if at := availableAt(newest, minReady); !at.IsZero() {
 			req.at(at)
 		}
+	}
+}
+
+// create adds a create on the node to the plan, unless it has as many as the pass may issue already
+// (capBurst): a list of every node without a pod, cut to its first 250 once made, is a large
+// allocation on a large cluster that gets its first pods.
+func (w *world) create(p *Plan, node string) {
+	if len(p.Creates) < w.strategy.burst() {
+		p.Creates = append(p.Creates, node)
 	}
 }
 

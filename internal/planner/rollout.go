@@ -265,14 +265,11 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 	minReady, now := w.in.Set.Spec.MinReadySeconds, w.in.Now
 	r := Rollout{Partition: int32(len(w.partitioned)), FirstPartitionedNode: w.firstPartitioned, Paused: w.strategy.paused,
 		LastProgress: w.in.RolloutStartedAt}
-	// The stuck nodes are gathered first and their reasons built into a list of the right size: grown
+	// The stuck nodes are marked first and their reasons built into a list of the right size: grown
 	// by append, a list of 30,000 reasons cost five times its size in allocations.
-	type stuckPod struct {
-		v   *nodeView
-		pod *corev1.Pod
-	}
-	var stuck []stuckPod
-	for _, v := range w.nodes {
+	stuck := make([]stuckKind, len(w.nodes))
+	numStuck := 0
+	for i, v := range w.nodes {
 		if reason, ok := w.skipped[v.name]; ok {
 			r.Skipped = append(r.Skipped, StuckNode{Node: v.name, Reason: reason})
 			continue
@@ -295,15 +292,23 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 				r.UpdatedAvailable++
 			}
 		case newPod != nil:
-			stuck = append(stuck, stuckPod{v: v, pod: newPod})
+			stuck[i] = stuckNewPod
+			numStuck++
 		case oldPod == nil:
-			stuck = append(stuck, stuckPod{v: v, pod: first(v.pods)})
+			stuck[i] = stuckNoPod
+			numStuck++
 		}
 	}
-	if len(stuck) > 0 {
-		r.Stuck = make([]StuckNode, 0, len(stuck))
-		for _, s := range stuck {
-			r.Stuck = append(r.Stuck, StuckNode{Node: s.v.name, Reason: w.nodeReason(s.v, s.pod)})
+	if numStuck > 0 {
+		r.Stuck = make([]StuckNode, 0, numStuck)
+		for i, v := range w.nodes {
+			switch stuck[i] {
+			case stuckNewPod:
+				newPod, _, _ := w.updatedPods(v)
+				r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: w.nodeReason(v, newPod)})
+			case stuckNoPod:
+				r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: w.nodeReason(v, first(v.pods))})
+			}
 		}
 	}
 	r.Complete = r.UpdatedAvailable >= r.Target
@@ -325,6 +330,16 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 	}
 	return r
 }
+
+// stuckKind says whether the rollout counts a node as stuck, and on which pod: its new pod, or its
+// first (a node with neither a new nor an old pod, only terminating or terminated ones, or none).
+type stuckKind uint8
+
+const (
+	notStuck stuckKind = iota
+	stuckNewPod
+	stuckNoPod
+)
 
 // latest returns the latest of the times; zero times count for nothing.
 func latest(ts ...time.Time) time.Time {
