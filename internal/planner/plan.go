@@ -56,10 +56,17 @@ type nodeView struct {
 	// one; held: a canary holds the node, so any revision but the one under test counts as updated.
 	target string
 	held   bool
-	// specHash: one of the pods carries a spec hash label; npods is how many pods the node has (only
-	// while newWorld gathers them).
-	specHash bool
-	npods    int32
+	// specHash: one of the pods carries a spec hash label; terminating: one of them is terminating
+	// (podTerminating); npods is how many pods the node has (only while newWorld gathers them).
+	specHash    bool
+	terminating bool
+	npods       int32
+}
+
+// podTerminating is isTerminating of the i-th pod, without a look at the pod on a node that has no
+// terminating pod: the loops over every pod of a pass then read the view alone.
+func (v *nodeView) podTerminating(i int) bool {
+	return v.terminating && isTerminating(v.pods[i])
 }
 
 // nodeOverride is what a node should run when the set has overrides (or a pod carries a spec hash);
@@ -164,10 +171,14 @@ func newWorld(in Input) *world {
 		v := k.v
 		SortOldestFirst(v.pods)
 		for i, pod := range v.pods {
-			// Both labels are read while the pod's labels are at hand (renderOverrides asks for the second).
+			// Both labels and the deletion are read while the pod's metadata is at hand (renderOverrides
+			// asks for the second label).
 			v.hashes[i] = pod.Labels[nasv1alpha1.ControllerRevisionHashLabel]
 			if _, ok := pod.Labels[PodSpecHashLabel]; ok {
 				v.specHash = true
+			}
+			if isTerminating(pod) {
+				v.terminating = true
 			}
 		}
 	}

@@ -109,7 +109,7 @@ func (w *world) rollingUpdate(p *Plan) {
 // ok is false when the node has more than one of either: manage prunes it, and it counts as busy.
 func (w *world) updatedPods(v *nodeView) (newPod, oldPod *corev1.Pod, ok bool) {
 	for i, pod := range v.pods {
-		if isTerminating(pod) {
+		if v.podTerminating(i) {
 			continue
 		}
 		if w.updated(v, i) {

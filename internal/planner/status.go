@@ -109,17 +109,35 @@ func first(pods []*corev1.Pod) *corev1.Pod {
 // currentRevision is the hash most live pods carry; ties go to the current template's hash, then to
 // the smaller hash. Without pods it is the current template's hash.
 func (w *world) currentRevision() string {
-	counts := map[string]int{}
+	// A pass sees a handful of hashes: a list of them counts faster than a map.
+	type hashCount struct {
+		hash  string
+		count int
+	}
+	var counts []hashCount
 	for _, v := range w.nodes {
-		for i, pod := range v.pods {
-			if !isTerminating(pod) {
-				counts[v.hashes[i]]++
+		for i := range v.pods {
+			if v.podTerminating(i) {
+				continue
 			}
+			j := 0
+			for j < len(counts) && counts[j].hash != v.hashes[i] {
+				j++
+			}
+			if j == len(counts) {
+				counts = append(counts, hashCount{hash: v.hashes[i]})
+			}
+			counts[j].count++
 		}
 	}
-	best, bestCount := w.in.Hash, counts[w.in.Hash]
-	for hash, n := range counts {
-		if hash != "" && (n > bestCount || (n == bestCount && hash != w.in.Hash && best != w.in.Hash && hash < best)) {
+	best, bestCount := w.in.Hash, 0
+	for _, c := range counts {
+		if c.hash == w.in.Hash {
+			bestCount = c.count
+		}
+	}
+	for _, c := range counts {
+		if hash, n := c.hash, c.count; hash != "" && (n > bestCount || (n == bestCount && hash != w.in.Hash && best != w.in.Hash && hash < best)) {
 			best, bestCount = hash, n
 		}
 	}
