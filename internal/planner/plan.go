@@ -60,7 +60,9 @@ type nodeView struct {
 	// (podTerminating); npods is how many pods the node has (only while newWorld gathers them).
 	specHash    bool
 	terminating bool
-	npods       int32
+	// tainted: the node has taints (the gate reads them only then).
+	tainted bool
+	npods   int32
 }
 
 // podTerminating is isTerminating of the i-th pod, without a look at the pod on a node that has no
@@ -118,7 +120,7 @@ func newWorld(in Input) *world {
 	views := make([]nodeView, len(in.Nodes))
 	buf := make([]byte, 0, 16*len(in.Nodes))
 	for i, n := range in.Nodes {
-		views[i] = nodeView{name: n.Name, node: n, placement: placer.Place(n)}
+		views[i] = nodeView{name: n.Name, node: n, placement: placer.Place(n), tainted: len(n.Spec.Taints) > 0}
 		buf = append(buf, n.Name...)
 	}
 	// The map of views and the sort by name read the names from one string, where they sit side by
