@@ -27,14 +27,28 @@ func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
 
 // IsPodReady reports whether the Ready condition is True.
 func IsPodReady(pod *corev1.Pod) bool {
-	c := readyCondition(pod)
-	return c != nil && c.Status == corev1.ConditionTrue
+	return conditionTrue(readyCondition(pod))
 }
 
 // IsPodAvailable reports whether the pod is Ready, and has been Ready for at least minReadySeconds at now.
 func IsPodAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
-	c := readyCondition(pod)
-	if c == nil || c.Status != corev1.ConditionTrue {
+	return readyAvailable(readyCondition(pod), minReadySeconds, now)
+}
+
+// availableAt is when a Ready pod becomes available; zero when it is not Ready, or has no transition
+// time and so never becomes available by waiting (see IsPodAvailable).
+func availableAt(pod *corev1.Pod, minReadySeconds int32) time.Time {
+	return readyAvailableAt(readyCondition(pod), minReadySeconds)
+}
+
+// conditionTrue, readyAvailable and readyAvailableAt are IsPodReady, IsPodAvailable and availableAt
+// of a pod whose Ready condition is c (nil: none).
+func conditionTrue(c *corev1.PodCondition) bool {
+	return c != nil && c.Status == corev1.ConditionTrue
+}
+
+func readyAvailable(c *corev1.PodCondition, minReadySeconds int32, now time.Time) bool {
+	if !conditionTrue(c) {
 		return false
 	}
 	if minReadySeconds == 0 {
@@ -43,11 +57,8 @@ func IsPodAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool 
 	return !c.LastTransitionTime.IsZero() && !c.LastTransitionTime.Add(time.Duration(minReadySeconds)*time.Second).After(now)
 }
 
-// availableAt is when a Ready pod becomes available; zero when it is not Ready, or has no transition
-// time and so never becomes available by waiting (see IsPodAvailable).
-func availableAt(pod *corev1.Pod, minReadySeconds int32) time.Time {
-	c := readyCondition(pod)
-	if c == nil || c.Status != corev1.ConditionTrue || c.LastTransitionTime.IsZero() {
+func readyAvailableAt(c *corev1.PodCondition, minReadySeconds int32) time.Time {
+	if !conditionTrue(c) || c.LastTransitionTime.IsZero() {
 		return time.Time{}
 	}
 	return c.LastTransitionTime.Add(time.Duration(minReadySeconds) * time.Second)

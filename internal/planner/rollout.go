@@ -108,23 +108,38 @@ func (w *world) rollingUpdate(p *Plan) {
 // updatedPods splits a node's live pods into the new one and the old one (rule 24's findUpdatedPods).
 // ok is false when the node has more than one of either: manage prunes it, and it counts as busy.
 func (w *world) updatedPods(v *nodeView) (newPod, oldPod *corev1.Pod, ok bool) {
-	for i, pod := range v.pods {
+	newIndex, oldIndex, ok := w.updatedIndexes(v)
+	return podAt(v, newIndex), podAt(v, oldIndex), ok
+}
+
+// updatedIndexes is updatedPods as indexes into the node's pods, -1 for none.
+func (w *world) updatedIndexes(v *nodeView) (newIndex, oldIndex int, ok bool) {
+	newIndex, oldIndex = -1, -1
+	for i := range v.pods {
 		if v.podTerminating(i) {
 			continue
 		}
 		if w.updated(v, i) {
-			if newPod != nil {
-				return nil, nil, false
+			if newIndex >= 0 {
+				return -1, -1, false
 			}
-			newPod = pod
+			newIndex = i
 		} else {
-			if oldPod != nil {
-				return nil, nil, false
+			if oldIndex >= 0 {
+				return -1, -1, false
 			}
-			oldPod = pod
+			oldIndex = i
 		}
 	}
-	return newPod, oldPod, true
+	return newIndex, oldIndex, true
+}
+
+// podAt is the node's i-th pod; nil for -1.
+func podAt(v *nodeView, i int) *corev1.Pod {
+	if i < 0 {
+		return nil
+	}
+	return v.pods[i]
 }
 
 // rollingUpdateDeleteFirst is rule 46 (maxSurge 0): delete old pods while the unavailable budget
@@ -278,16 +293,17 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 			continue
 		}
 		r.Target++
-		newPod, oldPod, _ := w.updatedPods(v)
+		newIndex, oldIndex, _ := w.updatedIndexes(v)
+		newPod, oldPod := podAt(v, newIndex), podAt(v, oldIndex)
 		r.LastProgress = latest(r.LastProgress, w.backAt(v, newPod, oldPod))
 		if newPod != nil {
-			r.LastProgress = latest(r.LastProgress, newPod.CreationTimestamp.Time)
+			r.LastProgress = latest(r.LastProgress, v.facts[newIndex].created)
 		}
 		switch {
-		case newPod != nil && IsPodAvailable(newPod, minReady, now):
+		case newPod != nil && w.available(v, newIndex):
 			// Only once it is available: a Ready pod within minReadySeconds would date progress in the
 			// future, and one that never stays Ready that long would keep postponing the deadline.
-			r.LastProgress = latest(r.LastProgress, availableAt(newPod, minReady))
+			r.LastProgress = latest(r.LastProgress, readyAvailableAt(v.facts[newIndex].ready, minReady))
 			if oldPod == nil {
 				r.UpdatedAvailable++
 			}

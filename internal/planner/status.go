@@ -34,11 +34,11 @@ func (w *world) status(req *requeue) (Counters, map[string]NodeState, []Unavaila
 			continue
 		}
 		c.CurrentNumberScheduled++
-		pod := v.pods[0]
-		available := IsPodAvailable(pod, minReady, now)
-		if IsPodReady(pod) {
+		ready := v.facts[0].ready
+		available := readyAvailable(ready, minReady, now)
+		if conditionTrue(ready) {
 			c.NumberReady++
-			if at := availableAt(pod, minReady); !available && !at.IsZero() {
+			if at := readyAvailableAt(ready, minReady); !available && !at.IsZero() {
 				req.at(at)
 			}
 		}
