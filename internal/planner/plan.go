@@ -26,6 +26,7 @@ package planner
 //   - Output is deterministic: nodes are visited in name order.
 
 import (
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -133,15 +134,16 @@ func newWorld(in Input) *world {
 	// The views, and below the pods and hashes of every node, are carved out of one allocation each:
 	// at 65,000 nodes, an allocation per node and per slice is a good part of a pass.
 	views := make([]nodeView, len(in.Nodes))
-	buf := make([]byte, 0, 16*len(in.Nodes))
-	for i, n := range in.Nodes {
-		views[i] = nodeView{name: n.Name, node: n, placement: placer.Place(n), tainted: len(n.Spec.Taints) > 0}
-		buf = append(buf, n.Name...)
-	}
 	// The map of views and the sort by name read the names from one string, where they sit side by
 	// side, rather than from 65,000 node objects all over the heap: a comparison of names is then
 	// seldom a cache miss.
-	names := string(buf)
+	var buf strings.Builder
+	buf.Grow(16 * len(in.Nodes))
+	for i, n := range in.Nodes {
+		views[i] = nodeView{name: n.Name, node: n, placement: placer.Place(n), tainted: len(n.Spec.Taints) > 0}
+		buf.WriteString(n.Name)
+	}
+	names := buf.String()
 	keys := make([]viewKey, len(views), len(views)+1)
 	byName := make(map[string]*nodeView, len(views))
 	start := 0
