@@ -138,7 +138,7 @@ func (w *world) startCanary(spec *nasv1alpha1.CanaryStrategy, now metav1.Time) *
 			continue
 		}
 		for i, pod := range v.pods {
-			if h := v.hashes[i]; h != w.in.Hash && !isTerminating(pod) && !isTerminal(pod) && w.in.Revisions[h] != nil {
+			if h := v.facts[i].hash; h != w.in.Hash && !isTerminating(pod) && !isTerminal(pod) && w.in.Revisions[h] != nil {
 				counts[h]++
 			}
 		}
@@ -210,7 +210,7 @@ func (w *world) chooseCanaryNodes(spec *nasv1alpha1.CanaryStrategy) []string {
 // runsHash: the node runs a live pod of revision hash.
 func (w *world) runsHash(v *nodeView, hash string) bool {
 	for i, pod := range v.pods {
-		if v.hashes[i] == hash && !isTerminating(pod) && !isTerminal(pod) {
+		if v.facts[i].hash == hash && !isTerminating(pod) && !isTerminal(pod) {
 			return true
 		}
 	}
@@ -349,7 +349,7 @@ func (w *world) canaryPods(c *canaryPass) ([]*corev1.Pod, string) {
 		for i, p := range v.pods {
 			switch {
 			case isTerminating(p) || isTerminal(p):
-			case v.hashes[i] == w.in.Hash && pod == nil:
+			case v.facts[i].hash == w.in.Hash && pod == nil:
 				pod = p
 			default:
 				others = true

@@ -470,9 +470,9 @@ func (w *world) renderOverrides() {
 				v.override.stale[i] = true
 				continue
 			}
-			if w.in.Hash != "" && v.hashes[i] != w.in.Hash && !isTerminating(pod) {
+			if w.in.Hash != "" && v.facts[i].hash != w.in.Hash && !isTerminating(pod) {
 				w.relabels = append(w.relabels, Relabel{Pod: pod, Node: v.name})
-				v.hashes[i] = w.in.Hash
+				v.facts[i].hash = w.in.Hash
 			}
 		}
 	}

@@ -47,10 +47,7 @@ type nodeView struct {
 	// pods are the set's pods on the node, oldest first, without terminal pods that are already
 	// being deleted (rule 20).
 	pods []*corev1.Pod
-	// hashes are the pods' revision hash labels, read once per pass: a pass looks at them several
-	// times, and a label lookup per pod and look is a good part of a pass over thousands of pods.
-	hashes []string
-	// facts are what status and the rollout summary read of the pods, gathered with the hashes.
+	// facts are what the steps of the pass read of the pods, in the same order.
 	facts []podFacts
 	// override is set when the set has overrides (or a pod carries a spec hash): what the node should
 	// run, and which of its pods are stale (overrides.go).
@@ -71,6 +68,10 @@ type nodeView struct {
 // podFacts are what the steps of a pass read of a pod, gathered once per pass: at 65,000 nodes, each
 // further look at a pod object is a cache miss.
 type podFacts struct {
+	// hash is the pod's revision hash label (renderOverrides may set it to the current hash, see
+	// there): a pass looks at it several times, and a label lookup per pod and look was a good part of
+	// a pass over thousands of pods.
+	hash    string
 	created time.Time
 	// ready is the pod's Ready condition; nil without one.
 	ready *corev1.PodCondition
@@ -99,9 +100,9 @@ type nodeOverride struct {
 func (w *world) updated(v *nodeView, i int) bool {
 	switch {
 	case v.held:
-		return v.hashes[i] != w.in.Hash
+		return v.facts[i].hash != w.in.Hash
 	case v.target != "":
-		return v.hashes[i] == v.target
+		return v.facts[i].hash == v.target
 	}
 	return w.current(v, i)
 }
@@ -109,7 +110,7 @@ func (w *world) updated(v *nodeView, i int) bool {
 // current: the i-th pod of the node carries the current revision's hash, or a spec hash equal to its
 // node's (it is then relabelled, see renderOverrides), and no stale spec hash.
 func (w *world) current(v *nodeView, i int) bool {
-	return w.in.Hash != "" && v.hashes[i] == w.in.Hash && (v.override == nil || !v.override.stale[i])
+	return w.in.Hash != "" && v.facts[i].hash == w.in.Hash && (v.override == nil || !v.override.stale[i])
 }
 
 // world is the snapshot arranged by node, in node-name order.
@@ -131,7 +132,7 @@ type world struct {
 
 func newWorld(in Input) *world {
 	placer := PlacerFor(in.Set)
-	// The views, and below the pods and hashes of every node, are carved out of one allocation each:
+	// The views, and below the pods and pod facts of every node, are carved out of one allocation each:
 	// at 65,000 nodes, an allocation per node and per slice is a good part of a pass.
 	views := make([]nodeView, len(in.Nodes))
 	// The map of views and the sort by name read the names from one string, where they sit side by
@@ -175,14 +176,13 @@ func newWorld(in Input) *world {
 		v.npods++
 		live++
 	}
-	podSlab, hashSlab, factSlab := make([]*corev1.Pod, live), make([]string, live), make([]podFacts, live)
+	podSlab, factSlab := make([]*corev1.Pod, live), make([]podFacts, live)
 	for i, v := range owners {
 		if v == nil {
 			continue
 		}
 		if v.pods == nil {
 			podSlab, v.pods = podSlab[v.npods:], podSlab[:0:v.npods]
-			hashSlab, v.hashes = hashSlab[v.npods:], hashSlab[:v.npods:v.npods]
 			factSlab, v.facts = factSlab[v.npods:], factSlab[:v.npods:v.npods]
 		}
 		v.pods = append(v.pods, in.Pods[i])
@@ -191,16 +191,16 @@ func newWorld(in Input) *world {
 		v := k.v
 		SortOldestFirst(v.pods)
 		for i, pod := range v.pods {
-			// Both labels and the deletion are read while the pod's metadata is at hand (renderOverrides
-			// asks for the second label).
-			v.hashes[i] = pod.Labels[nasv1alpha1.ControllerRevisionHashLabel]
+			// What the pass reads of the pod is read here, at once (renderOverrides asks for the second
+			// label).
+			v.facts[i] = podFacts{hash: pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], created: pod.CreationTimestamp.Time,
+				ready: readyCondition(pod)}
 			if _, ok := pod.Labels[PodSpecHashLabel]; ok {
 				v.specHash = true
 			}
 			if isTerminating(pod) {
 				v.terminating = true
 			}
-			v.facts[i] = podFacts{created: pod.CreationTimestamp.Time, ready: readyCondition(pod)}
 		}
 	}
 	nodes := sortByName(keys)

@@ -121,11 +121,11 @@ func (w *world) currentRevision() string {
 				continue
 			}
 			j := 0
-			for j < len(counts) && counts[j].hash != v.hashes[i] {
+			for j < len(counts) && counts[j].hash != v.facts[i].hash {
 				j++
 			}
 			if j == len(counts) {
-				counts = append(counts, hashCount{hash: v.hashes[i]})
+				counts = append(counts, hashCount{hash: v.facts[i].hash})
 			}
 			counts[j].count++
 		}
