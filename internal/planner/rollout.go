@@ -277,7 +277,7 @@ func (w *world) runsOldPod(v *nodeView) bool {
 // rollout summarises the progress of the current template (outside the partition) and gives the
 // verdict.
 func (w *world) rollout(deadline time.Duration) Rollout {
-	minReady, now := w.in.Set.Spec.MinReadySeconds, w.in.Now
+	minReady := w.in.Set.Spec.MinReadySeconds
 	r := Rollout{Partition: int32(len(w.partitioned)), FirstPartitionedNode: w.firstPartitioned, Paused: w.strategy.paused,
 		LastProgress: w.in.RolloutStartedAt}
 	// The stuck nodes are marked first and their reasons built into a list of the right size: grown
@@ -315,19 +315,32 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 			numStuck++
 		}
 	}
-	if numStuck > 0 {
-		r.Stuck = make([]StuckNode, 0, numStuck)
-		for i, v := range w.nodes {
-			switch stuck[i] {
-			case stuckNewPod:
-				newPod, _, _ := w.updatedPods(v)
-				r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: w.nodeReason(v, newPod)})
-			case stuckNoPod:
-				r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: w.nodeReason(v, first(v.pods))})
-			}
+	r.Stuck = w.stuckNodes(stuck, numStuck)
+	r.Complete = r.UpdatedAvailable >= r.Target
+	w.verdict(&r, deadline)
+	return r
+}
+
+// stuckNodes lists the nodes marked stuck, numStuck of them, each with its reason; nil without any.
+func (w *world) stuckNodes(stuck []stuckKind, numStuck int) []StuckNode {
+	if numStuck == 0 {
+		return nil
+	}
+	out := make([]StuckNode, 0, numStuck)
+	for i, v := range w.nodes {
+		switch stuck[i] {
+		case stuckNewPod:
+			newPod, _, _ := w.updatedPods(v)
+			out = append(out, StuckNode{Node: v.name, Reason: w.nodeReason(v, newPod)})
+		case stuckNoPod:
+			out = append(out, StuckNode{Node: v.name, Reason: w.nodeReason(v, first(v.pods))})
 		}
 	}
-	r.Complete = r.UpdatedAvailable >= r.Target
+	return out
+}
+
+// verdict sets the rollout's phase and, while it progresses, its deadline.
+func (w *world) verdict(r *Rollout, deadline time.Duration) {
 	switch {
 	case r.Complete:
 		r.Phase = RolloutComplete
@@ -340,11 +353,10 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 	default:
 		r.Deadline = r.LastProgress.Add(deadline)
 		r.Phase = RolloutProgressing
-		if !now.Before(r.Deadline) {
+		if !w.in.Now.Before(r.Deadline) {
 			r.Phase = RolloutDeadlineExceeded
 		}
 	}
-	return r
 }
 
 // stuckKind says whether the rollout counts a node as stuck, and on which pod: its new pod, or its
