@@ -145,20 +145,38 @@ func newWorld(in Input) *world {
 		buf.WriteString(n.Name)
 	}
 	names := buf.String()
-	keys := make([]viewKey, len(views), len(views)+1)
 	byName := make(map[string]*nodeView, len(views))
 	start := 0
 	for i := range views {
 		end := start + len(views[i].name)
-		keys[i] = viewKey{name: names[start:end], v: &views[i]}
-		byName[keys[i].name] = &views[i]
+		byName[names[start:end]] = &views[i]
 		start = end
 	}
+	gone := gatherPods(in.Pods, byName)
+	for i := range views {
+		readPods(&views[i])
+	}
+	for _, v := range gone {
+		readPods(v)
+	}
+	nodes := sortByName(views, names, gone)
+	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
+	w.renderOverrides()
+	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)
+	w.skipped = w.skippedNodes()
+	w.canary = w.evaluateCanary()
+	return w
+}
+
+// gatherPods gives each view its pods, in the order of the input, without terminal pods already being
+// deleted, and returns the views of the nodes only pods name (gone), which it adds to byName.
+func gatherPods(pods []*corev1.Pod, byName map[string]*nodeView) []*nodeView {
+	var gone []*nodeView
 	// owners[i] is the view of the i-th pod's node; nil for a pod the pass leaves out. Each view counts
 	// its pods in npods, so that its slices can be cut to size.
-	owners := make([]*nodeView, len(in.Pods))
+	owners := make([]*nodeView, len(pods))
 	live := 0
-	for i, pod := range in.Pods {
+	for i, pod := range pods {
 		if isTerminal(pod) && isTerminating(pod) {
 			continue
 		}
@@ -170,7 +188,7 @@ func newWorld(in Input) *world {
 		if v == nil {
 			v = &nodeView{name: name}
 			byName[name] = v
-			keys = append(keys, viewKey{name: name, v: v})
+			gone = append(gone, v)
 		}
 		owners[i] = v
 		v.npods++
@@ -185,31 +203,25 @@ func newWorld(in Input) *world {
 			podSlab, v.pods = podSlab[v.npods:], podSlab[:0:v.npods]
 			factSlab, v.facts = factSlab[v.npods:], factSlab[:v.npods:v.npods]
 		}
-		v.pods = append(v.pods, in.Pods[i])
+		v.pods = append(v.pods, pods[i])
 	}
-	for _, k := range keys {
-		v := k.v
-		SortOldestFirst(v.pods)
-		for i, pod := range v.pods {
-			// What the pass reads of the pod is read here, at once (renderOverrides asks for the second
-			// label).
-			v.facts[i] = podFacts{hash: pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], created: pod.CreationTimestamp.Time,
-				ready: readyCondition(pod)}
-			if _, ok := pod.Labels[PodSpecHashLabel]; ok {
-				v.specHash = true
-			}
-			if isTerminating(pod) {
-				v.terminating = true
-			}
+	return gone
+}
+
+// readPods sorts the view's pods oldest first and reads, at once, what the pass reads of them
+// (renderOverrides asks for the spec hash label).
+func readPods(v *nodeView) {
+	SortOldestFirst(v.pods)
+	for i, pod := range v.pods {
+		v.facts[i] = podFacts{hash: pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], created: pod.CreationTimestamp.Time,
+			ready: readyCondition(pod)}
+		if _, ok := pod.Labels[PodSpecHashLabel]; ok {
+			v.specHash = true
+		}
+		if isTerminating(pod) {
+			v.terminating = true
 		}
 	}
-	nodes := sortByName(keys)
-	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
-	w.renderOverrides()
-	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)
-	w.skipped = w.skippedNodes()
-	w.canary = w.evaluateCanary()
-	return w
 }
 
 func countDesired(nodes []*nodeView) int {

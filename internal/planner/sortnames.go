@@ -9,45 +9,52 @@ import (
 // The node views in name order, as every pass needs them: at 65,000 nodes a comparison sort of the
 // names was a tenth of a pass.
 
-// viewKey is a node view with its name, for the sort by name.
-type viewKey struct {
-	name string
-	v    *nodeView
-}
-
-// nameRecord is a view's place in the keys and the 8 bytes of its name that follow the prefix every
-// name shares ("node-", "ip-10-"), big-endian, padded with zeros.
+// nameRecord is a view and the 8 bytes of its name that follow the prefix every name shares ("node-",
+// "ip-10-"), big-endian, padded with zeros.
 type nameRecord struct {
 	prefix uint64
-	i      int
+	v      *nodeView
 }
 
-// sortByName returns the views in the byte order of their names (strings.Compare's). It sorts on
-// the 8 bytes after the shared prefix as numbers, with a radix sort, and orders by name only names
-// equal in those bytes. Names that differ there are in the numbers' order: a name that ends first is
-// padded with zeros and sorts first, as it does by name.
-func sortByName(keys []viewKey) []*nodeView {
-	out := make([]*nodeView, len(keys))
-	if len(keys) < 2 {
-		for i, k := range keys {
-			out[i] = k.v
+// sortByName returns the views, then the more views, in the byte order of their names
+// (strings.Compare's). names holds the names of views side by side, in their order (newWorld copies
+// them there, so that the sort reads them from one place rather than from every node object); the
+// names of more are read from them.
+//
+// It sorts on the 8 bytes after the shared prefix as numbers, with a radix sort, and compares names
+// only where those bytes are equal. Names that differ there are in the numbers' order: a name that
+// ends first is padded with zeros and sorts first, as it does by name.
+func sortByName(views []nodeView, names string, more []*nodeView) []*nodeView {
+	// each calls f with every view and its name.
+	each := func(f func(v *nodeView, name string)) {
+		start := 0
+		for i := range views {
+			end := start + len(views[i].name)
+			f(&views[i], names[start:end])
+			start = end
 		}
-		return out
+		for _, v := range more {
+			f(v, v.name)
+		}
 	}
-	common := keys[0].name
-	for _, k := range keys[1:] {
+	common, first := "", true
+	each(func(_ *nodeView, name string) {
+		if first {
+			common, first = name, false
+			return
+		}
 		n := 0
-		for n < len(common) && n < len(k.name) && common[n] == k.name[n] {
+		for n < len(common) && n < len(name) && common[n] == name[n] {
 			n++
 		}
 		common = common[:n]
-	}
-	records := make([]nameRecord, len(keys))
-	for i, k := range keys {
+	})
+	records := make([]nameRecord, 0, len(views)+len(more))
+	each(func(v *nodeView, name string) {
 		var b [8]byte
-		copy(b[:], k.name[len(common):])
-		records[i] = nameRecord{prefix: binary.BigEndian.Uint64(b[:]), i: i}
-	}
+		copy(b[:], name[len(common):])
+		records = append(records, nameRecord{prefix: binary.BigEndian.Uint64(b[:]), v: v})
+	})
 	radixSort(records)
 	for start := 0; start < len(records); {
 		end := start + 1
@@ -55,12 +62,13 @@ func sortByName(keys []viewKey) []*nodeView {
 			end++
 		}
 		if end-start > 1 {
-			slices.SortFunc(records[start:end], func(a, b nameRecord) int { return strings.Compare(keys[a.i].name, keys[b.i].name) })
+			slices.SortFunc(records[start:end], func(a, b nameRecord) int { return strings.Compare(a.v.name, b.v.name) })
 		}
 		start = end
 	}
-	for j, r := range records {
-		out[j] = keys[r.i].v
+	out := make([]*nodeView, len(records))
+	for i, r := range records {
+		out[i] = r.v
 	}
 	return out
 }
@@ -68,6 +76,9 @@ func sortByName(keys []viewKey) []*nodeView {
 // radixSort sorts the records by prefix, a byte at a time from the last (a stable counting sort per
 // byte), skipping the bytes every record has the same.
 func radixSort(records []nameRecord) {
+	if len(records) < 2 {
+		return
+	}
 	src, dst := records, make([]nameRecord, len(records))
 	for shift := 0; shift < 64; shift += 8 {
 		var offsets [256]int

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"math/rand"
 	"slices"
+	"strings"
 	"testing"
 )
 
-// TestSortByName checks sortByName against a plain sort of the names, over names that share long
-// prefixes, differ only past their first 8 bytes after the shared prefix, end early, or are empty.
+// TestSortByName checks sortByName against a plain sort of the names (some side by side in one
+// string, some read from their views), over names that share long prefixes, differ only past their
+// first 8 bytes after the shared prefix, end early, or are empty.
 func TestSortByName(t *testing.T) {
 	rng := rand.New(rand.NewSource(20))
 	shapes := []func(i int) string{
@@ -22,21 +24,29 @@ func TestSortByName(t *testing.T) {
 	}
 	for round := range 300 {
 		n := rng.Intn(600)
-		keys := make([]viewKey, n)
-		for i := range keys {
+		// Some views come with their names side by side, as newWorld gives them; the rest, the more
+		// views, without.
+		views := make([]nodeView, n)
+		var more []*nodeView
+		var names strings.Builder
+		want := make([]string, 0, n)
+		for i := range views {
 			name := shapes[rng.Intn(len(shapes))](i)
 			if round%2 == 0 {
 				name = shapes[round%len(shapes)](i)
 			}
-			keys[i] = viewKey{name: name, v: &nodeView{name: name}}
+			want = append(want, name)
+			if rng.Intn(10) == 0 {
+				more = append(more, &nodeView{name: name})
+				continue
+			}
+			views[i-len(more)] = nodeView{name: name}
+			names.WriteString(name)
 		}
-		want := make([]string, n)
-		for i, k := range keys {
-			want[i] = k.name
-		}
+		views = views[:n-len(more)]
 		slices.Sort(want)
 		got := make([]string, 0, n)
-		for _, v := range sortByName(keys) {
+		for _, v := range sortByName(views, names.String(), more) {
 			got = append(got, v.name)
 		}
 		if !slices.Equal(got, want) {
