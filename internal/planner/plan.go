@@ -57,12 +57,10 @@ type nodeView struct {
 	target string
 	held   bool
 	// specHash: one of the pods carries a spec hash label; terminating: one of them is terminating
-	// (podTerminating); npods is how many pods the node has (only while newWorld gathers them).
+	// (podTerminating); tainted: the node has taints (the gate reads them only then).
 	specHash    bool
 	terminating bool
-	// tainted: the node has taints (the gate reads them only then).
-	tainted bool
-	npods   int32
+	tainted     bool
 }
 
 // podFacts are what the steps of a pass read of a pod, gathered once per pass: at 65,000 nodes, each
@@ -153,12 +151,6 @@ func newWorld(in Input) *world {
 		start = end
 	}
 	gone := gatherPods(in.Pods, byName)
-	for i := range views {
-		readPods(&views[i])
-	}
-	for _, v := range gone {
-		readPods(v)
-	}
 	nodes := sortByName(views, names, gone)
 	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
 	w.renderOverrides()
@@ -168,14 +160,16 @@ func newWorld(in Input) *world {
 	return w
 }
 
-// gatherPods gives each view its pods, in the order of the input, without terminal pods already being
-// deleted, and returns the views of the nodes only pods name (gone), which it adds to byName.
+// gatherPods gives each view its pods, oldest first, without terminal pods already being deleted, and
+// what the pass reads of them (podFacts, specHash, terminating), and returns the views of the nodes
+// only pods name (gone), which it adds to byName.
+//
+// Each pod is read once, here, while it is at hand. The views' pods and facts are cut out of one
+// allocation each, in the order the pods come: a node's first pod takes the next place; a further pod
+// moves the node's pods to the end, with room for twice as many (few nodes have more than one pod).
 func gatherPods(pods []*corev1.Pod, byName map[string]*nodeView) []*nodeView {
-	var gone []*nodeView
-	// owners[i] is the view of the i-th pod's node; nil for a pod the pass leaves out. Each view counts
-	// its pods in npods, so that its slices can be cut to size.
-	owners := make([]*nodeView, len(pods))
-	live := 0
+	var gone, several []*nodeView
+	podSlab, factSlab := make([]*corev1.Pod, 0, len(pods)), make([]podFacts, 0, len(pods))
 	for i, pod := range pods {
 		if isTerminal(pod) && isTerminating(pod) {
 			continue
@@ -190,38 +184,42 @@ func gatherPods(pods []*corev1.Pod, byName map[string]*nodeView) []*nodeView {
 			byName[name] = v
 			gone = append(gone, v)
 		}
-		owners[i] = v
-		v.npods++
-		live++
+		if len(v.pods) == cap(v.pods) {
+			if len(v.pods) == 1 {
+				several = append(several, v)
+			}
+			n := max(1, 2*len(v.pods))
+			if len(podSlab)+n > cap(podSlab) {
+				// Used up by nodes of several pods: room for them and the pods still to come.
+				podSlab, factSlab = make([]*corev1.Pod, 0, n+len(pods)-i), make([]podFacts, 0, n+len(pods)-i)
+			}
+			start := len(podSlab)
+			podSlab, factSlab = podSlab[:start+n], factSlab[:start+n]
+			v.pods = append(podSlab[start:start:start+n], v.pods...)
+			v.facts = append(factSlab[start:start:start+n], v.facts...)
+		}
+		v.pods = append(v.pods, pod)
+		v.facts = append(v.facts, v.read(pod))
 	}
-	podSlab, factSlab := make([]*corev1.Pod, live), make([]podFacts, live)
-	for i, v := range owners {
-		if v == nil {
-			continue
+	for _, v := range several {
+		SortOldestFirst(v.pods)
+		for i, pod := range v.pods {
+			v.facts[i] = v.read(pod)
 		}
-		if v.pods == nil {
-			podSlab, v.pods = podSlab[v.npods:], podSlab[:0:v.npods]
-			factSlab, v.facts = factSlab[v.npods:], factSlab[:v.npods:v.npods]
-		}
-		v.pods = append(v.pods, pods[i])
 	}
 	return gone
 }
 
-// readPods sorts the view's pods oldest first and reads, at once, what the pass reads of them
-// (renderOverrides asks for the spec hash label).
-func readPods(v *nodeView) {
-	SortOldestFirst(v.pods)
-	for i, pod := range v.pods {
-		v.facts[i] = podFacts{hash: pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], created: pod.CreationTimestamp.Time,
-			ready: readyCondition(pod)}
-		if _, ok := pod.Labels[PodSpecHashLabel]; ok {
-			v.specHash = true
-		}
-		if isTerminating(pod) {
-			v.terminating = true
-		}
+// read returns what the pass reads of one of the view's pods, and notes on the view whether it carries
+// a spec hash label (renderOverrides asks) and whether it is terminating (podTerminating).
+func (v *nodeView) read(pod *corev1.Pod) podFacts {
+	if _, ok := pod.Labels[PodSpecHashLabel]; ok {
+		v.specHash = true
 	}
+	if isTerminating(pod) {
+		v.terminating = true
+	}
+	return podFacts{hash: pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], created: pod.CreationTimestamp.Time, ready: readyCondition(pod)}
 }
 
 func countDesired(nodes []*nodeView) int {
