@@ -1847,3 +1847,57 @@ func fuzzProjection(p Plan) any {
 	}
 	return out
 }
+
+// TestNewWorldGathersPods checks the world's node views against the input, however many pods each node
+// has (the views' pods are cut from one slab, and nodes with several pods move within it): each
+// node's pods are its live pods oldest first, with the facts of each, and the nodes come in name
+// order, including those only pods name.
+func TestNewWorldGathersPods(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for round := range 50 {
+		nodes := newNodes(0, 1+rng.Intn(30), nil)
+		var pods []*corev1.Pod
+		for i := range rng.Intn(4*len(nodes) + 1) {
+			node := fmt.Sprintf("node-%d", rng.Intn(len(nodes)+3)) // some name no node
+			pod := newPod(fmt.Sprintf("pod-%d", i), node, created(t0.Add(-time.Duration(rng.Intn(5))*time.Minute)),
+				withHash([]string{curHash, oldHash}[rng.Intn(2)]))
+			switch rng.Intn(6) {
+			case 0:
+				readySince(t0)(pod)
+			case 1:
+				terminating(pod)
+			case 2:
+				pod.Status.Phase = corev1.PodSucceeded
+				terminating(pod) // left out of the world
+			}
+			pods = append(pods, pod)
+		}
+		rng.Shuffle(len(pods), func(i, j int) { pods[i], pods[j] = pods[j], pods[i] })
+		w := newWorld(Input{Set: newSet(), Hash: curHash, Nodes: nodes, Pods: pods, Now: t0})
+		want := map[string][]*corev1.Pod{}
+		for _, pod := range pods {
+			if !(isTerminal(pod) && isTerminating(pod)) {
+				want[pod.Spec.NodeName] = append(want[pod.Spec.NodeName], pod)
+			}
+		}
+		for i, v := range w.nodes {
+			if i > 0 && w.nodes[i-1].name >= v.name {
+				t.Fatalf("round %d: nodes not in name order: %s before %s", round, w.nodes[i-1].name, v.name)
+			}
+			SortOldestFirst(want[v.name])
+			if !slices.Equal(v.pods, want[v.name]) || len(v.facts) != len(v.pods) {
+				t.Fatalf("round %d: node %s has pods %v (%d facts), want %v", round, v.name, podNames(v.pods), len(v.facts), podNames(want[v.name]))
+			}
+			for j, pod := range v.pods {
+				f := podFacts{hash: pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], created: pod.CreationTimestamp.Time, ready: readyCondition(pod)}
+				if v.facts[j] != f || (isTerminating(pod) && !v.terminating) {
+					t.Fatalf("round %d: node %s pod %s: facts %+v, want %+v", round, v.name, pod.Name, v.facts[j], f)
+				}
+			}
+			delete(want, v.name)
+		}
+		if len(want) > 0 {
+			t.Fatalf("round %d: pods of no node view: %v", round, want)
+		}
+	}
+}
