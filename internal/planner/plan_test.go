@@ -1856,9 +1856,10 @@ func TestNewWorldGathersPods(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
 	for round := range 50 {
 		nodes := newNodes(0, 1+rng.Intn(30), nil)
-		var pods []*corev1.Pod
-		for i := range rng.Intn(4*len(nodes) + 1) {
-			node := fmt.Sprintf("node-%d", rng.Intn(len(nodes)+3)) // some name no node
+		numPods := rng.Intn(4*len(nodes) + 1)
+		pods := make([]*corev1.Pod, 0, numPods)
+		for i := range numPods {
+			node := fmt.Sprintf("node-%d", rng.Intn(len(nodes)+3)) // Some name no node.
 			pod := newPod(fmt.Sprintf("pod-%d", i), node, created(t0.Add(-time.Duration(rng.Intn(5))*time.Minute)),
 				withHash([]string{curHash, oldHash}[rng.Intn(2)]))
 			switch rng.Intn(6) {
@@ -1868,7 +1869,7 @@ func TestNewWorldGathersPods(t *testing.T) {
 				terminating(pod)
 			case 2:
 				pod.Status.Phase = corev1.PodSucceeded
-				terminating(pod) // left out of the world
+				terminating(pod) // Left out of the world.
 			}
 			pods = append(pods, pod)
 		}
@@ -1876,7 +1877,7 @@ func TestNewWorldGathersPods(t *testing.T) {
 		w := newWorld(Input{Set: newSet(), Hash: curHash, Nodes: nodes, Pods: pods, Now: t0})
 		want := map[string][]*corev1.Pod{}
 		for _, pod := range pods {
-			if !(isTerminal(pod) && isTerminating(pod)) {
+			if !isTerminal(pod) || !isTerminating(pod) {
 				want[pod.Spec.NodeName] = append(want[pod.Spec.NodeName], pod)
 			}
 		}
