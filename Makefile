@@ -107,6 +107,15 @@ test-alerts: $(PROMTOOL) ## promtool's rule unit tests of config/prometheus/prom
 test-unit: ## Unit tests (no API server): planner, pod building, status, rule citations (test/docs), hack's tools (image, release).
 	$(GO) test ./api/... ./internal/... ./cmd/... ./test/docs/... ./hack/...
 
+# How long make fuzz runs each fuzz target of the planner.
+FUZZTIME ?= 2m
+.PHONY: fuzz
+fuzz: ## Property tests of the planner: each Fuzz target runs with -fuzz for FUZZTIME (2m); make test-unit runs only their seeds.
+	@for target in $$($(GO) test ./internal/planner/ -list '^Fuzz' | grep '^Fuzz'); do \
+		echo "== $$target ($(FUZZTIME))"; \
+		$(GO) test ./internal/planner/ -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
 .PHONY: test-integration
 test-integration: envtest-assets ## Integration tests against a real API server (envtest).
 	$(GO) test ./test/integration/... -timeout 30m -v -ginkgo.v=false
@@ -132,7 +141,7 @@ bench-gate: cluster-binaries ## The readiness gate: NODES nodes join with the ga
 	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --gate --nodes $(NODES) --mode $(MODE) --k8s-bin $(K8S_BIN)
 
 .PHONY: bench-planner
-bench-planner: ## Go benchmarks of one planner pass at 1,000 and 5,000 nodes.
+bench-planner: ## Go benchmarks of one planner pass at 1,000, 5,000 and 65,000 nodes.
 	$(GO) test ./internal/planner/ -run '^$$' -bench . -benchmem -count 3
 
 .PHONY: bench-smoke

@@ -3,6 +3,7 @@ package planner
 import (
 	"fmt"
 	"math/rand"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -14,9 +15,12 @@ import (
 
 // checkBreakdown checks Plan.Unavailable against the plan's counters and node states: the counts sum
 // to NumberUnavailable, each group's nodes are its first nodes by name with that code, groups come
-// most nodes first.
+// most nodes first, and it is what Breakdown makes of the node states (Compute gathers it as it goes).
 func checkBreakdown(t *testing.T, p Plan) {
 	t.Helper()
+	if want := Breakdown(p.Nodes); !reflect.DeepEqual(p.Unavailable, want) {
+		t.Errorf("Plan.Unavailable = %+v, Breakdown of the node states %+v", p.Unavailable, want)
+	}
 	sum := int32(0)
 	for i, g := range p.Unavailable {
 		sum += g.Count

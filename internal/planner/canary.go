@@ -139,7 +139,7 @@ func (w *world) startCanary(spec *nasv1alpha1.CanaryStrategy, now metav1.Time) *
 			continue
 		}
 		for i, pod := range v.pods {
-			if h := v.hashes[i]; h != w.in.Hash && !isTerminating(pod) && !isTerminal(pod) && w.in.Revisions[h] != nil {
+			if h := v.facts[i].hash; h != w.in.Hash && !isTerminating(pod) && !isTerminal(pod) && w.in.Revisions[h] != nil {
 				counts[h]++
 			}
 		}
@@ -228,7 +228,7 @@ func relabelled(v *nodeView, i int) bool {
 // runsHash: the node runs a live pod of revision hash.
 func (w *world) runsHash(v *nodeView, hash string) bool {
 	for i, pod := range v.pods {
-		if v.hashes[i] == hash && !isTerminating(pod) && !isTerminal(pod) {
+		if v.facts[i].hash == hash && !isTerminating(pod) && !isTerminal(pod) {
 			return true
 		}
 	}
@@ -367,7 +367,7 @@ func (w *world) canaryPods(c *canaryPass) ([]*corev1.Pod, string) {
 		for i, p := range v.pods {
 			switch {
 			case isTerminating(p) || isTerminal(p):
-			case v.hashes[i] == w.in.Hash && pod == nil:
+			case v.facts[i].hash == w.in.Hash && pod == nil:
 				pod = p
 			default:
 				others = true

@@ -199,7 +199,9 @@ func (w *world) gate(req *requeue) GatePlan {
 	gp.Finalizer = gp.Mode == nasv1alpha1.ContinuousGateMode
 	var candidates []gateCandidate
 	for _, v := range w.nodes {
-		if v.node == nil {
+		if v.node == nil || (!v.tainted && (gp.State != GateActive || !v.placement.ShouldRun)) {
+			// Nothing to remove from a node without taints, and nothing to add unless the gate is
+			// active and targets it.
 			continue
 		}
 		if hasTaint(v.node, gp.own) {

@@ -453,51 +453,60 @@ func (w *world) renderOverrides() {
 		if v.node == nil || (!v.placement.ShouldRun && !v.placement.ShouldContinueRunning) {
 			continue
 		}
-		if !active && !anySpecHash(v.pods) {
+		if !active && !v.specHash {
 			continue
 		}
 		if o == nil {
 			o = newOverrider(w.in.Set)
 		}
-		want := o.forNode(v.node)
-		v.want = &want
-		v.stale = make([]bool, len(v.pods))
+		v.override = &nodeOverride{want: o.forNode(v.node), stale: make([]bool, len(v.pods))}
+		want := &v.override.want
 		for i, pod := range v.pods {
 			spec, ok := pod.Labels[PodSpecHashLabel]
 			if !ok {
 				continue
 			}
 			if spec != want.SpecHash {
-				v.stale[i] = true
+				v.override.stale[i] = true
 				continue
 			}
-			if w.in.Hash != "" && v.hashes[i] != w.in.Hash && !isTerminating(pod) {
+			if w.in.Hash != "" && v.facts[i].hash != w.in.Hash && !isTerminating(pod) {
 				w.relabels = append(w.relabels, Relabel{Pod: pod, Node: v.name})
-				v.hashes[i] = w.in.Hash
+				v.facts[i].hash = w.in.Hash
 			}
 		}
 	}
 }
 
-func anySpecHash(pods []*corev1.Pod) bool {
-	for _, pod := range pods {
-		if _, ok := pod.Labels[PodSpecHashLabel]; ok {
-			return true
+// relabelsKept drops the relabels of pods the plan deletes: a label written on a pod being deleted
+// is a wasted write (a canary's held node may lose the pod a relabel made of the revision under test).
+func relabelsKept(relabels []Relabel, deletes []Deletion) []Relabel {
+	if len(relabels) == 0 || len(deletes) == 0 {
+		return relabels
+	}
+	deleted := make(map[*corev1.Pod]bool, len(deletes))
+	for _, d := range deletes {
+		deleted[d.Pod] = true
+	}
+	out := make([]Relabel, 0, len(relabels))
+	for _, r := range relabels {
+		if !deleted[r.Pod] {
+			out = append(out, r)
 		}
 	}
-	return false
+	return out
 }
 
 // exportOverrides puts the nodes' overrides, the relabels and the extra template checks in the plan.
 func (w *world) exportOverrides(p *Plan) {
-	p.Relabels = w.relabels
+	p.Relabels = relabelsKept(w.relabels, p.Deletes)
 	if len(w.in.Set.Spec.NodeOverrides) == 0 {
 		return
 	}
 	p.Overrides = map[string]NodeOverride{}
 	for _, v := range w.nodes {
-		if v.want != nil {
-			p.Overrides[v.name] = *v.want
+		if v.override != nil {
+			p.Overrides[v.name] = v.override.want
 		}
 	}
 	if p.CheckTemplateOn == "" {
@@ -505,10 +514,10 @@ func (w *world) exportOverrides(p *Plan) {
 	}
 	seen := map[string]bool{p.Overrides[p.CheckTemplateOn].Name: true}
 	for _, v := range w.nodes {
-		if v.want == nil || !v.placement.ShouldRun || seen[v.want.Name] {
+		if v.override == nil || !v.placement.ShouldRun || seen[v.override.want.Name] {
 			continue
 		}
-		seen[v.want.Name] = true
+		seen[v.override.want.Name] = true
 		p.CheckOverridesOn = append(p.CheckOverridesOn, v.name)
 	}
 }

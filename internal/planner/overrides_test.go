@@ -424,3 +424,18 @@ func TestOverrideChanged(t *testing.T) {
 		t.Error("a set without overrides reported a change")
 	}
 }
+
+// A plan never relabels a pod it deletes: the fuzzer found a canary's held node whose relabelled pod
+// (now of the revision under test) the surge update deleted in the same pass, a wasted label write
+// (testdata/fuzz/FuzzPlanPasses/9bc349f895c51786 replays that world).
+func TestRelabelsKeptDropsDeletedPods(t *testing.T) {
+	a, b := newPod("a", "node-0"), newPod("b", "node-1")
+	relabels := []Relabel{{Pod: a, Node: "node-0"}, {Pod: b, Node: "node-1"}}
+	got := relabelsKept(relabels, []Deletion{{Pod: a, Node: "node-0", Reason: DeleteNodeIneligible}})
+	if len(got) != 1 || got[0].Pod != b {
+		t.Errorf("relabels kept %v, want only b's", got)
+	}
+	if got := relabelsKept(relabels, nil); len(got) != 2 {
+		t.Errorf("without deletes, relabels kept %v, want both", got)
+	}
+}

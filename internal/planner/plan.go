@@ -26,7 +26,7 @@ package planner
 //   - Output is deterministic: nodes are visited in name order.
 
 import (
-	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,17 +47,50 @@ type nodeView struct {
 	// pods are the set's pods on the node, oldest first, without terminal pods that are already
 	// being deleted (rule 20).
 	pods []*corev1.Pod
-	// hashes are the pods' revision hash labels, read once per pass: a pass looks at them several
-	// times, and a label lookup per pod and look is a good part of a pass over thousands of pods.
-	hashes []string
-	// want is what the node should run when the set has overrides (or a pod carries a spec hash);
-	// nil otherwise. stale marks the pods whose spec hash differs from want's (overrides.go).
-	want  *NodeOverride
-	stale []bool
+	// facts are what the steps of the pass read of the pods, in the same order.
+	facts []podFacts
+	// override is set when the set has overrides (or a pod carries a spec hash): what the node should
+	// run, and which of its pods are stale (overrides.go).
+	override *nodeOverride
 	// target is the hash of the revision the node should run when a canary says it is not the current
 	// one; held: a canary holds the node, so any revision but the one under test counts as updated.
 	target string
 	held   bool
+	// specHash: one of the pods carries a spec hash label; terminating: one of them is terminating
+	// (podTerminating); tainted: the node has taints (the gate reads them only then).
+	specHash    bool
+	terminating bool
+	tainted     bool
+}
+
+// podFacts are what the steps of a pass read of a pod, gathered once per pass: at 65,000 nodes, each
+// further look at a pod object is a cache miss.
+type podFacts struct {
+	// hash is the pod's revision hash label (renderOverrides may set it to the current hash, see
+	// there): a pass looks at it several times, and a label lookup per pod and look was a good part of
+	// a pass over thousands of pods.
+	hash    string
+	created time.Time
+	// ready is the pod's Ready condition; nil without one.
+	ready *corev1.PodCondition
+}
+
+// available: the i-th pod of the node is available (IsPodAvailable).
+func (w *world) available(v *nodeView, i int) bool {
+	return readyAvailable(v.facts[i].ready, w.in.Set.Spec.MinReadySeconds, w.in.Now)
+}
+
+// podTerminating is isTerminating of the i-th pod, without a look at the pod on a node that has no
+// terminating pod: the loops over every pod of a pass then read the view alone.
+func (v *nodeView) podTerminating(i int) bool {
+	return v.terminating && isTerminating(v.pods[i])
+}
+
+// nodeOverride is what a node should run when the set has overrides (or a pod carries a spec hash);
+// stale marks the node's pods whose spec hash differs from want's.
+type nodeOverride struct {
+	want  NodeOverride
+	stale []bool
 }
 
 // updated: the i-th pod of the node carries the revision the node should run: the current
@@ -65,9 +98,9 @@ type nodeView struct {
 func (w *world) updated(v *nodeView, i int) bool {
 	switch {
 	case v.held:
-		return v.hashes[i] != w.in.Hash
+		return v.facts[i].hash != w.in.Hash
 	case v.target != "":
-		return v.hashes[i] == v.target
+		return v.facts[i].hash == v.target
 	}
 	return w.current(v, i)
 }
@@ -75,7 +108,7 @@ func (w *world) updated(v *nodeView, i int) bool {
 // current: the i-th pod of the node carries the current revision's hash, or a spec hash equal to its
 // node's (it is then relabelled, see renderOverrides), and no stale spec hash.
 func (w *world) current(v *nodeView, i int) bool {
-	return w.in.Hash != "" && v.hashes[i] == w.in.Hash && (v.stale == nil || !v.stale[i])
+	return w.in.Hash != "" && v.facts[i].hash == w.in.Hash && (v.override == nil || !v.override.stale[i])
 }
 
 // world is the snapshot arranged by node, in node-name order.
@@ -97,14 +130,47 @@ type world struct {
 
 func newWorld(in Input) *world {
 	placer := PlacerFor(in.Set)
-	byName := make(map[string]*nodeView, len(in.Nodes))
-	nodes := make([]*nodeView, 0, len(in.Nodes))
-	for _, n := range in.Nodes {
-		v := &nodeView{name: n.Name, node: n, placement: placer.Place(n)}
-		byName[n.Name] = v
-		nodes = append(nodes, v)
+	// The views, and below the pods and pod facts of every node, are carved out of one allocation each:
+	// at 65,000 nodes, an allocation per node and per slice is a good part of a pass.
+	views := make([]nodeView, len(in.Nodes))
+	// The map of views and the sort by name read the names from one string, where they sit side by
+	// side, rather than from 65,000 node objects all over the heap: a comparison of names is then
+	// seldom a cache miss.
+	var buf strings.Builder
+	buf.Grow(16 * len(in.Nodes))
+	for i, n := range in.Nodes {
+		views[i] = nodeView{name: n.Name, node: n, placement: placer.Place(n), tainted: len(n.Spec.Taints) > 0}
+		buf.WriteString(n.Name)
 	}
-	for _, pod := range in.Pods {
+	names := buf.String()
+	byName := make(map[string]*nodeView, len(views))
+	start := 0
+	for i := range views {
+		end := start + len(views[i].name)
+		byName[names[start:end]] = &views[i]
+		start = end
+	}
+	gone := gatherPods(in.Pods, byName)
+	nodes := sortByName(views, names, gone)
+	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
+	w.renderOverrides()
+	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)
+	w.skipped = w.skippedNodes()
+	w.canary = w.evaluateCanary()
+	return w
+}
+
+// gatherPods gives each view its pods, oldest first, without terminal pods already being deleted, and
+// what the pass reads of them (podFacts, specHash, terminating), and returns the views of the nodes
+// only pods name (gone), which it adds to byName.
+//
+// Each pod is read once, here, while it is at hand. The views' pods and facts are cut out of one
+// allocation each, in the order the pods come: a node's first pod takes the next place; a further pod
+// moves the node's pods to the end, with room for twice as many (few nodes have more than one pod).
+func gatherPods(pods []*corev1.Pod, byName map[string]*nodeView) []*nodeView {
+	var gone, several []*nodeView
+	podSlab, factSlab := make([]*corev1.Pod, 0, len(pods)), make([]podFacts, 0, len(pods))
+	for i, pod := range pods {
 		if isTerminal(pod) && isTerminating(pod) {
 			continue
 		}
@@ -116,24 +182,44 @@ func newWorld(in Input) *world {
 		if v == nil {
 			v = &nodeView{name: name}
 			byName[name] = v
-			nodes = append(nodes, v)
+			gone = append(gone, v)
+		}
+		if len(v.pods) == cap(v.pods) {
+			if len(v.pods) == 1 {
+				several = append(several, v)
+			}
+			n := max(1, 2*len(v.pods))
+			if len(podSlab)+n > cap(podSlab) {
+				// Used up by nodes of several pods: room for them and the pods still to come.
+				podSlab, factSlab = make([]*corev1.Pod, 0, n+len(pods)-i), make([]podFacts, 0, n+len(pods)-i)
+			}
+			start := len(podSlab)
+			podSlab, factSlab = podSlab[:start+n], factSlab[:start+n]
+			v.pods = append(podSlab[start:start:start+n], v.pods...)
+			v.facts = append(factSlab[start:start:start+n], v.facts...)
 		}
 		v.pods = append(v.pods, pod)
+		v.facts = append(v.facts, v.read(pod))
 	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].name < nodes[j].name })
-	for _, v := range nodes {
+	for _, v := range several {
 		SortOldestFirst(v.pods)
-		v.hashes = make([]string, len(v.pods))
 		for i, pod := range v.pods {
-			v.hashes[i] = pod.Labels[nasv1alpha1.ControllerRevisionHashLabel]
+			v.facts[i] = v.read(pod)
 		}
 	}
-	w := &world{in: in, strategy: resolveStrategy(in.Set, countDesired(nodes)), nodes: nodes}
-	w.renderOverrides()
-	w.partitioned, w.firstPartitioned = w.partitionNodes(w.strategy.partition)
-	w.skipped = w.skippedNodes()
-	w.canary = w.evaluateCanary()
-	return w
+	return gone
+}
+
+// read returns what the pass reads of one of the view's pods, and notes on the view whether it carries
+// a spec hash label (renderOverrides asks) and whether it is terminating (podTerminating).
+func (v *nodeView) read(pod *corev1.Pod) podFacts {
+	if _, ok := pod.Labels[PodSpecHashLabel]; ok {
+		v.specHash = true
+	}
+	if isTerminating(pod) {
+		v.terminating = true
+	}
+	return podFacts{hash: pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], created: pod.CreationTimestamp.Time, ready: readyCondition(pod)}
 }
 
 func countDesired(nodes []*nodeView) int {
@@ -160,8 +246,7 @@ func Compute(in Input) Plan {
 	p.Strategy = w.exportStrategy()
 	gateCreates(&p, in, &req)
 	w.exportOverrides(&p)
-	p.Status, p.Nodes = w.status(&req)
-	p.Unavailable = Breakdown(p.Nodes)
+	p.Status, p.Nodes, p.Unavailable = w.status(&req)
 	p.CurrentRevision = w.currentRevision()
 	p.Rollout = w.rollout(p.Strategy.ProgressDeadline)
 	p.Gate = w.gate(&req)
@@ -181,7 +266,7 @@ func (w *world) manage(p *Plan, req *requeue) {
 		case v.node == nil:
 			w.deleteFromGoneNode(v, p)
 		case v.placement.ShouldRun && len(v.pods) == 0:
-			p.Creates = append(p.Creates, v.name)
+			w.create(p, v.name)
 		case v.placement.ShouldContinueRunning:
 			w.manageRunning(v, p, req)
 		default:
@@ -235,7 +320,7 @@ func (w *world) manageRunning(v *nodeView, p *Plan, req *requeue) {
 func (w *world) manageSurge(v *nodeView, running []*corev1.Pod, p *Plan, req *requeue) {
 	if len(running) == 0 {
 		if v.placement.ShouldRun {
-			p.Creates = append(p.Creates, v.name)
+			w.create(p, v.name)
 		}
 		return
 	}
@@ -266,6 +351,15 @@ func (w *world) manageSurge(v *nodeView, running []*corev1.Pod, p *Plan, req *re
 		if at := availableAt(newest, minReady); !at.IsZero() {
 			req.at(at)
 		}
+	}
+}
+
+// create adds a create on the node to the plan, unless it has as many as the pass may issue already
+// (capBurst): a list of every node without a pod, cut to its first 250 once made, is a large
+// allocation on a large cluster that gets its first pods.
+func (w *world) create(p *Plan, node string) {
+	if len(p.Creates) < w.strategy.burst() {
+		p.Creates = append(p.Creates, node)
 	}
 }
 

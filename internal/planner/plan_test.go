@@ -14,11 +14,18 @@ package planner
 
 import (
 	"fmt"
+	"maps"
+	"math/rand"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
@@ -990,7 +997,7 @@ func TestComputeIsDeterministicAndPure(t *testing.T) {
 // nodes without a pod). ns/op should grow linearly with the nodes: make bench shows whether the
 // controller as a whole does.
 func BenchmarkCompute(b *testing.B) {
-	for _, n := range []int{1000, 5000} {
+	for _, n := range []int{1000, 5000, 65000} {
 		nodes := newNodes(0, n, nil)
 		set := newSet(withStrategy(maxUnavailable(intstr.FromString("10%"))))
 		covering := Input{Set: set, Hash: curHash, Nodes: nodes, Now: t0, Template: accepted}
@@ -1018,6 +1025,880 @@ func BenchmarkCompute(b *testing.B) {
 					Compute(tc.in)
 				}
 			})
+		}
+	}
+}
+
+// The property tests: Go native fuzzing over random worlds. fuzzInput decodes the fuzzer's bytes into
+// a world (nodes ready or not, tainted, labelled in or out; pods of several revisions in every phase;
+// every strategy with int or percent budgets, partition, pause, surge, the unhealthy-node policy, a
+// canary, a node override, minReadySeconds), and FuzzPlanPasses runs a random sequence of passes over
+// it: each pass the world changes (time, nodes, pods, the template, the strategy), the planner plans,
+// the plan is checked (checkFuzzPlan) and carried out, and passes at the same moment repeat until the
+// plan has nothing left to do. `go test` runs the seeds (f.Add and testdata/fuzz/<target>/);
+// `make fuzz` runs each target with -fuzz.
+
+// fuzzBytes reads small numbers from the fuzzer's input; once it is used up, every number is 0.
+type fuzzBytes struct{ b []byte }
+
+func (f *fuzzBytes) intn(n int) int {
+	if n <= 1 || len(f.b) == 0 {
+		return 0
+	}
+	v := int(f.b[0])
+	f.b = f.b[1:]
+	return v % n
+}
+
+// chance is true one time in oneIn; never once the input is used up, so that short inputs give plain
+// worlds.
+func (f *fuzzBytes) chance(oneIn int) bool { return len(f.b) > 0 && f.intn(oneIn) == 0 }
+
+// fuzzWorld is the world of the property tests: the set, its nodes and pods, and what the simulated
+// controller and kubelets remember between passes.
+type fuzzWorld struct {
+	t       *testing.T
+	in      Input
+	images  int
+	seq     int
+	revs    map[string]*corev1.PodTemplateSpec
+	grace   time.Duration
+	readyIn time.Duration
+	backoff time.Duration
+	// goneAt is when a terminating pod disappears.
+	goneAt map[*corev1.Pod]time.Time
+	// gate is fuzzGate of the input: 0 without a readiness gate.
+	gate int
+}
+
+// fuzzGate decides the world's readiness gate from the input's last byte: none unless it is 0xF0 or
+// more; then its low bits choose the mode (bit 0) and a maxTaintedNodes (bit 1, the value in bits 2-3).
+func fuzzGate(b []byte) int {
+	if len(b) == 0 || b[len(b)-1] < 0xF0 {
+		return 0
+	}
+	return int(b[len(b)-1]&0x0F) | 0x10
+}
+
+const fuzzSelectorKey, fuzzTaintKey, fuzzOverrideKey = "agent", "fuzz.nodeagentset.io/dedicated", "size"
+
+// fuzzGateKey is the readiness gate's taint in the worlds with a gate: nodes may register with it.
+const fuzzGateKey = DefaultGateTaintPrefix + "fuzz-agent"
+
+func fuzzIntOrPercent(fb *fuzzBytes, ints []int, percents []string) *intstr.IntOrString {
+	i := fb.intn(len(ints) + len(percents) + 1)
+	switch {
+	case i < len(ints):
+		v := intstr.FromInt32(int32(ints[i]))
+		return &v
+	case i < len(ints)+len(percents):
+		v := intstr.FromString(percents[i-len(ints)])
+		return &v
+	}
+	return nil
+}
+
+// newFuzzWorld decodes a world from the fuzzer's bytes.
+func newFuzzWorld(t *testing.T, fb *fuzzBytes) *fuzzWorld {
+	w := &fuzzWorld{t: t, revs: map[string]*corev1.PodTemplateSpec{}, goneAt: map[*corev1.Pod]time.Time{}, gate: fuzzGate(fb.b),
+		grace: time.Duration(fb.intn(3)*5) * time.Second, readyIn: time.Duration(fb.intn(4)*3) * time.Second,
+		backoff: time.Duration(fb.intn(3)*10) * time.Second}
+	set := newSet(withMinReadySeconds(int32(fb.intn(3) * 5)))
+	if !fb.chance(4) {
+		set.Spec.Template.Spec.NodeSelector = map[string]string{fuzzSelectorKey: "yes"}
+	}
+	if fb.chance(4) {
+		tolerateAll(set)
+	}
+	if fb.chance(3) {
+		set.Spec.UpdateStrategy = onDelete()
+	} else {
+		ru := &nasv1alpha1.RollingUpdateNodeAgentSet{
+			MaxUnavailable: fuzzIntOrPercent(fb, []int{0, 1, 2, 3}, []string{"0%", "10%", "25%", "50%"}),
+			MaxSurge:       fuzzIntOrPercent(fb, []int{0, 1, 2}, []string{"0%", "20%", "50%"}),
+			Paused:         fb.chance(5),
+		}
+		if fb.chance(3) {
+			ru.Partition = fuzzIntOrPercent(fb, []int{0, 1, 2, 5}, []string{"30%", "50%"})
+		}
+		ru.UnhealthyNodePolicy = []nasv1alpha1.UnhealthyNodePolicy{"", nasv1alpha1.UnhealthyNodeCount, nasv1alpha1.UnhealthyNodeSkip}[fb.intn(3)]
+		if fb.chance(4) {
+			ru.Canary = &nasv1alpha1.CanaryStrategy{
+				Nodes: fuzzIntOrPercent(fb, []int{1, 2}, []string{"50%"}), MaxRestarts: int32(fb.intn(3)),
+				OnFailure: []nasv1alpha1.CanaryFailurePolicy{"", nasv1alpha1.CanaryFailurePause, nasv1alpha1.CanaryFailureRollback}[fb.intn(3)],
+			}
+			if d := fb.intn(3); d > 0 {
+				ru.Canary.Duration = &metav1.Duration{Duration: time.Duration(d*10) * time.Second}
+			}
+			if fb.chance(3) {
+				ru.Canary.AutoPromote = new(bool)
+			}
+		}
+		set.Spec.UpdateStrategy = nasv1alpha1.NodeAgentSetUpdateStrategy{Type: nasv1alpha1.RollingUpdateStrategyType, RollingUpdate: ru}
+	}
+	if fb.chance(4) {
+		set.Spec.NodeOverrides = []nasv1alpha1.NodeOverride{{Name: "big",
+			NodeSelector: metav1.LabelSelector{MatchLabels: map[string]string{fuzzOverrideKey: "big"}},
+			Containers:   []nasv1alpha1.ContainerOverride{{Name: "agent", Image: "agent:big"}}}}
+	}
+	w.in = Input{Set: set, Now: t0, RolloutStartedAt: t0.Add(-time.Hour), FailedPodBackoffUntil: map[string]time.Time{},
+		Template: accepted, Revisions: w.revs}
+	if g := w.gate; g != 0 {
+		// The gate comes from the input's last byte, read apart from the stream, so that the corpus
+		// committed before worlds had gates keeps its meaning.
+		set.Spec.NodeReadinessGate = &nasv1alpha1.NodeReadinessGate{TaintKey: fuzzGateKey,
+			Mode: []nasv1alpha1.NodeReadinessGateMode{nasv1alpha1.BootstrapGateMode, nasv1alpha1.ContinuousGateMode}[g&1]}
+		if g&2 != 0 {
+			v := intstr.FromInt32(int32(1 + g>>2&3))
+			set.Spec.NodeReadinessGate.MaxTaintedNodes = &v
+		}
+	}
+	// Two older templates, then the current one: pods may carry any of the three, or no hash.
+	hashes := []string{w.newTemplate(false), w.newTemplate(false), w.newTemplate(false), ""}
+	for i := range 1 + fb.intn(10) {
+		w.addNode(fb, fmt.Sprintf("node-%02d", i))
+	}
+	for _, n := range w.in.Nodes {
+		for range fb.intn(3) {
+			w.addFuzzPod(fb, n.Name, hashes[fb.intn(len(hashes))])
+		}
+	}
+	if fb.chance(6) {
+		w.addFuzzPod(fb, "gone", hashes[fb.intn(len(hashes))])
+	}
+	return w
+}
+
+// newTemplate moves the template to a new image; the older one becomes a revision a canary can hold
+// nodes at. restart restarts the rollout clock and asks for a new template check.
+func (w *fuzzWorld) newTemplate(restart bool) string {
+	if w.in.Hash != "" {
+		w.revs[w.in.Hash] = w.in.Set.Spec.Template.DeepCopy()
+	}
+	w.images++
+	setImage(fmt.Sprintf("agent:v%d", w.images))(&w.in.Set.Spec.Template)
+	w.in.Hash = RevisionHash(w.in.Set)
+	delete(w.revs, w.in.Hash)
+	if restart {
+		w.in.RolloutStartedAt = w.in.Now
+		w.in.Template = TemplateVerdict{}
+	}
+	return w.in.Hash
+}
+
+func (w *fuzzWorld) addNode(fb *fuzzBytes, name string) {
+	labels := map[string]string{fuzzSelectorKey: "yes"}
+	if fb.chance(6) {
+		labels[fuzzSelectorKey] = "no"
+	}
+	if fb.chance(3) {
+		labels[fuzzOverrideKey] = "big"
+	}
+	node := newNode(name, labels)
+	switch fb.intn(8) {
+	case 0:
+		deadNode(w.in.Now.Add(-time.Duration(fb.intn(120)) * time.Second))(node)
+	case 1:
+		withTaints(corev1.Taint{Key: fuzzTaintKey, Effect: corev1.TaintEffectNoSchedule})(node)
+	case 2:
+		withTaints(corev1.Taint{Key: fuzzTaintKey, Effect: corev1.TaintEffectNoExecute})(node)
+	case 3:
+		node.Spec.Unschedulable = true
+	case 4:
+		if w.gate != 0 {
+			withTaints(corev1.Taint{Key: fuzzGateKey, Effect: corev1.TaintEffectNoSchedule})(node)
+		}
+	}
+	w.in.Nodes = append(w.in.Nodes, node)
+}
+
+// addFuzzPod adds a pod of the given hash on the node, in a state the bytes choose.
+func (w *fuzzWorld) addFuzzPod(fb *fuzzBytes, node, hash string) {
+	w.seq++
+	pod := newPod(fmt.Sprintf("pod-%03d", w.seq), node, withHash(hash), created(w.in.Now.Add(-time.Duration(fb.intn(600))*time.Second)))
+	switch fb.intn(12) {
+	case 0:
+		pod.Status.Phase = corev1.PodFailed
+	case 1:
+		shutDown(pod)
+	case 2:
+		pod.Status.Phase = corev1.PodSucceeded
+	case 3:
+		w.terminate(pod)
+	case 4:
+		pod.Status.Phase = corev1.PodPending
+		pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled,
+			Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/3 nodes are available: 1 Insufficient cpu."})
+		unboundTo(node)(pod)
+	case 5:
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "agent", RestartCount: 3,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}
+	}
+	// Only a running pod can be Ready: the kubelet sets Ready false when a pod ends, and an unbound pod
+	// has no kubelet yet.
+	switch r := fb.intn(3); {
+	case r == 0 && pod.Spec.NodeName != "" && !isTerminal(pod):
+		setReady(pod, corev1.ConditionTrue, w.in.Now.Add(-time.Duration(fb.intn(20))*time.Second))
+	case r == 1, isTerminal(pod):
+		setReady(pod, corev1.ConditionFalse, w.in.Now.Add(-time.Hour))
+	}
+	w.in.Pods = append(w.in.Pods, pod)
+}
+
+// terminate marks the pod deleted: it disappears once the grace period is over.
+func (w *fuzzWorld) terminate(pod *corev1.Pod) {
+	ts := metav1.NewTime(w.in.Now)
+	grace := int64(w.grace / time.Second)
+	pod.DeletionTimestamp, pod.DeletionGracePeriodSeconds = &ts, &grace
+	w.goneAt[pod] = w.in.Now.Add(w.grace)
+}
+
+// change is one change of the world before a pass, chosen by the bytes.
+func (w *fuzzWorld) change(fb *fuzzBytes) {
+	pods := w.in.Pods
+	switch which := fb.intn(14); which {
+	case 0, 1, 2, 3:
+		w.in.Now = w.in.Now.Add(time.Duration(1+fb.intn(30)) * time.Second)
+	case 4, 5, 10, 11, 12:
+		w.changeNodes(fb, which)
+	case 6:
+		if len(pods) > 0 {
+			pod := pods[fb.intn(len(pods))].DeepCopy()
+			pod.Status.Phase = corev1.PodFailed
+			setReady(pod, corev1.ConditionFalse, w.in.Now)
+			w.replacePod(pod)
+		}
+	case 7:
+		w.newTemplate(true)
+	case 8:
+		if ru := w.in.Set.Spec.UpdateStrategy.RollingUpdate; ru != nil {
+			ru.Paused = !ru.Paused
+			w.in.RolloutStartedAt = w.in.Now
+		}
+	case 9:
+		if ru := w.in.Set.Spec.UpdateStrategy.RollingUpdate; ru != nil {
+			ru.Partition = fuzzIntOrPercent(fb, []int{0, 1, 3}, []string{"50%"})
+			w.in.RolloutStartedAt = w.in.Now
+		}
+	case 13:
+		if len(pods) > 0 {
+			pod := pods[fb.intn(len(pods))].DeepCopy()
+			pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "agent", RestartCount: 5,
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}
+			setReady(pod, corev1.ConditionFalse, w.in.Now)
+			w.replacePod(pod)
+		}
+	}
+}
+
+// changeNodes is change's share that changes a node's labels (4), readiness (5) or taints (10), or
+// makes a node join (11) or leave (12). The numbers are change's: the committed corpus depends on them.
+func (w *fuzzWorld) changeNodes(fb *fuzzBytes, which int) {
+	nodes := w.in.Nodes
+	switch which {
+	case 4:
+		n := nodes[fb.intn(len(nodes))].DeepCopy()
+		if n.Labels[fuzzSelectorKey] == "yes" {
+			n.Labels[fuzzSelectorKey] = "no"
+		} else {
+			n.Labels[fuzzSelectorKey] = "yes"
+		}
+		w.replaceNode(n)
+	case 5:
+		i := fb.intn(len(nodes))
+		n := newNode(nodes[i].Name, nodes[i].Labels)
+		if nodeReady(nodes[i]) {
+			deadNode(w.in.Now)(n)
+		}
+		w.replaceNode(n)
+	case 10:
+		n := nodes[fb.intn(len(nodes))].DeepCopy()
+		if len(n.Spec.Taints) == 0 {
+			n.Spec.Taints = []corev1.Taint{{Key: fuzzTaintKey, Effect: []corev1.TaintEffect{corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute}[fb.intn(2)]}}
+		} else {
+			n.Spec.Taints = nil
+		}
+		w.replaceNode(n)
+	case 11:
+		// Node names are unique in a cluster: a node joins under a name no node has.
+		name := fmt.Sprintf("node-%02d", 10+fb.intn(10))
+		if !slices.ContainsFunc(nodes, func(n *corev1.Node) bool { return n.Name == name }) {
+			w.addNode(fb, name)
+		}
+	case 12:
+		if len(nodes) > 1 {
+			i := fb.intn(len(nodes))
+			w.in.Nodes = slices.Delete(slices.Clone(nodes), i, i+1)
+		}
+	}
+}
+
+// replaceNode and replacePod swap in a changed copy: objects an earlier Input holds are never changed,
+// as in an informer cache.
+func (w *fuzzWorld) replaceNode(n *corev1.Node) {
+	w.in.Nodes = slices.Clone(w.in.Nodes)
+	for i := range w.in.Nodes {
+		if w.in.Nodes[i].Name == n.Name {
+			w.in.Nodes[i] = n
+		}
+	}
+}
+
+func (w *fuzzWorld) replacePod(pod *corev1.Pod) {
+	w.in.Pods = slices.Clone(w.in.Pods)
+	for i := range w.in.Pods {
+		if w.in.Pods[i].Name == pod.Name {
+			if at, ok := w.goneAt[w.in.Pods[i]]; ok {
+				w.goneAt[pod] = at
+			}
+			w.in.Pods[i] = pod
+		}
+	}
+}
+
+// runKubelets binds pending pods, makes pods Ready readyIn after their creation, and removes the pods
+// whose termination is over.
+func (w *fuzzWorld) runKubelets() {
+	out := make([]*corev1.Pod, 0, len(w.in.Pods))
+	for _, pod := range w.in.Pods {
+		if at, ok := w.goneAt[pod]; ok && !w.in.Now.Before(at) {
+			continue
+		}
+		if _, ok := w.goneAt[pod]; !ok && pod.Status.Phase != corev1.PodFailed && pod.Status.Phase != corev1.PodSucceeded &&
+			pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] != "" && !IsPodReady(pod) &&
+			!w.in.Now.Before(pod.CreationTimestamp.Add(w.readyIn)) && len(pod.Status.ContainerStatuses) == 0 {
+			pod = pod.DeepCopy()
+			if node, ok := TargetNodeName(pod); ok && pod.Spec.NodeName == "" {
+				pod.Spec.NodeName = node
+			}
+			pod.Status.Phase = corev1.PodRunning
+			pod.Status.Conditions = nil
+			setReady(pod, corev1.ConditionTrue, w.in.Now)
+		}
+		out = append(out, pod)
+	}
+	w.in.Pods = out
+}
+
+// apply carries out the plan as the controller does: relabels, deletes, creates (of the revision the
+// plan names, rendered for the node), the canary's status, the failed-pod backoff, the template check.
+func (w *fuzzWorld) apply(p Plan) {
+	for _, r := range p.Relabels {
+		i := slices.IndexFunc(w.in.Pods, func(pod *corev1.Pod) bool { return pod.Name == r.Pod.Name })
+		pod := w.in.Pods[i].DeepCopy()
+		pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] = w.in.Hash
+		w.replacePod(pod)
+	}
+	for _, d := range p.Deletes {
+		i := slices.IndexFunc(w.in.Pods, func(pod *corev1.Pod) bool { return pod.Name == d.Pod.Name })
+		if i < 0 {
+			w.t.Fatalf("at %s: the plan deletes %s, which does not exist", w.in.Now.Sub(t0), d.Pod.Name)
+		}
+		pod := w.in.Pods[i].DeepCopy()
+		w.terminate(pod)
+		w.replacePod(pod)
+		if d.Reason == DeleteFailed {
+			w.in.FailedPodBackoffUntil[d.Node] = w.in.Now.Add(w.backoff)
+		}
+	}
+	for _, node := range p.Creates {
+		var pod *corev1.Pod
+		if h, ok := p.CreateRevisions[node]; ok {
+			set := w.in.Set.DeepCopy()
+			set.Spec.Template = *p.RevisionTemplates[h].DeepCopy()
+			pod = NewPod(set, node, h)
+		} else {
+			pod = NewNodePod(w.in.Set, node, w.in.Hash, p.Overrides[node])
+		}
+		w.seq++
+		pod.Name = fmt.Sprintf("pod-%03d", w.seq)
+		pod.UID = types.UID(pod.Name)
+		pod.CreationTimestamp = metav1.NewTime(w.in.Now)
+		pod.Status.Phase = corev1.PodPending
+		w.in.Pods = append(slices.Clone(w.in.Pods), pod)
+	}
+	for _, gw := range p.Gate.Writes {
+		n := gw.Node.DeepCopy()
+		n.Spec.Taints = slices.Clone(gw.Taints)
+		w.replaceNode(n)
+	}
+	if p.CheckTemplateOn != "" {
+		w.in.Template = accepted
+	}
+	set := w.in.Set.DeepCopy()
+	set.Status.Canary = p.Canary
+	w.in.Set = set
+}
+
+// fuzzMaxPassesAtOnce bounds the passes at one moment: carrying out a plan and planning again at the
+// same time must come to a plan with nothing to do (a per-node step, then the rolling update, then the
+// creates of what it deleted, a template check, a canary verdict).
+const fuzzMaxPassesAtOnce = 6
+
+// pass plans, checks the plan and carries it out, and repeats at the same moment until the plan has
+// nothing to do; it fails when that takes more than fuzzMaxPassesAtOnce passes, or when a pass does
+// again what an earlier pass at the same moment did.
+func (w *fuzzWorld) pass() {
+	w.t.Helper()
+	created, deleted := map[string]bool{}, map[string]bool{}
+	for i := 0; ; i++ {
+		p := w.plan()
+		if len(p.Creates) == 0 && len(p.Deletes) == 0 && len(p.Relabels) == 0 && len(p.Gate.Writes) == 0 && p.CheckTemplateOn == "" {
+			w.apply(p)
+			w.checkSettled()
+			return
+		}
+		if i == fuzzMaxPassesAtOnce {
+			w.t.Fatalf("at %s: still acting after %d passes at the same moment: creates %v deletes %v relabels %d gate writes %d check %q",
+				w.in.Now.Sub(t0), i, p.Creates, dels(p), len(p.Relabels), len(p.Gate.Writes), p.CheckTemplateOn)
+		}
+		for _, n := range p.Creates {
+			if created[n] {
+				w.t.Errorf("at %s: creates on %s again at the same moment", w.in.Now.Sub(t0), n)
+			}
+			created[n] = true
+		}
+		for _, d := range p.Deletes {
+			if deleted[d.Pod.Name] {
+				w.t.Errorf("at %s: deletes %s again at the same moment (%s)\n%s", w.in.Now.Sub(t0), d.Pod.Name, d.Reason, fuzzDescribe(w.in))
+			}
+			deleted[d.Pod.Name] = true
+		}
+		w.apply(p)
+		if w.t.Failed() {
+			w.t.FailNow()
+		}
+	}
+}
+
+// checkSettled: once the passes at a moment have nothing left to do, no pod that is not being deleted
+// stays on a node that is gone or must not keep it (rules 25, 27).
+func (w *fuzzWorld) checkSettled() {
+	w.t.Helper()
+	placer := PlacerFor(w.in.Set)
+	for _, pod := range w.in.Pods {
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		name, _ := TargetNodeName(pod)
+		i := slices.IndexFunc(w.in.Nodes, func(n *corev1.Node) bool { return n.Name == name })
+		switch {
+		case i < 0:
+			w.t.Fatalf("at %s: %s stays on %s, which is gone\n%s", w.in.Now.Sub(t0), pod.Name, name, fuzzDescribe(w.in))
+		case !placer.Place(w.in.Nodes[i]).ShouldContinueRunning:
+			w.t.Fatalf("at %s: %s stays on %s, which must not keep it\n%s", w.in.Now.Sub(t0), pod.Name, name, fuzzDescribe(w.in))
+		}
+	}
+}
+
+// plan computes the plan twice and checks it: the same plan both times, the input left as it was,
+// and the invariants of checkFuzzPlan.
+func (w *fuzzWorld) plan() Plan {
+	w.t.Helper()
+	before := fuzzSnapshot(w.in)
+	p := Compute(w.in)
+	if again := Compute(w.in); !reflect.DeepEqual(p, again) {
+		w.t.Fatalf("at %s: two plans of the same input differ:\n%+v\n%+v", w.in.Now.Sub(t0), p, again)
+	}
+	if after := fuzzSnapshot(w.in); !reflect.DeepEqual(before, after) {
+		w.t.Fatalf("at %s: Compute changed its input", w.in.Now.Sub(t0))
+	}
+	checkFuzzPlan(w.t, w.in, p)
+	if w.t.Failed() {
+		w.t.Fatalf("the world:\n%s", fuzzDescribe(w.in))
+	}
+	return p
+}
+
+// fuzzDescribe lists a world for a failure's message.
+func fuzzDescribe(in Input) string {
+	var b strings.Builder
+	ru := in.Set.Spec.UpdateStrategy.RollingUpdate
+	fmt.Fprintf(&b, "now %s, hash %s, template %q, minReadySeconds %d, strategy %s", in.Now.Sub(t0), in.Hash, in.Template.State,
+		in.Set.Spec.MinReadySeconds, in.Set.Spec.UpdateStrategy.Type)
+	if ru != nil {
+		fmt.Fprintf(&b, " maxUnavailable %v maxSurge %v partition %v paused %t policy %q canary %+v", ru.MaxUnavailable, ru.MaxSurge,
+			ru.Partition, ru.Paused, ru.UnhealthyNodePolicy, ru.Canary)
+	}
+	fmt.Fprintf(&b, "\ncanary status %+v, overrides %d, selector %v, tolerations %v\n", in.Set.Status.Canary, len(in.Set.Spec.NodeOverrides),
+		in.Set.Spec.Template.Spec.NodeSelector, in.Set.Spec.Template.Spec.Tolerations)
+	for _, n := range in.Nodes {
+		fmt.Fprintf(&b, "node %s labels %v ready %t taints %v unschedulable %t backoff %s\n", n.Name, n.Labels, nodeReady(n), n.Spec.Taints,
+			n.Spec.Unschedulable, in.FailedPodBackoffUntil[n.Name].Sub(t0))
+	}
+	for _, pod := range in.Pods {
+		target, _ := TargetNodeName(pod)
+		fmt.Fprintf(&b, "pod %s node %q (target %s) hash %s phase %s ready %t available %t created %s deleting %t\n", pod.Name, pod.Spec.NodeName, target,
+			pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], pod.Status.Phase, IsPodReady(pod),
+			IsPodAvailable(pod, in.Set.Spec.MinReadySeconds, in.Now), pod.CreationTimestamp.Sub(t0), pod.DeletionTimestamp != nil)
+	}
+	return b.String()
+}
+
+// fuzzSnapshot is a deep copy of what an Input points to.
+func fuzzSnapshot(in Input) Input {
+	out := in
+	out.Set = in.Set.DeepCopy()
+	out.Nodes = make([]*corev1.Node, 0, len(in.Nodes))
+	for _, n := range in.Nodes {
+		out.Nodes = append(out.Nodes, n.DeepCopy())
+	}
+	out.Pods = make([]*corev1.Pod, 0, len(in.Pods))
+	for _, pod := range in.Pods {
+		out.Pods = append(out.Pods, pod.DeepCopy())
+	}
+	out.FailedPodBackoffUntil = maps.Clone(in.FailedPodBackoffUntil)
+	out.Revisions = maps.Clone(in.Revisions)
+	return out
+}
+
+// checkFuzzPlan checks one plan against the input it was computed from:
+//   - a create goes to an existing node that should run the agent, once, only with an accepted
+//     template, never next to a live pod of the revision it creates, and, without surge, never next
+//     to any pod that still counts (rule 20: only terminal pods being deleted do not);
+//   - a delete names a pod of the input, not already terminating;
+//   - the rolling update deletes the last available pod of a node only within maxUnavailable: the
+//     eligible nodes without an available pod, plus those the plan's Outdated deletes leave without
+//     one, are at most maxUnavailable, unless the plan deletes no available pod at all (nodes the
+//     rollout leaves out do not count: those the partition holds, and those the unhealthy-node policy
+//     Skip leaves out, which must be unhealthy);
+//   - a SurgeReplaced delete of an available pod leaves its node an available pod;
+//   - nothing is replaced while paused, nor on a node the partition holds;
+//   - before a canary succeeds, pods of the revision under test are created on canary nodes only;
+//   - the breakdown sums to the unavailable count (checkBreakdown).
+func checkFuzzPlan(t *testing.T, in Input, p Plan) {
+	t.Helper()
+	c := &fuzzCheck{t: t, in: in, p: p, at: in.Now.Sub(t0), placer: PlacerFor(in.Set), nodes: map[string]*corev1.Node{},
+		byNode: map[string][]*corev1.Pod{}, pods: map[string]*corev1.Pod{}, deleted: map[string]bool{}}
+	for _, n := range in.Nodes {
+		c.nodes[n.Name] = n
+	}
+	for _, pod := range in.Pods {
+		node, _ := TargetNodeName(pod)
+		if pod.Spec.NodeName != "" {
+			node = pod.Spec.NodeName
+		}
+		c.byNode[node] = append(c.byNode[node], pod)
+		c.pods[pod.Name] = pod
+	}
+	c.checkDeletes()
+	c.checkCreates()
+	c.checkBudget()
+	c.checkGate()
+	checkBreakdown(t, p)
+}
+
+// fuzzCheck is one plan and the input it was computed from, indexed for checkFuzzPlan.
+type fuzzCheck struct {
+	t       *testing.T
+	in      Input
+	p       Plan
+	at      time.Duration
+	placer  *Placer
+	nodes   map[string]*corev1.Node
+	byNode  map[string][]*corev1.Pod
+	pods    map[string]*corev1.Pod
+	deleted map[string]bool
+}
+
+// available: the pod is bound, running and available, and not being deleted.
+func (c *fuzzCheck) available(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp == nil && !isTerminal(pod) && pod.Spec.NodeName != "" &&
+		IsPodAvailable(pod, c.in.Set.Spec.MinReadySeconds, c.in.Now)
+}
+
+func (c *fuzzCheck) checkDeletes() {
+	t, at := c.t, c.at
+	t.Helper()
+	for _, d := range c.p.Deletes {
+		pod, ok := c.pods[d.Pod.Name]
+		switch {
+		case !ok:
+			t.Errorf("at %s: deletes %s, which is not a pod of the input", at, d.Pod.Name)
+		case pod.DeletionTimestamp != nil:
+			t.Errorf("at %s: deletes %s on %s, which is already terminating", at, d.Pod.Name, d.Node)
+		}
+		c.deleted[d.Pod.Name] = true
+	}
+	for _, r := range c.p.Relabels {
+		if c.deleted[r.Pod.Name] {
+			t.Errorf("at %s: relabels %s on %s, which it deletes", at, r.Pod.Name, r.Node)
+		}
+	}
+}
+
+func (c *fuzzCheck) checkCreates() {
+	t, at, in, p := c.t, c.at, c.in, c.p
+	t.Helper()
+	seen := map[string]bool{}
+	canary := map[string]bool{}
+	if p.Canary != nil {
+		for _, n := range p.Canary.Nodes {
+			canary[n] = true
+		}
+	}
+	for _, n := range p.Creates {
+		node := c.nodes[n]
+		hash := in.Hash
+		if h, ok := p.CreateRevisions[n]; ok {
+			hash = h
+		}
+		switch {
+		case seen[n]:
+			t.Errorf("at %s: creates twice on %s", at, n)
+		case node == nil:
+			t.Errorf("at %s: creates on %s, which is not a node", at, n)
+		case !c.placer.Place(node).ShouldRun:
+			t.Errorf("at %s: creates on %s, which should not run the agent (%+v)", at, n, c.placer.Place(node).Exclusion)
+		case in.Set.Spec.Template.Spec.NodeSelector != nil && node.Labels[fuzzSelectorKey] != "yes":
+			t.Errorf("at %s: creates on %s, whose labels the node selector does not match", at, n)
+		case in.Template.State != TemplateAccepted:
+			t.Errorf("at %s: creates on %s with the template %q", at, n, in.Template.State)
+		case p.Canary != nil && p.Canary.Phase != nasv1alpha1.CanarySucceeded && hash == in.Hash && !canary[n]:
+			t.Errorf("at %s: creates the revision under test on %s outside the canary %v (%s)", at, n, p.Canary.Nodes, p.Canary.Phase)
+		}
+		seen[n] = true
+		c.checkBeside(n, hash)
+	}
+}
+
+// checkBeside: a create of the revision hash on node n is next to no live pod of that revision, and,
+// without surge, next to no pod that still counts (rule 20: only terminal pods being deleted do not).
+func (c *fuzzCheck) checkBeside(n, hash string) {
+	c.t.Helper()
+	for _, pod := range c.byNode[n] {
+		switch {
+		case isTerminal(pod) && pod.DeletionTimestamp != nil:
+		case !c.p.Strategy.Surge:
+			c.t.Errorf("at %s: creates on %s next to %s without surge", c.at, n, pod.Name)
+		case pod.DeletionTimestamp == nil && !isTerminal(pod) && pod.Labels[nasv1alpha1.ControllerRevisionHashLabel] == hash:
+			c.t.Errorf("at %s: creates on %s next to %s of the same revision", c.at, n, pod.Name)
+		}
+	}
+}
+
+// checkGate: the gate's taint is lifted only from a node whose agent pod is available, at most one
+// write per node.
+func (c *fuzzCheck) checkGate() {
+	c.t.Helper()
+	seen := map[string]bool{}
+	for _, gw := range c.p.Gate.Writes {
+		if seen[gw.Node.Name] {
+			c.t.Errorf("at %s: two gate writes on %s", c.at, gw.Node.Name)
+		}
+		seen[gw.Node.Name] = true
+		if gw.Code == GateLift && !slices.ContainsFunc(c.byNode[gw.Node.Name], c.available) {
+			c.t.Errorf("at %s: lifts the gate of %s, which has no available agent pod", c.at, gw.Node.Name)
+		}
+	}
+}
+
+// checkBudget checks the rolling update's deletes against maxUnavailable, the pause and the partition.
+// Nodes the rollout leaves out do not count: those the partition holds, and those unhealthyNodePolicy
+// Skip leaves out, which must be unhealthy (not Ready, or with a health taint).
+func (c *fuzzCheck) checkBudget() {
+	t, at, p := c.t, c.at, c.p
+	t.Helper()
+	skipped := c.checkLeftOut()
+	unavailable, emptied := 0, 0
+	for _, node := range c.in.Nodes {
+		if !c.placer.Place(node).ShouldRun || skipped[node.Name] || p.Nodes[node.Name].Partitioned {
+			continue
+		}
+		had, keeps := false, false
+		for _, pod := range c.byNode[node.Name] {
+			if c.available(pod) {
+				had = true
+				keeps = keeps || !c.deleted[pod.Name]
+			}
+		}
+		outdated := false
+		for _, d := range p.Deletes {
+			switch {
+			case d.Node != node.Name || !c.available(c.pods[d.Pod.Name]):
+			case d.Reason == DeleteOutdated:
+				outdated = true
+			case d.Reason == DeleteSurgeReplaced && !keeps:
+				// An old pod that is not available goes at once; an available one only for an available new one.
+				t.Errorf("at %s: deletes %s on %s as surge-replaced, leaving no available pod", at, d.Pod.Name, d.Node)
+			}
+		}
+		switch {
+		case !had:
+			unavailable++
+		case !keeps && outdated:
+			emptied++
+		}
+	}
+	if emptied > 0 && unavailable+emptied > int(p.Strategy.MaxUnavailable) {
+		t.Errorf("at %s: the rolling update leaves %d more nodes without an available pod, %d already lack one, maxUnavailable %d",
+			at, emptied, unavailable, p.Strategy.MaxUnavailable)
+	}
+}
+
+// checkLeftOut checks the nodes the rollout leaves out, and returns those the Skip policy skips: only
+// unhealthy nodes are skipped, and no old pod is replaced on a skipped or held node, or while paused.
+func (c *fuzzCheck) checkLeftOut() map[string]bool {
+	t, at, p := c.t, c.at, c.p
+	t.Helper()
+	skipped := map[string]bool{}
+	for _, s := range p.Rollout.Skipped {
+		skipped[s.Node] = true
+		if n := c.nodes[s.Node]; n == nil || nodeReady(n) && !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return IsHealthTaint(t.Key) }) {
+			t.Errorf("at %s: the rollout skips %s, which is healthy", at, s.Node)
+		}
+	}
+	for _, d := range p.Deletes {
+		switch {
+		case d.Reason != DeleteOutdated:
+		case skipped[d.Node]:
+			t.Errorf("at %s: replaces %s on %s, which the rollout skips", at, d.Pod.Name, d.Node)
+		case p.Strategy.Paused:
+			t.Errorf("at %s: replaces %s on %s while paused", at, d.Pod.Name, d.Node)
+		case p.Nodes[d.Node].Partitioned:
+			t.Errorf("at %s: replaces %s on %s, which the partition holds", at, d.Pod.Name, d.Node)
+		}
+	}
+	return skipped
+}
+
+// fuzzSeeds are the seeds every run of the property tests starts from (go test runs them, and those
+// under testdata/fuzz/<target>/).
+var fuzzSeeds = [][]byte{
+	{},
+	[]byte("rolling update with surge and a canary over ten nodes"),
+	{1, 1, 0, 3, 1, 2, 0, 0, 1, 0, 9, 0, 0, 1, 2, 1, 0, 3, 1, 1, 7, 0, 1, 2, 3, 7, 0, 0, 0, 7, 1, 2},
+	{2, 0, 1, 0, 2, 1, 5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13},
+	{0, 2, 2, 2, 1, 0, 4, 6, 1, 2, 0, 1, 9, 5, 5, 5, 5, 3, 3, 3, 3, 0, 0, 0, 7, 7, 7, 8, 8, 0, 0, 0, 0, 11, 11},
+	// With a Continuous readiness gate (the last byte), nodes registered with its taint.
+	{1, 1, 0, 1, 1, 0, 0, 0, 0, 1, 0, 9, 4, 4, 4, 4, 4, 4, 4, 4, 4, 1, 1, 1, 0, 0, 0, 5, 5, 5, 0, 1, 0, 2, 0, 0, 0, 0xF3},
+}
+
+// FuzzPlanPasses runs a random sequence of passes over a random world: before each, the world changes
+// (time moves, nodes flip, pods fail, the template or the strategy changes); each pass and the passes
+// at the same moment after it are checked (pass).
+func FuzzPlanPasses(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fb := &fuzzBytes{b: data}
+		w := newFuzzWorld(t, fb)
+		for range 1 + fb.intn(40) {
+			w.change(fb)
+			w.runKubelets()
+			w.pass()
+		}
+	})
+}
+
+// FuzzPlanOrder: a plan does not depend on the order of the nodes and pods in its input (informer
+// caches list them in any order): the same creates, deletes, counters and breakdown.
+func FuzzPlanOrder(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fb := &fuzzBytes{b: data}
+		w := newFuzzWorld(t, fb)
+		for range fb.intn(4) {
+			w.change(fb)
+			w.runKubelets()
+		}
+		p := w.plan()
+		shuffled := w.in
+		shuffled.Nodes, shuffled.Pods = slices.Clone(w.in.Nodes), slices.Clone(w.in.Pods)
+		rng := rand.New(rand.NewSource(int64(fb.intn(1 << 8))))
+		rng.Shuffle(len(shuffled.Nodes), func(i, j int) { shuffled.Nodes[i], shuffled.Nodes[j] = shuffled.Nodes[j], shuffled.Nodes[i] })
+		rng.Shuffle(len(shuffled.Pods), func(i, j int) { shuffled.Pods[i], shuffled.Pods[j] = shuffled.Pods[j], shuffled.Pods[i] })
+		q := Compute(shuffled)
+		if got, want := fuzzProjection(q), fuzzProjection(p); !reflect.DeepEqual(got, want) {
+			t.Fatalf("the order of the input changes the plan:\n got  %+v\n want %+v", got, want)
+		}
+	})
+}
+
+// fuzzProjection is what FuzzPlanOrder compares of a plan: its decisions by name.
+func fuzzProjection(p Plan) any {
+	type stuck struct {
+		Node string
+		Code ReasonCode
+	}
+	out := struct {
+		Creates, Relabels []string
+		Deletes           []del
+		Status            Counters
+		Unavailable       []UnavailableGroup
+		Requeue           time.Duration
+		Stuck             []stuck
+		Codes             map[string]ReasonCode
+		CreateRevisions   map[string]string
+		Check             string
+	}{Creates: p.Creates, Deletes: dels(p), Status: p.Status, Unavailable: p.Unavailable, Requeue: p.RequeueAfter,
+		Codes: map[string]ReasonCode{}, CreateRevisions: p.CreateRevisions, Check: p.CheckTemplateOn}
+	for _, r := range p.Relabels {
+		out.Relabels = append(out.Relabels, r.Pod.Name)
+	}
+	for _, s := range p.Rollout.Stuck {
+		out.Stuck = append(out.Stuck, stuck{s.Node, s.Reason.Code})
+	}
+	for n, s := range p.Nodes {
+		out.Codes[n] = s.Reason.Code
+	}
+	return out
+}
+
+// TestNewWorldGathersPods checks the world's node views against the input, however many pods each node
+// has (the views' pods are cut from one slab, and nodes with several pods move within it): each
+// node's pods are its live pods oldest first, with the facts of each, and the nodes come in name
+// order, including those only pods name.
+func TestNewWorldGathersPods(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for round := range 50 {
+		nodes := newNodes(0, 1+rng.Intn(30), nil)
+		numPods := rng.Intn(4*len(nodes) + 1)
+		pods := make([]*corev1.Pod, 0, numPods)
+		for i := range numPods {
+			node := fmt.Sprintf("node-%d", rng.Intn(len(nodes)+3)) // Some name no node.
+			pod := newPod(fmt.Sprintf("pod-%d", i), node, created(t0.Add(-time.Duration(rng.Intn(5))*time.Minute)),
+				withHash([]string{curHash, oldHash}[rng.Intn(2)]))
+			switch rng.Intn(6) {
+			case 0:
+				readySince(t0)(pod)
+			case 1:
+				terminating(pod)
+			case 2:
+				pod.Status.Phase = corev1.PodSucceeded
+				terminating(pod) // Left out of the world.
+			}
+			pods = append(pods, pod)
+		}
+		rng.Shuffle(len(pods), func(i, j int) { pods[i], pods[j] = pods[j], pods[i] })
+		w := newWorld(Input{Set: newSet(), Hash: curHash, Nodes: nodes, Pods: pods, Now: t0})
+		want := map[string][]*corev1.Pod{}
+		for _, pod := range pods {
+			if !isTerminal(pod) || !isTerminating(pod) {
+				want[pod.Spec.NodeName] = append(want[pod.Spec.NodeName], pod)
+			}
+		}
+		for i, v := range w.nodes {
+			if i > 0 && w.nodes[i-1].name >= v.name {
+				t.Fatalf("round %d: nodes not in name order: %s before %s", round, w.nodes[i-1].name, v.name)
+			}
+			SortOldestFirst(want[v.name])
+			if !slices.Equal(v.pods, want[v.name]) || len(v.facts) != len(v.pods) {
+				t.Fatalf("round %d: node %s has pods %v (%d facts), want %v", round, v.name, podNames(v.pods), len(v.facts), podNames(want[v.name]))
+			}
+			for j, pod := range v.pods {
+				f := podFacts{hash: pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], created: pod.CreationTimestamp.Time, ready: readyCondition(pod)}
+				if v.facts[j] != f || (isTerminating(pod) && !v.terminating) {
+					t.Fatalf("round %d: node %s pod %s: facts %+v, want %+v", round, v.name, pod.Name, v.facts[j], f)
+				}
+			}
+			delete(want, v.name)
+		}
+		if len(want) > 0 {
+			t.Fatalf("round %d: pods of no node view: %v", round, want)
 		}
 	}
 }

@@ -1,7 +1,8 @@
 package planner
 
 import (
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,14 +27,28 @@ func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
 
 // IsPodReady reports whether the Ready condition is True.
 func IsPodReady(pod *corev1.Pod) bool {
-	c := readyCondition(pod)
-	return c != nil && c.Status == corev1.ConditionTrue
+	return conditionTrue(readyCondition(pod))
 }
 
 // IsPodAvailable reports whether the pod is Ready, and has been Ready for at least minReadySeconds at now.
 func IsPodAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
-	c := readyCondition(pod)
-	if c == nil || c.Status != corev1.ConditionTrue {
+	return readyAvailable(readyCondition(pod), minReadySeconds, now)
+}
+
+// availableAt is when a Ready pod becomes available; zero when it is not Ready, or has no transition
+// time and so never becomes available by waiting (see IsPodAvailable).
+func availableAt(pod *corev1.Pod, minReadySeconds int32) time.Time {
+	return readyAvailableAt(readyCondition(pod), minReadySeconds)
+}
+
+// conditionTrue, readyAvailable and readyAvailableAt are IsPodReady, IsPodAvailable and availableAt
+// of a pod whose Ready condition is c (nil: none).
+func conditionTrue(c *corev1.PodCondition) bool {
+	return c != nil && c.Status == corev1.ConditionTrue
+}
+
+func readyAvailable(c *corev1.PodCondition, minReadySeconds int32, now time.Time) bool {
+	if !conditionTrue(c) {
 		return false
 	}
 	if minReadySeconds == 0 {
@@ -42,11 +57,8 @@ func IsPodAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool 
 	return !c.LastTransitionTime.IsZero() && !c.LastTransitionTime.Add(time.Duration(minReadySeconds)*time.Second).After(now)
 }
 
-// availableAt is when a Ready pod becomes available; zero when it is not Ready, or has no transition
-// time and so never becomes available by waiting (see IsPodAvailable).
-func availableAt(pod *corev1.Pod, minReadySeconds int32) time.Time {
-	c := readyCondition(pod)
-	if c == nil || c.Status != corev1.ConditionTrue || c.LastTransitionTime.IsZero() {
+func readyAvailableAt(c *corev1.PodCondition, minReadySeconds int32) time.Time {
+	if !conditionTrue(c) || c.LastTransitionTime.IsZero() {
 		return time.Time{}
 	}
 	return c.LastTransitionTime.Add(time.Duration(minReadySeconds) * time.Second)
@@ -60,14 +72,24 @@ func IsPodUpdated(pod *corev1.Pod, hash string) bool {
 // SortOldestFirst orders pods as upstream's podByCreationTimestampAndPhase does (rule 23): bound before
 // unbound, then older first, then by name.
 func SortOldestFirst(pods []*corev1.Pod) {
-	sort.SliceStable(pods, func(i, j int) bool {
-		a, b := pods[i], pods[j]
-		if (a.Spec.NodeName != "") != (b.Spec.NodeName != "") {
-			return a.Spec.NodeName != ""
+	if len(pods) < 2 {
+		return
+	}
+	slices.SortStableFunc(pods, compareOldestFirst)
+}
+
+func compareOldestFirst(a, b *corev1.Pod) int {
+	if aBound, bBound := a.Spec.NodeName != "", b.Spec.NodeName != ""; aBound != bBound {
+		if aBound {
+			return -1
 		}
-		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		return 1
+	}
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		if a.CreationTimestamp.Before(&b.CreationTimestamp) {
+			return -1
 		}
-		return a.Name < b.Name
-	})
+		return 1
+	}
+	return strings.Compare(a.Name, b.Name)
 }

@@ -19,7 +19,8 @@ package planner
 //     that still run a pod of an older template; `paused` replaces nothing. Neither stops a node without
 //     a pod from getting one of the current template. A node that joins gets the current template, so
 //     it never runs an old pod and never displaces a held node: the held set changes only when a held
-//     node's pod goes, or the partition or the template changes.
+//     node's pod goes, or the partition or the template changes. Held nodes are outside the rollout:
+//     one without an available pod does not use up maxUnavailable (it is not for the update to fix).
 //   - A node whose failed pod waits for its backoff gets no new pod from the surge update either.
 //   - A pod the kubelet terminated for a node shutdown is not replaced, by either path, while its node
 //     is not Ready; delete-first counts the node as unavailable.
@@ -107,23 +108,38 @@ func (w *world) rollingUpdate(p *Plan) {
 // updatedPods splits a node's live pods into the new one and the old one (rule 24's findUpdatedPods).
 // ok is false when the node has more than one of either: manage prunes it, and it counts as busy.
 func (w *world) updatedPods(v *nodeView) (newPod, oldPod *corev1.Pod, ok bool) {
-	for i, pod := range v.pods {
-		if isTerminating(pod) {
+	newIndex, oldIndex, ok := w.updatedIndexes(v)
+	return podAt(v, newIndex), podAt(v, oldIndex), ok
+}
+
+// updatedIndexes is updatedPods as indexes into the node's pods, -1 for none.
+func (w *world) updatedIndexes(v *nodeView) (newIndex, oldIndex int, ok bool) {
+	newIndex, oldIndex = -1, -1
+	for i := range v.pods {
+		if v.podTerminating(i) {
 			continue
 		}
 		if w.updated(v, i) {
-			if newPod != nil {
-				return nil, nil, false
+			if newIndex >= 0 {
+				return -1, -1, false
 			}
-			newPod = pod
+			newIndex = i
 		} else {
-			if oldPod != nil {
-				return nil, nil, false
+			if oldIndex >= 0 {
+				return -1, -1, false
 			}
-			oldPod = pod
+			oldIndex = i
 		}
 	}
-	return newPod, oldPod, true
+	return newIndex, oldIndex, true
+}
+
+// podAt is the node's i-th pod; nil for -1.
+func podAt(v *nodeView, i int) *corev1.Pod {
+	if i < 0 {
+		return nil
+	}
+	return v.pods[i]
 }
 
 // rollingUpdateDeleteFirst is rule 46 (maxSurge 0): delete old pods while the unavailable budget
@@ -261,10 +277,14 @@ func (w *world) runsOldPod(v *nodeView) bool {
 // rollout summarises the progress of the current template (outside the partition) and gives the
 // verdict.
 func (w *world) rollout(deadline time.Duration) Rollout {
-	minReady, now := w.in.Set.Spec.MinReadySeconds, w.in.Now
+	minReady := w.in.Set.Spec.MinReadySeconds
 	r := Rollout{Partition: int32(len(w.partitioned)), FirstPartitionedNode: w.firstPartitioned, Paused: w.strategy.paused,
 		LastProgress: w.in.RolloutStartedAt}
-	for _, v := range w.nodes {
+	// The stuck nodes are marked first and their reasons built into a list of the right size: grown
+	// by append, a list of 30,000 reasons cost five times its size in allocations.
+	stuck := make([]stuckKind, len(w.nodes))
+	numStuck := 0
+	for i, v := range w.nodes {
 		if reason, ok := w.skipped[v.name]; ok {
 			r.Skipped = append(r.Skipped, StuckNode{Node: v.name, Reason: reason})
 			continue
@@ -273,26 +293,54 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 			continue
 		}
 		r.Target++
-		newPod, oldPod, _ := w.updatedPods(v)
+		newIndex, oldIndex, _ := w.updatedIndexes(v)
+		newPod, oldPod := podAt(v, newIndex), podAt(v, oldIndex)
 		r.LastProgress = latest(r.LastProgress, w.backAt(v, newPod, oldPod))
 		if newPod != nil {
-			r.LastProgress = latest(r.LastProgress, newPod.CreationTimestamp.Time)
+			r.LastProgress = latest(r.LastProgress, v.facts[newIndex].created)
 		}
 		switch {
-		case newPod != nil && IsPodAvailable(newPod, minReady, now):
+		case newPod != nil && w.available(v, newIndex):
 			// Only once it is available: a Ready pod within minReadySeconds would date progress in the
 			// future, and one that never stays Ready that long would keep postponing the deadline.
-			r.LastProgress = latest(r.LastProgress, availableAt(newPod, minReady))
+			r.LastProgress = latest(r.LastProgress, readyAvailableAt(v.facts[newIndex].ready, minReady))
 			if oldPod == nil {
 				r.UpdatedAvailable++
 			}
 		case newPod != nil:
-			r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: w.nodeReason(v, newPod)})
+			stuck[i] = stuckNewPod
+			numStuck++
 		case oldPod == nil:
-			r.Stuck = append(r.Stuck, StuckNode{Node: v.name, Reason: w.nodeReason(v, first(v.pods))})
+			stuck[i] = stuckNoPod
+			numStuck++
 		}
 	}
+	r.Stuck = w.stuckNodes(stuck, numStuck)
 	r.Complete = r.UpdatedAvailable >= r.Target
+	w.verdict(&r, deadline)
+	return r
+}
+
+// stuckNodes lists the nodes marked stuck, numStuck of them, each with its reason; nil without any.
+func (w *world) stuckNodes(stuck []stuckKind, numStuck int) []StuckNode {
+	if numStuck == 0 {
+		return nil
+	}
+	out := make([]StuckNode, 0, numStuck)
+	for i, v := range w.nodes {
+		switch stuck[i] {
+		case stuckNewPod:
+			newPod, _, _ := w.updatedPods(v)
+			out = append(out, StuckNode{Node: v.name, Reason: w.nodeReason(v, newPod)})
+		case stuckNoPod:
+			out = append(out, StuckNode{Node: v.name, Reason: w.nodeReason(v, first(v.pods))})
+		}
+	}
+	return out
+}
+
+// verdict sets the rollout's phase and, while it progresses, its deadline.
+func (w *world) verdict(r *Rollout, deadline time.Duration) {
 	switch {
 	case r.Complete:
 		r.Phase = RolloutComplete
@@ -305,12 +353,21 @@ func (w *world) rollout(deadline time.Duration) Rollout {
 	default:
 		r.Deadline = r.LastProgress.Add(deadline)
 		r.Phase = RolloutProgressing
-		if !now.Before(r.Deadline) {
+		if !w.in.Now.Before(r.Deadline) {
 			r.Phase = RolloutDeadlineExceeded
 		}
 	}
-	return r
 }
+
+// stuckKind says whether the rollout counts a node as stuck, and on which pod: its new pod, or its
+// first (a node with neither a new nor an old pod, only terminating or terminated ones, or none).
+type stuckKind uint8
+
+const (
+	notStuck stuckKind = iota
+	stuckNewPod
+	stuckNoPod
+)
 
 // latest returns the latest of the times; zero times count for nothing.
 func latest(ts ...time.Time) time.Time {

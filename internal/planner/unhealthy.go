@@ -199,7 +199,7 @@ func shutDownByKubelet(pod *corev1.Pod) bool {
 // (nodeDown): it stays, and nothing replaces it, until the node is back. Deleting it would only create
 // a pod that the shutting-down (or shut) node fails again.
 func keptForShutdown(pod *corev1.Pod, node *corev1.Node) bool {
-	return node != nil && nodeDown(node) && !isTerminating(pod) && shutDownByKubelet(pod)
+	return node != nil && !isTerminating(pod) && shutDownByKubelet(pod) && nodeDown(node)
 }
 
 // nodeDown: the node's Ready condition is not True, or it carries a health taint (unreachable,
