@@ -222,7 +222,7 @@ func unchanged(v *nodeView) bool {
 
 // relabelled: this pass relabels the node's i-th pod with the current revision hash (renderOverrides).
 func relabelled(v *nodeView, i int) bool {
-	return v.hashes[i] != v.pods[i].Labels[nasv1alpha1.ControllerRevisionHashLabel]
+	return v.facts[i].hash != v.pods[i].Labels[nasv1alpha1.ControllerRevisionHashLabel]
 }
 
 // runsHash: the node runs a live pod of revision hash.
@@ -420,7 +420,7 @@ func (w *world) target(c *canaryPass) {
 		}
 		for i, pod := range v.pods {
 			if relabelled(v, i) {
-				v.hashes[i], kept[v.name] = pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], true
+				v.facts[i].hash, kept[v.name] = pod.Labels[nasv1alpha1.ControllerRevisionHashLabel], true
 			}
 		}
 	}
