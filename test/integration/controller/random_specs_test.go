@@ -2,9 +2,11 @@ package controller
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"net/http"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +20,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
@@ -36,6 +40,8 @@ const (
 	// of the controller it may cause meanwhile (a requeue at a deadline writes its status once).
 	quietWindow    = 5 * time.Second
 	maxQuietWrites = 3
+	// settleQuiet is how long the controller must not have written for a set for it to count as settled.
+	settleQuiet = 2 * time.Second
 )
 
 // writeCounter counts the write requests of a client, by namespace (namespaced objects) or by node
@@ -156,7 +162,7 @@ func child(m map[string]any, key string) map[string]any {
 func intOrPercent(v any, minimum int) (valid, zero bool) {
 	switch x := v.(type) {
 	case int:
-		return x >= minimum, x == 0
+		return x >= minimum && x <= math.MaxInt32, x == 0
 	case string:
 		if !strings.HasSuffix(x, "%") {
 			return false, false
@@ -189,7 +195,7 @@ func genUpdateStrategy(g *specGen, spec map[string]any) []string {
 		return bad
 	}
 	ru := map[string]any{}
-	budget := []any{nil, nil, 0, 1, 2, 100000, "0%", "1%", "50%", "100%", -1, "101%", "5", "05%", "abc", "-1%", "1.5%", true}
+	budget := []any{nil, nil, 0, 1, 2, 100000, 2147483647, 3000000000, "0%", "1%", "50%", "100%", -1, "101%", "5", "05%", "abc", "-1%", "1.5%", true}
 	mu, ms := g.pick(budget...), g.pick(budget...)
 	muValid, muZero := intOrPercent(mu, 0)
 	msValid, msZero := intOrPercent(ms, 0)
@@ -214,7 +220,7 @@ func genUpdateStrategy(g *specGen, spec map[string]any) []string {
 			}
 		}
 	}
-	if p := g.pick(nil, 0, 1, 3, 1000, "0%", "50%", "100%", -1, "200%", "x"); p != nil {
+	if p := g.pick(nil, 0, 1, 3, 1000, 2147483647, 5000000000, "0%", "50%", "100%", -1, "200%", "x"); p != nil {
 		ru["partition"] = p
 		if ok, _ := intOrPercent(p, 0); !ok {
 			bad = append(bad, fRollingUpdate+".partition")
@@ -250,21 +256,22 @@ func genCanary(g *specGen) (map[string]any, []string) {
 	const f = fRollingUpdate + ".canary"
 	var bad []string
 	c := map[string]any{}
-	if n := g.pick(nil, 1, 2, 100, "50%", "100%", 0, -1, "0%", "101%"); n != nil {
+	if n := g.pick(nil, 1, 2, 100, 2147483647, "50%", "100%", 0, -1, 2147483648, "0%", "101%"); n != nil {
 		c["nodes"] = n
 		if ok, _ := intOrPercent(n, 1); !ok {
 			bad = append(bad, f+".nodes")
 		}
 	}
-	if d := g.pick(nil, "0s", "1s", "10m", "1h30m", "1.5h", "500ms", "100000000h", "10", "1d", "-1s"); d != nil {
+	if d := g.pick(nil, "0s", "1s", "10m", "1h30m", "1.5h", "500ms", "99999h", "99999h99999h99999h99999h99999h9h",
+		"100000000h", "99999h99999h99999h99999h99999h99h", "0.0000000001s", "10", "1d", "-1s"); d != nil {
 		c["duration"] = d
-		if d == "10" || d == "1d" || d == "-1s" {
+		if !regexp.MustCompile(`^([0-9]{1,5}(\.[0-9]{1,9})?(ms|s|m|h))+$`).MatchString(d.(string)) || len(d.(string)) > 32 {
 			bad = append(bad, f+".duration")
 		}
 	}
-	if m := g.pick(nil, 0, 1, 2147483647, -1); m != nil {
+	if m := g.pick(nil, 0, 1, 2147483647, -1, 2147483648); m != nil {
 		c["maxRestarts"] = m
-		if m == -1 {
+		if m == -1 || m == 2147483648 {
 			bad = append(bad, f+".maxRestarts")
 		}
 	}
@@ -293,7 +300,7 @@ func genInt32(field string, minimum int, values ...any) fieldGen {
 		}
 		spec[field] = v
 		g.note("%s %v", field, v)
-		if i, ok := v.(int); !ok || i < minimum {
+		if i, ok := v.(int); !ok || i < minimum || i > math.MaxInt32 {
 			return []string{"spec." + field}
 		}
 		return nil
@@ -331,15 +338,15 @@ func genReadinessGate(g *specGen, spec map[string]any) []string {
 			bad = append(bad, f+".effect")
 		}
 	}
-	if s := g.pick(nil, 0, 1, 2147483647, -1); s != nil {
+	if s := g.pick(nil, 0, 1, 2147483647, -1, 2147483648); s != nil {
 		gate["gracePeriodSeconds"] = s
-		if s == -1 {
+		if s == -1 || s == 2147483648 {
 			bad = append(bad, f+".gracePeriodSeconds")
 		} else if mode != "Continuous" {
 			bad = append(bad, f+".gracePeriodSeconds")
 		}
 	}
-	if m := g.pick(nil, 0, 1, "10%", "100%", -1, "200%"); m != nil {
+	if m := g.pick(nil, 0, 1, "10%", "100%", 2147483647, -1, "200%", 2147483648); m != nil {
 		gate["maxTaintedNodes"] = m
 		if ok, _ := intOrPercent(m, 0); !ok || mode != "Continuous" {
 			bad = append(bad, f+".maxTaintedNodes")
@@ -515,9 +522,9 @@ func genNodeOverrides(g *specGen, spec map[string]any) []string {
 
 var fieldGens = []fieldGen{
 	genUpdateStrategy,
-	genInt32("minReadySeconds", 0, nil, nil, 0, 1, 3600, 2147483647, -1, "5"),
-	genInt32("revisionHistoryLimit", 0, nil, nil, 0, 1, 10, 2147483647, -1),
-	genInt32("progressDeadlineSeconds", 1, nil, nil, 1, 600, 2147483647, 0, -5),
+	genInt32("minReadySeconds", 0, nil, nil, 0, 1, 3600, 2147483647, -1, "5", 2147483648),
+	genInt32("revisionHistoryLimit", 0, nil, nil, 0, 1, 10, 2147483647, -1, 1<<40),
+	genInt32("progressDeadlineSeconds", 1, nil, nil, 1, 600, 2147483647, 0, -5, 2147483648),
 	genReadinessGate,
 	genSelector,
 	genTemplate,
@@ -601,7 +608,10 @@ func namesField(err error, fields []string) bool {
 	}
 	for _, c := range causes {
 		for _, f := range fields {
-			if c.Field == f || strings.HasPrefix(c.Field, f+".") || strings.HasPrefix(c.Field, f+"[") {
+			if c.Field == f || strings.HasPrefix(c.Field, f+".") || strings.HasPrefix(c.Field, f+"[") ||
+				// A value of the wrong format (an integer beyond int32) is reported on no field, with
+				// the field in its message.
+				(c.Field == "" || c.Field == "<nil>") && strings.HasSuffix(c.Message, " in "+f) {
 				return true
 			}
 		}
@@ -622,12 +632,6 @@ var _ = Describe("Random specifications", func() {
 		r := rand.New(rand.NewSource(seed))
 		panicsBefore := reconcilePanics()
 
-		type acceptedSet struct {
-			s    *scenario
-			name string
-			spec randomSpec
-			k    *kubelet
-		}
 		var sets []acceptedSet
 		refused := 0
 		for i := range randomSpecs {
@@ -659,40 +663,85 @@ var _ = Describe("Random specifications", func() {
 		}
 		GinkgoWriter.Printf("random specifications: %d refused, %d accepted\n", refused, len(sets))
 
-		// Every accepted set settles: its status reaches its generation, with conditions.
-		Eventually(func(g Gomega) {
-			for _, a := range sets {
-				a.k.step()
-				set := a.s.getSet(a.name)
-				g.Expect(set.Status.ObservedGeneration).To(Equal(set.Generation), "%s: %s", a.name, strings.Join(a.spec.changes, "; "))
-				g.Expect(set.Status.Conditions).NotTo(BeEmpty(), "%s: %s", a.name, strings.Join(a.spec.changes, "; "))
-			}
-		}, timeout, interval).Should(Succeed())
-		// The kubelets finish their work (pods bound, Running and Ready) before the quiet window.
-		for range 20 {
-			for _, a := range sets {
-				a.k.step()
-			}
-			time.Sleep(interval)
-		}
-
-		writesBefore := map[string]int{}
-		podsBefore := map[string][]string{}
+		// Every accepted set settles, is quiet, and stays quiet; then again after a rollout of a new
+		// template (the strategies at work).
+		settle(sets)
+		expectQuiet(sets)
 		for _, a := range sets {
-			writesBefore[a.name] = managerWrites.of(a.s.ns, a.s.label)
-			podsBefore[a.name] = podUIDs(a.s)
+			Expect(k8s.Patch(ctx, a.s.getSet(a.name), client.RawPatch(types.MergePatchType,
+				[]byte(`{"spec":{"template":{"metadata":{"annotations":{"random/rollout":"2"}}}}}`)))).To(Succeed())
 		}
-		time.Sleep(quietWindow)
-		for _, a := range sets {
-			writes := managerWrites.of(a.s.ns, a.s.label) - writesBefore[a.name]
-			Expect(writes).To(BeNumerically("<=", maxQuietWrites),
-				"%s wrote %d times in %s once settled: %s", a.name, writes, quietWindow, strings.Join(a.spec.changes, "; "))
-			Expect(podUIDs(a.s)).To(Equal(podsBefore[a.name]),
-				"%s created or deleted pods once settled: %s", a.name, strings.Join(a.spec.changes, "; "))
-		}
+		settle(sets)
+		expectQuiet(sets)
 		Expect(reconcilePanics()).To(Equal(panicsBefore), "a reconcile panicked (see the log)")
 	})
 })
+
+// acceptedSet is a random set the API server accepted, with its scenario and kubelet.
+type acceptedSet struct {
+	s    *scenario
+	name string
+	spec randomSpec
+	k    *kubelet
+}
+
+func (a acceptedSet) String() string { return a.name + ": " + strings.Join(a.spec.changes, "; ") }
+
+// settle waits, with the kubelets working, until every set's status has reached its generation with
+// conditions, and the controller has not written for the set for settleQuiet: a set it keeps writing
+// for never settles (a hot loop), nor one whose status is stuck.
+func settle(sets []acceptedSet) {
+	GinkgoHelper()
+	stepAll := func() {
+		for _, a := range sets {
+			a.k.step()
+		}
+	}
+	Eventually(func(g Gomega) {
+		stepAll()
+		for _, a := range sets {
+			set := a.s.getSet(a.name)
+			g.Expect(set.Status.ObservedGeneration).To(Equal(set.Generation), "status stuck: %s", a)
+			g.Expect(set.Status.Conditions).NotTo(BeEmpty(), "no conditions: %s", a)
+		}
+	}, timeout, interval).Should(Succeed())
+	last, since := map[string]int{}, map[string]time.Time{}
+	Eventually(func(g Gomega) {
+		stepAll()
+		now := time.Now()
+		for _, a := range sets {
+			if w := managerWrites.of(a.s.ns, a.s.label); w != last[a.name] || since[a.name].IsZero() {
+				last[a.name], since[a.name] = w, now
+			}
+		}
+		for _, a := range sets {
+			g.Expect(now.Sub(since[a.name])).To(BeNumerically(">=", settleQuiet),
+				"still written after %d writes: %s", last[a.name], a)
+		}
+	}, timeout, interval).Should(Succeed())
+}
+
+// expectQuiet watches settled sets for quietWindow, with the kubelets working: each may cause at most
+// maxQuietWrites writes of the controller, and no pod is created or deleted.
+func expectQuiet(sets []acceptedSet) {
+	GinkgoHelper()
+	writesBefore := map[string]int{}
+	podsBefore := map[string][]string{}
+	for _, a := range sets {
+		writesBefore[a.name] = managerWrites.of(a.s.ns, a.s.label)
+		podsBefore[a.name] = podUIDs(a.s)
+	}
+	for end := time.Now().Add(quietWindow); time.Now().Before(end); time.Sleep(interval) {
+		for _, a := range sets {
+			a.k.step()
+		}
+	}
+	for _, a := range sets {
+		writes := managerWrites.of(a.s.ns, a.s.label) - writesBefore[a.name]
+		Expect(writes).To(BeNumerically("<=", maxQuietWrites), "%d writes in %s once settled: %s", writes, quietWindow, a)
+		Expect(podUIDs(a.s)).To(Equal(podsBefore[a.name]), "pods created or deleted once settled: %s", a)
+	}
+}
 
 func podUIDs(s *scenario) []string {
 	var uids []string
