@@ -15,7 +15,8 @@ func TestSelectorMismatch(t *testing.T) {
 		name     string
 		selector metav1.LabelSelector
 		labels   map[string]string
-		want     string // a part of the answer; "" for none
+		// want is a part of the answer; "" for none.
+		want string
 	}{
 		{name: "matching labels", selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}},
 			labels: map[string]string{"app": "a", "tier": "x"}},

@@ -195,6 +195,25 @@ func genUpdateStrategy(g *specGen, spec map[string]any) []string {
 		return bad
 	}
 	ru := map[string]any{}
+	bad = append(bad, genBudget(g, ru)...)
+	bad = append(bad, genRolloutControls(g, ru)...)
+	if g.chance(0.4) {
+		canary, canaryBad := genCanary(g)
+		ru["canary"] = canary
+		bad = append(bad, canaryBad...)
+		if typ != nil && typ != "RollingUpdate" {
+			bad = append(bad, "spec.updateStrategy")
+		}
+	}
+	us["rollingUpdate"] = ru
+	spec["updateStrategy"] = us
+	g.note("updateStrategy %v", us)
+	return bad
+}
+
+// genBudget sets maxUnavailable and maxSurge of rollingUpdate ru.
+func genBudget(g *specGen, ru map[string]any) []string {
+	var bad []string
 	budget := []any{nil, nil, 0, 1, 2, 100000, 2147483647, 3000000000, "0%", "1%", "50%", "100%", -1, "101%", "5", "05%", "abc", "-1%", "1.5%", true}
 	mu, ms := g.pick(budget...), g.pick(budget...)
 	muValid, muZero := intOrPercent(mu, 0)
@@ -220,6 +239,12 @@ func genUpdateStrategy(g *specGen, spec map[string]any) []string {
 			}
 		}
 	}
+	return bad
+}
+
+// genRolloutControls sets partition, paused and unhealthyNodePolicy of rollingUpdate ru.
+func genRolloutControls(g *specGen, ru map[string]any) []string {
+	var bad []string
 	if p := g.pick(nil, 0, 1, 3, 1000, 2147483647, 5000000000, "0%", "50%", "100%", -1, "200%", "x"); p != nil {
 		ru["partition"] = p
 		if ok, _ := intOrPercent(p, 0); !ok {
@@ -238,17 +263,6 @@ func genUpdateStrategy(g *specGen, spec map[string]any) []string {
 			bad = append(bad, fRollingUpdate+".unhealthyNodePolicy")
 		}
 	}
-	if g.chance(0.4) {
-		canary, canaryBad := genCanary(g)
-		ru["canary"] = canary
-		bad = append(bad, canaryBad...)
-		if typ != nil && typ != "RollingUpdate" {
-			bad = append(bad, "spec.updateStrategy")
-		}
-	}
-	us["rollingUpdate"] = ru
-	spec["updateStrategy"] = us
-	g.note("updateStrategy %v", us)
 	return bad
 }
 
@@ -744,8 +758,9 @@ func expectQuiet(sets []acceptedSet) {
 }
 
 func podUIDs(s *scenario) []string {
-	var uids []string
-	for _, p := range s.pods() {
+	pods := s.pods()
+	uids := make([]string, 0, len(pods))
+	for _, p := range pods {
 		uids = append(uids, string(p.UID))
 	}
 	sort.Strings(uids)
