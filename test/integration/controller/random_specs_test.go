@@ -20,7 +20,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -534,13 +533,16 @@ func genNodeOverrides(g *specGen, spec map[string]any) []string {
 	return bad
 }
 
+// selectorGen is the index of genSelector in fieldGens: an update leaves the selector alone.
+const selectorGen = 5
+
 var fieldGens = []fieldGen{
 	genUpdateStrategy,
 	genInt32("minReadySeconds", 0, nil, nil, 0, 1, 3600, 2147483647, -1, "5", 2147483648),
 	genInt32("revisionHistoryLimit", 0, nil, nil, 0, 1, 10, 2147483647, -1, 1<<40),
 	genInt32("progressDeadlineSeconds", 1, nil, nil, 1, 600, 2147483647, 0, -5, 2147483648),
 	genReadinessGate,
-	genSelector,
+	genSelector, // selectorGen
 	genTemplate,
 	genNodeOverrides,
 }
@@ -562,11 +564,32 @@ func baseSpec(name, label string) map[string]any {
 
 // generate makes one spec: valid (every part valid) or broken (at least one part broken).
 func generate(r *rand.Rand, name, label string, valid bool) randomSpec {
+	return generateFrom(r, baseSpec(name, label), fieldGens, valid)
+}
+
+// generateUpdate makes a valid spec to replace old's: everything drawn again but the selector and the
+// template's labels (the selector is immutable), and the template always changes.
+func generateUpdate(r *rand.Rand, old randomSpec, name, label string) randomSpec {
+	base := baseSpec(name, label)
+	base["selector"] = deepCopyJSON(old.spec)["selector"]
+	template := old.spec["template"].(map[string]any)
+	child(child(base, "template"), "metadata")["labels"] = runtimeDeepCopy(template["metadata"].(map[string]any)["labels"])
+	child(child(child(base, "template"), "metadata"), "annotations")["random/rollout"] = "2"
+	var gens []fieldGen
+	for i, gen := range fieldGens {
+		if i != selectorGen {
+			gens = append(gens, gen)
+		}
+	}
+	return generateFrom(r, base, gens, true)
+}
+
+func generateFrom(r *rand.Rand, base map[string]any, gens []fieldGen, valid bool) randomSpec {
 	for {
 		g := &specGen{r: r}
-		spec := baseSpec(name, label)
+		spec := deepCopyJSON(base)
 		var bad []string
-		for _, gen := range fieldGens {
+		for _, gen := range gens {
 			// Each part is left as it is, or set at random; a valid spec draws a part again until valid.
 			if g.chance(0.4) {
 				continue
@@ -677,13 +700,19 @@ var _ = Describe("Random specifications", func() {
 		}
 		GinkgoWriter.Printf("random specifications: %d refused, %d accepted\n", refused, len(sets))
 
-		// Every accepted set settles, is quiet, and stays quiet; then again after a rollout of a new
-		// template (the strategies at work).
+		// Every accepted set settles, is quiet, and stays quiet; then again after an update to another
+		// random valid spec with a new template (a rollout: the strategies at work).
 		settle(sets)
 		expectQuiet(sets)
-		for _, a := range sets {
-			Expect(k8s.Patch(ctx, a.s.getSet(a.name), client.RawPatch(types.MergePatchType,
-				[]byte(`{"spec":{"template":{"metadata":{"annotations":{"random/rollout":"2"}}}}}`)))).To(Succeed())
+		for i, a := range sets {
+			update := generateUpdate(r, a.spec, a.name, a.s.label)
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(nasv1alpha1.GroupVersion.WithKind("NodeAgentSet"))
+			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: a.s.ns, Name: a.name}, u)).To(Succeed())
+			u.Object["spec"] = update.spec
+			Expect(k8s.Update(ctx, u)).To(Succeed(), "the API server refused a valid update of %s to: %s", a, strings.Join(update.changes, "; "))
+			GinkgoWriter.Printf("updated %s to: %s\n", a.name, strings.Join(update.changes, "; "))
+			sets[i].spec.changes = append(sets[i].spec.changes, "UPDATED TO: "+strings.Join(update.changes, "; "))
 		}
 		settle(sets)
 		expectQuiet(sets)
