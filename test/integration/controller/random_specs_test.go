@@ -682,6 +682,13 @@ var _ = Describe("Random specifications", func() {
 				s.addNode("node-0", withLabels("zone", "a"))
 			}
 			s.addNode("node-1")
+			// node-1 is down for an hour in a third of the specs: unhealthy at once, its pods never Ready.
+			down := r.Intn(3) == 0
+			if down {
+				s.updateNodeStatus("node-1", corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionFalse,
+					LastTransitionTime: metav1.NewTime(time.Now().Add(-time.Hour))})
+				spec.changes = append(spec.changes, "node-1 NotReady")
+			}
 			u := &unstructured.Unstructured{Object: map[string]any{"spec": spec.spec}}
 			u.SetGroupVersionKind(nasv1alpha1.GroupVersion.WithKind("NodeAgentSet"))
 			u.SetNamespace(s.ns)
@@ -696,13 +703,19 @@ var _ = Describe("Random specifications", func() {
 			}
 			Expect(err).NotTo(HaveOccurred(), "the API server refused a valid %s", describe)
 			GinkgoWriter.Printf("accepted %s\n", describe)
-			sets = append(sets, acceptedSet{s: s, name: name, spec: spec, k: s.kubelet()})
+			k := s.kubelet()
+			k.notReady["node-1"] = down
+			sets = append(sets, acceptedSet{s: s, name: name, spec: spec, k: k})
 		}
 		GinkgoWriter.Printf("random specifications: %d refused, %d accepted\n", refused, len(sets))
 
 		// Every accepted set settles, is quiet, and stays quiet; then again after an update to another
 		// random valid spec with a new template (a rollout: the strategies at work).
 		settle(sets)
+		for _, a := range sets {
+			// The counter sees the controller's writes: every set has had its status written.
+			Expect(managerWrites.of(a.s.ns, a.s.label)).To(BeNumerically(">", 0), "no write counted: %s", a)
+		}
 		expectQuiet(sets)
 		for i, a := range sets {
 			update := generateUpdate(r, a.spec, a.name, a.s.label)
