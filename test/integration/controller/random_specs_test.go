@@ -542,7 +542,7 @@ var fieldGens = []fieldGen{
 	genInt32("revisionHistoryLimit", 0, nil, nil, 0, 1, 10, 2147483647, -1, 1<<40),
 	genInt32("progressDeadlineSeconds", 1, nil, nil, 1, 600, 2147483647, 0, -5, 2147483648),
 	genReadinessGate,
-	genSelector, // selectorGen
+	genSelector, // At index selectorGen.
 	genTemplate,
 	genNodeOverrides,
 }
