@@ -94,6 +94,11 @@ const (
 	// once it does (also a reason of the Available condition).
 	ReasonServiceAccountMissing = "ServiceAccountMissing"
 
+	// ReasonSelectorMismatch: the selector does not parse, or does not match the template's labels (what
+	// the schema cannot check: label key syntax, In and NotIn requirements of more than 8 values), so
+	// the set's pods would not be its own; nothing is created or deleted until the spec is fixed.
+	ReasonSelectorMismatch = "SelectorMismatch"
+
 	// ReasonPodTemplateCheckFailed: the dry-run itself failed (throttled, a server error, a timeout);
 	// the status is Unknown and the check is retried with a backoff.
 	ReasonPodTemplateCheckFailed = "PodTemplateCheckFailed"

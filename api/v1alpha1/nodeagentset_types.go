@@ -42,7 +42,7 @@ type RollingUpdateNodeAgentSet struct {
 	// update: an absolute number or a percentage of the eligible nodes, rounded up. Omitted: 1, or 0
 	// when maxSurge is non-zero.
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100%"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100% (an integer is at most 2147483647)"
 	// +optional
 	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
 
@@ -50,7 +50,7 @@ type RollingUpdateNodeAgentSet struct {
 	// update (create first, then delete): an absolute number or a percentage of the eligible nodes,
 	// rounded up. Omitted: 0. Only one of maxSurge and maxUnavailable may be non-zero.
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100%"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100% (an integer is at most 2147483647)"
 	// +optional
 	MaxSurge *intstr.IntOrString `json:"maxSurge,omitempty"`
 
@@ -60,7 +60,7 @@ type RollingUpdateNodeAgentSet struct {
 	// continue a staged rollout; 0 (the default) updates every node. A kept node whose pod is deleted
 	// or fails gets a pod of the new template, as with OnDelete.
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100%"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100% (an integer is at most 2147483647)"
 	// +optional
 	Partition *intstr.IntOrString `json:"partition,omitempty"`
 
@@ -103,7 +103,7 @@ type CanaryStrategy struct {
 	// nodes is how many eligible nodes run the new template first: an absolute number or a percentage
 	// of the eligible nodes, rounded up. Omitted: 1, or every node nodeSelector matches.
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",message="must be a positive integer or a percentage from 1% to 100%"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 && self <= 2147483647 : self.matches('^(100|[1-9][0-9]?)%$')",message="must be a positive integer or a percentage from 1% to 100% (an integer is at most 2147483647)"
 	// +optional
 	Nodes *intstr.IntOrString `json:"nodes,omitempty"`
 
@@ -113,10 +113,13 @@ type CanaryStrategy struct {
 	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
 
 	// duration is how long the canary pods are watched once all of them are available, as a Go
-	// duration (30s, 10m, 1h30m). Default 10m.
+	// duration (30s, 10m, 1h30m). Default 10m. Each number has at most 5 digits before its decimal
+	// point and 9 after, and the whole at most 32 characters: the controller reads it into a
+	// time.Duration, which ends at about 2,562,047 hours.
 	// +kubebuilder:default="10m"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]{1,5}(\.[0-9]{1,9})?(ms|s|m|h))+$`
 	// +optional
 	Duration *metav1.Duration `json:"duration,omitempty"`
 
@@ -208,7 +211,7 @@ type NodeReadinessGate struct {
 	// number or a percentage of the eligible nodes, rounded up. Default 10%. A template that never
 	// becomes ready thus cordons at most this many nodes.
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100%"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a non-negative integer or a percentage from 0% to 100% (an integer is at most 2147483647)"
 	// +optional
 	MaxTaintedNodes *intstr.IntOrString `json:"maxTaintedNodes,omitempty"`
 }

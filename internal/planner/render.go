@@ -179,6 +179,15 @@ func ProgressingCondition(p Plan, hash string) metav1.Condition {
 	return cond
 }
 
+// SelectorMismatchCondition renders SelectorMismatch's answer: the template's pods would not be the
+// set's own, so none is created or deleted until the spec is fixed.
+func SelectorMismatchCondition(mismatch string) metav1.Condition {
+	return metav1.Condition{
+		Type: nasv1alpha1.ConditionPodTemplateValid, Status: metav1.ConditionFalse, Reason: nasv1alpha1.ReasonSelectorMismatch,
+		Message: "The set's selector cannot own the pods of its template; no pod is created or deleted until the spec is fixed: " + mismatch,
+	}
+}
+
 // TemplateValidCondition renders the template verdict; false means the condition should be removed
 // (no verdict, or the check itself failed and says nothing about the template).
 func TemplateValidCondition(p Plan) (metav1.Condition, bool) {

@@ -83,6 +83,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if set == nil || err != nil {
 		return ctrl.Result{}, err
 	}
+	if mismatch := planner.SelectorMismatch(set); mismatch != "" {
+		return ctrl.Result{}, r.writeSelectorMismatch(ctx, set, mismatch)
+	}
 	obs, err := r.observe(ctx, set)
 	if err != nil {
 		return ctrl.Result{}, err

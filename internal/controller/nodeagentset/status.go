@@ -186,6 +186,28 @@ func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgent
 	return 0, nil
 }
 
+// writeSelectorMismatch reports a set whose selector cannot own its template's pods
+// (planner.SelectorMismatch): PodTemplateValid turns False with reason SelectorMismatch and the
+// generation counts as observed, since nothing more can be done for it until the spec changes. The
+// rest of the status stays as it was; nothing is written when it already says so.
+func (r *Reconciler) writeSelectorMismatch(ctx context.Context, set *nasv1alpha1.NodeAgentSet, mismatch string) error {
+	updated := set.Status.DeepCopy()
+	updated.ObservedGeneration = set.Generation
+	setCondition(updated, metav1.NewTime(r.Clock.Now()), planner.SelectorMismatchCondition(mismatch))
+	if apiequality.Semantic.DeepEqual(&set.Status, updated) {
+		return nil
+	}
+	apply, err := statusApplyConfiguration(set, updated)
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(ControllerName), client.ForceOwnership); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	log.FromContext(ctx).Info("Selector cannot own the template's pods", "why", mismatch)
+	return nil
+}
+
 // inMotion: the controller still has work to do on the set: the plan writes pods or asks for a
 // template check, or the rollout of the current template is not complete (pods to create, replace,
 // or wait for).

@@ -30,6 +30,8 @@ var (
 	k8s       client.Client
 	clientset *kubernetes.Clientset
 	scheme    = testenv.Scheme()
+	// managerWrites counts the writes of the suite's manager, by namespace or node.
+	managerWrites = newWriteCounter()
 )
 
 func TestController(t *testing.T) {
@@ -49,9 +51,12 @@ var _ = BeforeSuite(func() {
 	clientset, err = kubernetes.NewForConfig(cfg)
 	Expect(err).NotTo(HaveOccurred())
 
-	// The manager and the controller are wired as cmd/main.go wires them.
+	// The manager and the controller are wired as cmd/main.go wires them; the manager's requests go
+	// through managerWrites, which counts its writes (random_specs_test.go looks for hot loops).
 	config := nodeagentset.Config{MaxConcurrentReconciles: 2}
-	mgr, err := ctrl.NewManager(cfg, nodeagentset.ManagerOptions(config))
+	mgrCfg := rest.CopyConfig(cfg)
+	mgrCfg.Wrap(managerWrites.wrap)
+	mgr, err := ctrl.NewManager(mgrCfg, nodeagentset.ManagerOptions(config))
 	Expect(err).NotTo(HaveOccurred())
 	_, err = nodeagentset.SetupWithManager(ctx, mgr, config)
 	Expect(err).NotTo(HaveOccurred())

@@ -20,7 +20,7 @@ const (
 	fieldCanaryAutoPromote = fieldCanary + ".autoPromote"
 	fieldUpdateStrategy    = "spec.updateStrategy"
 	msgCanaryNodes         = "must be a positive integer or a percentage from 1% to 100%"
-	msgCanaryDuration      = "should match '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$'"
+	msgCanaryDuration      = "should match '^([0-9]{1,5}(\\.[0-9]{1,9})?(ms|s|m|h))+$'"
 	msgOnFailure           = `supported values: "Pause", "Rollback"`
 	msgCanaryOnDelete      = "rollingUpdate.canary requires type RollingUpdate"
 )
