@@ -164,19 +164,13 @@ func (r *Reconciler) writeStatus(ctx context.Context, set *nasv1alpha1.NodeAgent
 	if why == "" || wait > 0 {
 		return wait, nil
 	}
-	patch, err := statusApplyPatch(set, &updated)
-	if err != nil {
-		return 0, err
-	}
-	written := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: set.Name}}
-	err = r.Client.Status().Patch(ctx, written, client.RawPatch(types.ApplyPatchType, patch), client.FieldOwner(ControllerName),
-		client.ForceOwnership)
+	err := r.applyStatus(ctx, set, &updated)
 	if apierrors.IsConflict(err) {
 		log.FromContext(ctx).V(1).Info("Status not written: the set changed since the pass read it", "resourceVersion", set.ResourceVersion)
 		return statusConflictRetry, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("writing status: %w", err)
+		return 0, err
 	}
 	r.memory.statusWritten(set, r.Clock.Now())
 	log.FromContext(ctx).V(1).Info("Wrote status", "why", why, "desired", updated.DesiredNumberScheduled,
@@ -197,15 +191,28 @@ func (r *Reconciler) writeSelectorMismatch(ctx context.Context, set *nasv1alpha1
 	if apiequality.Semantic.DeepEqual(&set.Status, updated) {
 		return nil
 	}
-	apply, err := statusApplyConfiguration(set, updated)
-	if err != nil {
+	if err := r.applyStatus(ctx, set, updated); err != nil {
 		return err
-	}
-	if err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(ControllerName), client.ForceOwnership); err != nil {
-		return fmt.Errorf("writing status: %w", err)
 	}
 	log.FromContext(ctx).Info("Selector cannot own the template's pods", "why", mismatch)
 	return nil
+}
+
+// applyStatus writes st as the set's status with one server-side apply through the typed object,
+// conditional on the resourceVersion the pass read (see writeStatus). A conflict is returned as is
+// (apierrors.IsConflict); other errors are wrapped.
+func (r *Reconciler) applyStatus(ctx context.Context, set *nasv1alpha1.NodeAgentSet, st *nasv1alpha1.NodeAgentSetStatus) error {
+	patch, err := statusApplyPatch(set, st)
+	if err != nil {
+		return err
+	}
+	written := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: set.Name}}
+	err = r.Client.Status().Patch(ctx, written, client.RawPatch(types.ApplyPatchType, patch), client.FieldOwner(ControllerName),
+		client.ForceOwnership)
+	if err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return err
 }
 
 // inMotion: the controller still has work to do on the set: the plan writes pods or asks for a
