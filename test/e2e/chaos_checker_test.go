@@ -1,0 +1,469 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+// The invariants the chaos spec holds the sets to (docs/design/chaos.md, "The invariants"), by name.
+const (
+	invNoTwoPods   = "no-two-pods"
+	invBudget      = "budget"
+	invIneligible  = "ineligible"
+	invConvergence = "convergence"
+)
+
+// chaosChecker checks the invariants on every pod event of the namespace and once a second. The pods
+// come from a list and a watch from its resourceVersion, listed again whenever the watch breaks or
+// expires; the nodes' eligibility comes from the injector, their only writer.
+type chaosChecker struct {
+	ns    string
+	bound time.Duration
+
+	mu    sync.Mutex
+	sets  map[string]*checkedSet // by the pods' app label.
+	pods  map[types.UID]*corev1.Pod
+	nodes map[string]*chaosNode
+
+	apiDown      [][2]time.Time // the API server's downtimes.
+	apiDownSince time.Time      // zero while it is up.
+
+	checks     map[string]int
+	violations []string            // the first message of each violation.
+	seen       map[string]struct{} // the violations already reported: one message each.
+	events     int
+	watches    int // watches started (the first, then one after each break).
+	expired    int // 410 Gone answers to a watch.
+	blindSince time.Time
+	blind      time.Duration
+	maxStay    time.Duration // the longest a live pod stayed on an ineligible node.
+}
+
+// chaosNode is what the injector did to a node.
+type chaosNode struct {
+	eligible, exists bool
+	joined           time.Time // last became eligible, or was re-created.
+	left             time.Time // last lost the label.
+}
+
+type checkedSet struct {
+	name           string
+	surge          bool
+	maxUnavailable int
+	minReady       int32
+	covered        map[string]bool // nodes that had an available pod since they joined.
+}
+
+func newChaosChecker(ns string, nodes []string, bound time.Duration) *chaosChecker {
+	c := &chaosChecker{ns: ns, bound: bound, sets: map[string]*checkedSet{}, pods: map[types.UID]*corev1.Pod{},
+		nodes: map[string]*chaosNode{}, checks: map[string]int{}, seen: map[string]struct{}{}}
+	for _, n := range nodes {
+		c.nodes[n] = &chaosNode{eligible: true, exists: true}
+	}
+	return c
+}
+
+func (c *chaosChecker) addSet(s *nasv1alpha1.NodeAgentSet) {
+	ru := s.Spec.UpdateStrategy.RollingUpdate
+	cs := &checkedSet{name: s.Name, minReady: s.Spec.MinReadySeconds, covered: map[string]bool{}}
+	if ru.MaxSurge != nil && ru.MaxSurge.String() != "0" && ru.MaxSurge.String() != "0%" {
+		cs.surge = true
+	} else {
+		cs.maxUnavailable = ru.MaxUnavailable.IntValue()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sets[s.Spec.Selector.MatchLabels["app"]] = cs
+}
+
+func (c *chaosChecker) eligible(node string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[node].eligible
+}
+
+func (c *chaosChecker) ineligibleCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, s := range c.nodes {
+		if !s.eligible {
+			n++
+		}
+	}
+	return n
+}
+
+// joined starts a node's time as a newcomer: no set has covered it yet. c.mu is held.
+func (c *chaosChecker) joined(node string, t time.Time) {
+	c.nodes[node].joined = t
+	for _, s := range c.sets {
+		delete(s.covered, node)
+	}
+}
+
+func (c *chaosChecker) flipped(node string, eligible bool, t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nodes[node]
+	n.eligible = eligible
+	if eligible {
+		c.joined(node, t)
+	} else {
+		n.left = t
+	}
+}
+
+func (c *chaosChecker) nodeGone(node string, _ time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodes[node].exists = false
+}
+
+func (c *chaosChecker) nodeBack(node string, t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodes[node].exists = true
+	c.joined(node, t)
+}
+
+func (c *chaosChecker) apiServerDown(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.apiDownSince = t
+}
+
+func (c *chaosChecker) apiServerUp(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.apiDown = append(c.apiDown, [2]time.Time{c.apiDownSince, t})
+	c.apiDownSince = time.Time{}
+}
+
+// deadline is from + the reconcile bound + the API server's downtime since from (nothing reconciles
+// while it is down, and everyone lists again after). c.mu is held.
+func (c *chaosChecker) deadline(from, now time.Time) time.Time {
+	d := from.Add(c.bound)
+	overlap := func(a, b time.Time) {
+		if a.Before(from) {
+			a = from
+		}
+		if b.After(a) {
+			d = d.Add(b.Sub(a))
+		}
+	}
+	for _, r := range c.apiDown {
+		overlap(r[0], r[1])
+	}
+	if !c.apiDownSince.IsZero() {
+		overlap(c.apiDownSince, now)
+	}
+	return d
+}
+
+func (c *chaosChecker) countConvergence(sets int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checks[invConvergence] += sets
+}
+
+// violation records a broken invariant; key says which one it is, so that one that lasts is
+// reported once. c.mu is held.
+func (c *chaosChecker) violation(key, msg string) {
+	if _, ok := c.seen[key]; ok {
+		return
+	}
+	c.seen[key] = struct{}{}
+	c.violations = append(c.violations, time.Now().Format(time.StampMilli)+" "+msg)
+	fmt.Fprintf(GinkgoWriter, "chaos: VIOLATION %s\n", msg)
+}
+
+func (c *chaosChecker) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.checks {
+		n += v
+	}
+	return n
+}
+
+// run lists and watches the namespace's pods until ctx ends, checking on every event and every second.
+func (c *chaosChecker) run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		var list corev1.PodList
+		if err := k8s.List(ctx, &list, client.InNamespace(c.ns)); err != nil {
+			sleep(ctx, 200*time.Millisecond)
+			continue
+		}
+		w, err := k8s.Watch(ctx, &corev1.PodList{}, client.InNamespace(c.ns),
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion, AllowWatchBookmarks: true}})
+		if err != nil {
+			c.countExpired(err)
+			sleep(ctx, 200*time.Millisecond)
+			continue
+		}
+		c.resync(list.Items)
+		c.follow(ctx, w, tick.C)
+		w.Stop()
+		c.mu.Lock()
+		c.blindSince = time.Now()
+		c.mu.Unlock()
+	}
+}
+
+func (c *chaosChecker) countExpired(err error) {
+	if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+		c.mu.Lock()
+		c.expired++
+		c.mu.Unlock()
+	}
+}
+
+// follow applies the watch's events until it ends (broken, expired) or ctx does.
+func (c *chaosChecker) follow(ctx context.Context, w watch.Interface, tick <-chan time.Time) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			c.checkAll()
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return
+			}
+			switch ev.Type {
+			case watch.Error:
+				c.countExpired(apierrors.FromObject(ev.Object))
+				return
+			case watch.Bookmark:
+				continue
+			}
+			if pod, ok := ev.Object.(*corev1.Pod); ok {
+				c.observe(ev.Type, pod)
+			}
+		}
+	}
+}
+
+// resync replaces the pods by a list: a consistent state of the store, checked as one.
+func (c *chaosChecker) resync(pods []corev1.Pod) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if !c.blindSince.IsZero() {
+		c.blind += now.Sub(c.blindSince)
+		c.blindSince = time.Time{}
+	}
+	c.watches++
+	c.pods = map[types.UID]*corev1.Pod{}
+	for i := range pods {
+		c.pods[pods[i].UID] = &pods[i]
+	}
+	for _, s := range c.sets {
+		c.checkSet(s, now, "")
+	}
+}
+
+func (c *chaosChecker) observe(t watch.EventType, pod *corev1.Pod) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	c.events++
+	old := c.pods[pod.UID]
+	if node := c.nodes[targetNode(pod)]; node != nil && node.exists && !node.eligible && !node.left.IsZero() &&
+		old != nil && old.DeletionTimestamp == nil && (t == watch.Deleted || pod.DeletionTimestamp != nil) {
+		c.maxStay = max(c.maxStay, now.Sub(node.left))
+	}
+	if t == watch.Deleted {
+		delete(c.pods, pod.UID)
+	} else {
+		c.pods[pod.UID] = pod
+	}
+	if s := c.sets[pod.Labels["app"]]; s != nil {
+		c.checkSet(s, now, targetNode(pod))
+	}
+}
+
+func (c *chaosChecker) checkAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for _, s := range c.sets {
+		c.checkBudget(s, c.setPodsByNode(s), now)
+		c.checkIneligible(s, c.setPodsByNode(s), now)
+	}
+}
+
+// setPodsByNode groups the set's pods, terminating ones included, by target node. c.mu is held.
+func (c *chaosChecker) setPodsByNode(s *checkedSet) map[string][]*corev1.Pod {
+	m := map[string][]*corev1.Pod{}
+	for _, p := range c.pods {
+		if c.sets[p.Labels["app"]] == s {
+			n := targetNode(p)
+			m[n] = append(m[n], p)
+		}
+	}
+	return m
+}
+
+// checkSet checks the three invariants of a set after an event on node (every node after a list).
+// c.mu is held.
+func (c *chaosChecker) checkSet(s *checkedSet, now time.Time, node string) {
+	byNode := c.setPodsByNode(s)
+	if node != "" {
+		c.checkNoTwoPods(s, node, byNode[node])
+	} else {
+		for n, pods := range byNode {
+			c.checkNoTwoPods(s, n, pods)
+		}
+	}
+	c.checkBudget(s, byNode, now)
+	c.checkIneligible(s, byNode, now)
+}
+
+// checkNoTwoPods, invariant 1: without surge one pod per node, terminating ones included; with surge
+// at most two live pods, of two revisions.
+func (c *chaosChecker) checkNoTwoPods(s *checkedSet, node string, pods []*corev1.Pod) {
+	if node == "" {
+		return
+	}
+	c.checks[invNoTwoPods]++
+	if !s.surge {
+		if len(pods) > 1 {
+			c.violation(invNoTwoPods+"/"+s.name+"/"+node+"/"+podUIDs(pods),
+				fmt.Sprintf("%s: %d pods on node %s (no surge):\n%s", s.name, len(pods), node, describePodPtrs(pods, s.minReady)))
+		}
+		return
+	}
+	var livePods []*corev1.Pod
+	revisions := map[string]bool{}
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil {
+			livePods = append(livePods, p)
+			revisions[p.Labels[hashLabel]] = true
+		}
+	}
+	if len(livePods) > 2 || len(revisions) < len(livePods) {
+		c.violation(invNoTwoPods+"/"+s.name+"/"+node+"/"+podUIDs(livePods),
+			fmt.Sprintf("%s: %d live pods of %d revisions on node %s (surge):\n%s", s.name, len(livePods), len(revisions), node,
+				describePodPtrs(pods, s.minReady)))
+	}
+}
+
+// checkBudget, invariant 2: the settled eligible nodes without an available pod are at most
+// maxUnavailable. A node is settled once it has been eligible (and existed) for the reconcile bound and
+// had an available pod of the set since it joined.
+func (c *chaosChecker) checkBudget(s *checkedSet, byNode map[string][]*corev1.Pod, now time.Time) {
+	c.checks[invBudget]++
+	var unavailable []string
+	for name, n := range c.nodes {
+		if !n.exists || !n.eligible {
+			continue
+		}
+		available := false
+		for _, p := range byNode[name] {
+			if isAvailable(p, s.minReady, now) {
+				available = true
+				break
+			}
+		}
+		if available {
+			s.covered[name] = true
+			continue
+		}
+		if s.covered[name] && now.After(c.deadline(n.joined, now)) {
+			unavailable = append(unavailable, name)
+		}
+	}
+	if len(unavailable) > s.maxUnavailable {
+		c.violation(invBudget+"/"+s.name+"/"+strings.Join(sortedKeys(setOf(unavailable)), ","),
+			fmt.Sprintf("%s: %d settled nodes without an available pod %v, maxUnavailable %d", s.name, len(unavailable),
+				sortedKeys(setOf(unavailable)), s.maxUnavailable))
+	}
+}
+
+// checkIneligible, invariant 3: no live pod on a node that lost the label longer than a reconcile ago.
+func (c *chaosChecker) checkIneligible(s *checkedSet, byNode map[string][]*corev1.Pod, now time.Time) {
+	c.checks[invIneligible]++
+	for name, n := range c.nodes {
+		if !n.exists || n.eligible || n.left.IsZero() || !now.After(c.deadline(n.left, now)) {
+			continue
+		}
+		for _, p := range byNode[name] {
+			if p.DeletionTimestamp == nil {
+				c.violation(invIneligible+"/"+string(p.UID), fmt.Sprintf("%s: pod %s still on node %s %s after it lost the label",
+					s.name, p.Name, name, now.Sub(n.left).Round(time.Millisecond)))
+			}
+		}
+	}
+}
+
+func podUIDs(pods []*corev1.Pod) string {
+	uids := map[string]bool{}
+	for _, p := range pods {
+		uids[string(p.UID)] = true
+	}
+	return strings.Join(sortedKeys(uids), ",")
+}
+
+func setOf(s []string) map[string]bool {
+	m := map[string]bool{}
+	for _, v := range s {
+		m[v] = true
+	}
+	return m
+}
+
+func describePodPtrs(pods []*corev1.Pod, minReady int32) string {
+	vals := make([]corev1.Pod, 0, len(pods))
+	for _, p := range pods {
+		vals = append(vals, *p)
+	}
+	return describePods(vals, minReady)
+}
+
+// report is the closing note: faults injected, invariants checked, what the checker could not see.
+func (c *chaosChecker) report(faults map[string]int, faultTime, convergence time.Duration, nodes int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "chaos: %d nodes, %d sets, faults for %s\n", nodes, len(c.sets), faultTime.Round(time.Second))
+	var fs []string
+	for _, f := range []string{"sigkill", "sigstop", "apiserver-restart", "compaction", "node-recreate", "label-flip"} {
+		fs = append(fs, fmt.Sprintf("%s %d", f, faults[f]))
+	}
+	fmt.Fprintf(&b, "faults: %s (and %d set changes)\n", strings.Join(fs, ", "), faults["set-change"])
+	total := 0
+	var cs []string
+	for _, inv := range []string{invNoTwoPods, invBudget, invIneligible, invConvergence} {
+		total += c.checks[inv]
+		cs = append(cs, fmt.Sprintf("%s %d", inv, c.checks[inv]))
+	}
+	fmt.Fprintf(&b, "invariant checks: %d (%s), violations %d\n", total, strings.Join(cs, ", "), len(c.violations))
+	fmt.Fprintf(&b, "pod events: %d; checker watches: %d (410 Gone %d), blind %s in all\n", c.events, c.watches, c.expired,
+		c.blind.Round(10*time.Millisecond))
+	fmt.Fprintf(&b, "longest stay of a pod on an ineligible node: %s (bound %s plus API server downtime); convergence after the faults: %s\n",
+		c.maxStay.Round(10*time.Millisecond), c.bound, convergence.Round(100*time.Millisecond))
+	for _, v := range c.violations {
+		fmt.Fprintf(&b, "VIOLATION %s\n", v)
+	}
+	return b.String()
+}
