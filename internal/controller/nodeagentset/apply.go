@@ -80,6 +80,11 @@ func (m *memory) recordSlowStart(set *nasv1alpha1.NodeAgentSet, size int, failed
 // A pass records one SuccessfulDelete and one SuccessfulCreate event for all the pods it deleted or
 // created, not one per pod: see podBatchNote.
 func (r *Reconciler) apply(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, plan planner.Plan) error {
+	// The plan was made from this replica's cache: if the lease may have passed to another replica
+	// since the pass began (this one was frozen), the plan may be stale and another leader may act.
+	if !r.fence.held() {
+		return errLeaseNotHeld
+	}
 	if plan.Strategy.HostPortFallback && !plan.Rollout.Complete {
 		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update", "%s",
 			planner.HostPortFallbackNote(plan.Strategy))
