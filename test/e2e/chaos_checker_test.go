@@ -4,12 +4,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,9 +47,9 @@ type chaosChecker struct {
 	violations []string            // the first message of each violation.
 	seen       map[string]struct{} // the violations already reported: one message each.
 	events     int
-	watches    int // watches started (the first, then one after each break).
+	lists      int // lists: the first, then one after each 410 Gone.
+	watches    int // watches started: the first, then one after each break.
 	expired    int // 410 Gone answers to a watch.
-	blindSince time.Time
 	blind      time.Duration
 	maxStay    time.Duration // the longest a live pod stayed on an ineligible node.
 }
@@ -176,6 +176,33 @@ func (c *chaosChecker) deadline(from, now time.Time) time.Time {
 	return d
 }
 
+// restartSlack is how long a restarted API server may refuse requests: until its RBAC authorizer's
+// informers have synced it denies what it does not know yet ("forbidden").
+const restartSlack = 15 * time.Second
+
+// afterRestart says whether a controller's log line (JSON, with "ts") was written while the API
+// server was down or just restarted.
+func (c *chaosChecker) afterRestart(line string) bool {
+	var entry struct {
+		TS string `json:"ts"`
+	}
+	if json.Unmarshal([]byte(line), &entry) != nil {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339Nano, entry.TS)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.apiDown {
+		if !t.Before(r[0]) && !t.After(r[1].Add(restartSlack)) {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *chaosChecker) countConvergence(sets int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -190,7 +217,7 @@ func (c *chaosChecker) violation(key, msg string) {
 	}
 	c.seen[key] = struct{}{}
 	c.violations = append(c.violations, time.Now().Format(time.StampMilli)+" "+msg)
-	fmt.Fprintf(GinkgoWriter, "chaos: VIOLATION %s\n", msg)
+	chaosLog("VIOLATION %s", msg)
 }
 
 func (c *chaosChecker) total() int {
@@ -204,59 +231,84 @@ func (c *chaosChecker) total() int {
 }
 
 // run lists and watches the namespace's pods until ctx ends, checking on every event and every second.
+// A watch that breaks (the API server restarted) is started again from the last resourceVersion seen,
+// as an informer does: nothing is missed. Only when the API server answers 410 Gone (that version
+// is older than what it still has: a compaction, a restarted watch cache) does it list again, and the
+// time since the break, whose events are lost, counts as blind.
 func (c *chaosChecker) run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	rv := "" // the last resourceVersion seen; empty: list again.
+	var brokeAt time.Time
 	for ctx.Err() == nil {
-		var list corev1.PodList
-		if err := k8s.List(ctx, &list, client.InNamespace(c.ns)); err != nil {
-			sleep(ctx, 200*time.Millisecond)
-			continue
+		if rv == "" {
+			var list corev1.PodList
+			if err := k8s.List(ctx, &list, client.InNamespace(c.ns)); err != nil {
+				sleep(ctx, 200*time.Millisecond)
+				continue
+			}
+			c.resync(list.Items, brokeAt)
+			rv, brokeAt = list.ResourceVersion, time.Time{}
 		}
 		w, err := k8s.Watch(ctx, &corev1.PodList{}, client.InNamespace(c.ns),
-			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion, AllowWatchBookmarks: true}})
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
 		if err != nil {
-			c.countExpired(err)
-			sleep(ctx, 200*time.Millisecond)
+			if c.isExpired(err) {
+				rv = ""
+			} else {
+				sleep(ctx, 200*time.Millisecond)
+			}
 			continue
 		}
-		c.resync(list.Items)
-		c.follow(ctx, w, tick.C)
+		c.mu.Lock()
+		c.watches++
+		c.mu.Unlock()
+		var events int
+		var expired bool
+		rv, events, expired = c.follow(ctx, w, tick.C, rv)
 		w.Stop()
-		c.mu.Lock()
-		c.blindSince = time.Now()
-		c.mu.Unlock()
+		if events > 0 || brokeAt.IsZero() {
+			brokeAt = time.Now()
+		}
+		if expired {
+			rv = ""
+		}
 	}
 }
 
-func (c *chaosChecker) countExpired(err error) {
-	if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
-		c.mu.Lock()
-		c.expired++
-		c.mu.Unlock()
+// isExpired counts a 410 Gone answer.
+func (c *chaosChecker) isExpired(err error) bool {
+	if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+		return false
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expired++
+	return true
 }
 
-// follow applies the watch's events until it ends (broken, expired) or ctx does.
-func (c *chaosChecker) follow(ctx context.Context, w watch.Interface, tick <-chan time.Time) {
+// follow applies the watch's events until it ends (broken, expired) or ctx does; it returns the last
+// resourceVersion seen, how many events came, and whether the watch expired.
+func (c *chaosChecker) follow(ctx context.Context, w watch.Interface, tick <-chan time.Time, rv string) (string, int, bool) {
+	events := 0
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return rv, events, false
 		case <-tick:
 			c.checkAll()
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return
+				return rv, events, false
 			}
-			switch ev.Type {
-			case watch.Error:
-				c.countExpired(apierrors.FromObject(ev.Object))
-				return
-			case watch.Bookmark:
-				continue
+			if ev.Type == watch.Error {
+				return rv, events, c.isExpired(apierrors.FromObject(ev.Object))
 			}
-			if pod, ok := ev.Object.(*corev1.Pod); ok {
+			events++
+			if obj, ok := ev.Object.(client.Object); ok {
+				rv = obj.GetResourceVersion()
+			}
+			if pod, ok := ev.Object.(*corev1.Pod); ok && ev.Type != watch.Bookmark {
 				c.observe(ev.Type, pod)
 			}
 		}
@@ -264,15 +316,15 @@ func (c *chaosChecker) follow(ctx context.Context, w watch.Interface, tick <-cha
 }
 
 // resync replaces the pods by a list: a consistent state of the store, checked as one.
-func (c *chaosChecker) resync(pods []corev1.Pod) {
+// brokeAt is when the watch whose events are lost broke (zero for the first list).
+func (c *chaosChecker) resync(pods []corev1.Pod, brokeAt time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	if !c.blindSince.IsZero() {
-		c.blind += now.Sub(c.blindSince)
-		c.blindSince = time.Time{}
+	if !brokeAt.IsZero() {
+		c.blind += now.Sub(brokeAt)
 	}
-	c.watches++
+	c.lists++
 	c.pods = map[types.UID]*corev1.Pod{}
 	for i := range pods {
 		c.pods[pods[i].UID] = &pods[i]
@@ -349,7 +401,7 @@ func (c *chaosChecker) checkNoTwoPods(s *checkedSet, node string, pods []*corev1
 	if !s.surge {
 		if len(pods) > 1 {
 			c.violation(invNoTwoPods+"/"+s.name+"/"+node+"/"+podUIDs(pods),
-				fmt.Sprintf("%s: %d pods on node %s (no surge):\n%s", s.name, len(pods), node, describePodPtrs(pods, s.minReady)))
+				fmt.Sprintf("%s: %d pods on node %s (no surge):\n%s", s.name, len(pods), node, c.describe(pods, time.Now())))
 		}
 		return
 	}
@@ -364,7 +416,7 @@ func (c *chaosChecker) checkNoTwoPods(s *checkedSet, node string, pods []*corev1
 	if len(livePods) > 2 || len(revisions) < len(livePods) {
 		c.violation(invNoTwoPods+"/"+s.name+"/"+node+"/"+podUIDs(livePods),
 			fmt.Sprintf("%s: %d live pods of %d revisions on node %s (surge):\n%s", s.name, len(livePods), len(revisions), node,
-				describePodPtrs(pods, s.minReady)))
+				c.describe(pods, time.Now())))
 	}
 }
 
@@ -394,9 +446,14 @@ func (c *chaosChecker) checkBudget(s *checkedSet, byNode map[string][]*corev1.Po
 		}
 	}
 	if len(unavailable) > s.maxUnavailable {
+		var b strings.Builder
+		for _, name := range sortedKeys(setOf(unavailable)) {
+			fmt.Fprintf(&b, "  node %s joined %s ago:\n%s", name, now.Sub(c.nodes[name].joined).Round(time.Millisecond),
+				c.describe(byNode[name], now))
+		}
 		c.violation(invBudget+"/"+s.name+"/"+strings.Join(sortedKeys(setOf(unavailable)), ","),
-			fmt.Sprintf("%s: %d settled nodes without an available pod %v, maxUnavailable %d", s.name, len(unavailable),
-				sortedKeys(setOf(unavailable)), s.maxUnavailable))
+			fmt.Sprintf("%s: %d settled nodes without an available pod, maxUnavailable %d:\n%s", s.name, len(unavailable),
+				s.maxUnavailable, b.String()))
 	}
 }
 
@@ -432,12 +489,25 @@ func setOf(s []string) map[string]bool {
 	return m
 }
 
-func describePodPtrs(pods []*corev1.Pod, minReady int32) string {
-	vals := make([]corev1.Pod, 0, len(pods))
+// describe says, of each pod, what the checker judged by: revision, phase, readiness (and since
+// when), deletion, and when it was created, relative to now.
+func (c *chaosChecker) describe(pods []*corev1.Pod, now time.Time) string {
+	var b strings.Builder
 	for _, p := range pods {
-		vals = append(vals, *p)
+		readySince := "-"
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady {
+				readySince = fmt.Sprintf("%s %s ago", cond.Status, now.Sub(cond.LastTransitionTime.Time).Round(time.Millisecond))
+			}
+		}
+		deleting := "-"
+		if p.DeletionTimestamp != nil {
+			deleting = now.Sub(p.DeletionTimestamp.Time).Round(time.Millisecond).String() + " ago"
+		}
+		fmt.Fprintf(&b, "    %s hash=%s phase=%s ready=%s deleting=%s created %s ago\n", p.Name, p.Labels[hashLabel], p.Status.Phase,
+			readySince, deleting, now.Sub(p.CreationTimestamp.Time).Round(time.Millisecond))
 	}
-	return describePods(vals, minReady)
+	return b.String()
 }
 
 // report is the closing note: faults injected, invariants checked, what the checker could not see.
@@ -458,8 +528,8 @@ func (c *chaosChecker) report(faults map[string]int, faultTime, convergence time
 		cs = append(cs, fmt.Sprintf("%s %d", inv, c.checks[inv]))
 	}
 	fmt.Fprintf(&b, "invariant checks: %d (%s), violations %d\n", total, strings.Join(cs, ", "), len(c.violations))
-	fmt.Fprintf(&b, "pod events: %d; checker watches: %d (410 Gone %d), blind %s in all\n", c.events, c.watches, c.expired,
-		c.blind.Round(10*time.Millisecond))
+	fmt.Fprintf(&b, "pod events: %d; the checker's watches: %d, answered 410 Gone %d times, lists %d, blind %s in all\n", c.events,
+		c.watches, c.expired, c.lists, c.blind.Round(10*time.Millisecond))
 	fmt.Fprintf(&b, "longest stay of a pod on an ineligible node: %s (bound %s plus API server downtime); convergence after the faults: %s\n",
 		c.maxStay.Round(10*time.Millisecond), c.bound, convergence.Round(100*time.Millisecond))
 	for _, v := range c.violations {

@@ -81,7 +81,7 @@ func chaosConfigFromEnv() chaosConfig {
 var _ = Describe("Chaos", Label("chaos"), func() {
 	It("keeps every set within its rules while controllers, the API server, etcd and nodes fail, and converges after", func(ctx SpecContext) {
 		cfg := chaosConfigFromEnv()
-		fmt.Fprintf(GinkgoWriter, "chaos: %d nodes, %s of faults, CHAOS_SEED=%d\n", cfg.nodes, cfg.duration, cfg.seed)
+		chaosLog("%d nodes, %s of faults, CHAOS_SEED=%d", cfg.nodes, cfg.duration, cfg.seed)
 		rng := rand.New(rand.NewPCG(cfg.seed, cfg.seed))
 		dir := filepath.Join(env.stateDir, "chaos")
 		Expect(os.RemoveAll(dir)).To(Succeed())
@@ -109,10 +109,11 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 		sets := []*nasv1alpha1.NodeAgentSet{
 			newChaosSet(ns, "surge", &nasv1alpha1.RollingUpdateNodeAgentSet{
 				MaxSurge: ptr.To(intstr.FromString("20%")), MaxUnavailable: ptr.To(intstr.FromInt32(0))}),
+			// Numbers, not percentages, so that the checker's budget is exactly the controller's.
 			newChaosSet(ns, "delete-first", &nasv1alpha1.RollingUpdateNodeAgentSet{
-				MaxUnavailable: ptr.To(intstr.FromInt32(3)), MaxSurge: ptr.To(intstr.FromInt32(0))}),
+				MaxUnavailable: ptr.To(intstr.FromInt(max(3, cfg.nodes/10))), MaxSurge: ptr.To(intstr.FromInt32(0))}),
 			newChaosSet(ns, "staged", &nasv1alpha1.RollingUpdateNodeAgentSet{
-				MaxUnavailable: ptr.To(intstr.FromInt32(2)), MaxSurge: ptr.To(intstr.FromInt32(0))}),
+				MaxUnavailable: ptr.To(intstr.FromInt(max(2, cfg.nodes/20))), MaxSurge: ptr.To(intstr.FromInt32(0))}),
 		}
 		for _, s := range sets {
 			checker.addSet(s)
@@ -157,6 +158,10 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 
 		stopChecker()
 		<-checkerDone
+		By("checking the replicas' logs: no panic, no refused request but while a restarted API server syncs its authorizer")
+		for _, log := range ctl.logs {
+			checkLog(log, checker.afterRestart)
+		}
 		started, exits := ctl.summary()
 		report := checker.report(inj.faultCounts(), faultTime, convergence, len(nodes)) +
 			fmt.Sprintf("controller replicas started: %d, exited without being killed: %d (seed %d)\n", started, exits, cfg.seed)
@@ -227,6 +232,11 @@ func (inj *chaosInjector) faultCounts() map[string]int {
 	return out
 }
 
+// chaosLog writes a line of the spec's timeline, with the time, to the GinkgoWriter.
+func chaosLog(format string, args ...any) {
+	fmt.Fprintf(GinkgoWriter, "%s chaos: "+strings.TrimSuffix(format, "\n")+"\n", append([]any{time.Now().Format(time.StampMilli)}, args...)...)
+}
+
 // sleep waits d or until ctx ends; false when ctx ended.
 func sleep(ctx context.Context, d time.Duration) bool {
 	select {
@@ -255,6 +265,7 @@ func (inj *chaosInjector) controlPlaneLoop(ctx context.Context) {
 			case "sigkill":
 				if inj.ctl.kill(leader) {
 					inj.count(fault)
+					chaosLog("%s SIGKILLed", leader.name)
 				}
 			case "sigstop":
 				if inj.ctl.freeze(ctx, leader) {
@@ -298,7 +309,7 @@ func (inj *chaosInjector) restartAPIServer(ctx context.Context) {
 	}).WithContext(startCtx).WithPolling(200 * time.Millisecond).Should(Succeed())
 	inj.checker.apiServerUp(time.Now())
 	inj.count("apiserver-restart")
-	fmt.Fprintf(GinkgoWriter, "chaos: the API server was down %s\n", time.Since(down).Round(10*time.Millisecond))
+	chaosLog("the API server was down %s", time.Since(down).Round(10*time.Millisecond))
 }
 
 // etcdClientURL is the client URL of the cluster's etcd, from the flags kwokctl gives it.
@@ -330,7 +341,7 @@ func compactEtcd(ctx context.Context) {
 	rev, _ := header["revision"].(string)
 	Expect(rev).NotTo(BeEmpty())
 	post("/v3/kv/compaction", map[string]any{"revision": rev, "physical": true})
-	fmt.Fprintf(GinkgoWriter, "chaos: etcd compacted at revision %s\n", rev)
+	chaosLog("etcd compacted at revision %s", rev)
 }
 
 // nodeLoop flips a random node's eligibility label about every second and re-creates a random node
@@ -350,6 +361,7 @@ func (inj *chaosInjector) nodeLoop(ctx context.Context) {
 		if chaosRetry(ctx, func(ctx context.Context) error { return setEligible(ctx, node, eligible) }) {
 			inj.checker.flipped(node, eligible, time.Now())
 			inj.count("label-flip")
+			chaosLog("%s eligible=%t", node, eligible)
 		}
 	}
 }
@@ -364,7 +376,7 @@ func chaosRetry(ctx context.Context, op func(context.Context) error) bool {
 			return true
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			fmt.Fprintf(GinkgoWriter, "chaos: gave up: %v\n", err)
+			chaosLog("gave up: %v", err)
 			return false
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -409,6 +421,7 @@ func (inj *chaosInjector) recreateNode(ctx context.Context, name string) {
 	Expect(chaosRetry(ctx, func(ctx context.Context) error { return k8s.Create(ctx, node) })).To(BeTrue())
 	inj.checker.nodeBack(name, time.Now())
 	inj.count("node-recreate")
+	chaosLog("%s re-created", name)
 }
 
 // rolloutLoop changes a random set every few seconds: a new template, or the staged set's pause or
@@ -439,7 +452,7 @@ func (inj *chaosInjector) rolloutLoop(ctx context.Context) {
 		}
 		if chaosRetry(ctx, func(ctx context.Context) error { return updateSetErr(ctx, set, mutate) }) {
 			inj.count("set-change")
-			fmt.Fprintf(GinkgoWriter, "chaos: %s: %s\n", set.Name, what)
+			chaosLog("%s: %s", set.Name, what)
 		}
 	}
 }
@@ -484,6 +497,7 @@ type chaosControllers struct {
 	exits    int // exits the spec did not cause: a thawed replica that lost its lease, for one.
 	stopping bool
 	done     chan struct{}
+	logs     []string
 }
 
 type chaosReplica struct {
@@ -530,9 +544,7 @@ func (c *chaosControllers) launch() *chaosReplica {
 	c.started++
 	name := fmt.Sprintf("replica-%d", c.started)
 	log := filepath.Join(c.dir, name+".log")
-	env.mu.Lock()
-	env.otherLogs = append(env.otherLogs, log)
-	env.mu.Unlock()
+	c.logs = append(c.logs, log)
 	return &chaosReplica{name: name, p: env.launchManager(log,
 		"--leader-elect-lease-duration", chaosLeaseDuration.String(),
 		"--leader-elect-renew-deadline", chaosRenewDeadline.String(),
@@ -591,10 +603,11 @@ func (c *chaosControllers) freeze(ctx context.Context, r *chaosReplica) bool {
 	r.frozen = true
 	Expect(r.p.cmd.Process.Signal(syscall.SIGSTOP)).To(Succeed())
 	c.mu.Unlock()
+	chaosLog("%s SIGSTOPped", r.name)
 	time.Sleep(chaosLeaseDuration + 4*time.Second)
 	other := c.waitLeader(context.WithoutCancel(ctx))
 	Expect(other).NotTo(BeIdenticalTo(r))
-	fmt.Fprintf(GinkgoWriter, "chaos: %s frozen, %s took the lease over\n", r.name, other.name)
+	chaosLog("%s took the lease over; %s thawed (SIGCONT)", other.name, r.name)
 	// It stays marked frozen: once thawed it finds its lease lost and stops, and it never leads again.
 	c.mu.Lock()
 	defer c.mu.Unlock()
