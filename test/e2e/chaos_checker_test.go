@@ -516,14 +516,16 @@ func (c *chaosChecker) report(faults map[string]int, faultTime, convergence time
 	defer c.mu.Unlock()
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos: %d nodes, %d sets, faults for %s\n", nodes, len(c.sets), faultTime.Round(time.Second))
-	var fs []string
-	for _, f := range []string{"sigkill", "sigstop", "apiserver-restart", "compaction", "node-recreate", "label-flip"} {
+	kinds := []string{"sigkill", "sigstop", "apiserver-restart", "compaction", "node-recreate", "label-flip"}
+	fs := make([]string, 0, len(kinds))
+	for _, f := range kinds {
 		fs = append(fs, fmt.Sprintf("%s %d", f, faults[f]))
 	}
 	fmt.Fprintf(&b, "faults: %s (and %d set changes)\n", strings.Join(fs, ", "), faults["set-change"])
 	total := 0
-	var cs []string
-	for _, inv := range []string{invNoTwoPods, invBudget, invIneligible, invConvergence} {
+	invariants := []string{invNoTwoPods, invBudget, invIneligible, invConvergence}
+	cs := make([]string, 0, len(invariants))
+	for _, inv := range invariants {
 		total += c.checks[inv]
 		cs = append(cs, fmt.Sprintf("%s %d", inv, c.checks[inv]))
 	}
