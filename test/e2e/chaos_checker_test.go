@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,8 @@ type chaosChecker struct {
 
 	apiDown      [][2]time.Time // the API server's downtimes.
 	apiDownSince time.Time      // zero while it is up.
+	leaderless   [][2]time.Time // the times without a working leader, from a kill or freeze.
+	leaderGoneAt time.Time      // zero while a leader works.
 
 	checks     map[string]int
 	violations []string            // the first message of each violation.
@@ -155,25 +158,63 @@ func (c *chaosChecker) apiServerUp(t time.Time) {
 	c.apiDownSince = time.Time{}
 }
 
-// deadline is from + the reconcile bound + the API server's downtime since from (nothing reconciles
-// while it is down, and everyone lists again after). c.mu is held.
+// leaderGone: the injector killed or froze the leader.
+func (c *chaosChecker) leaderGone(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leaderGoneAt.IsZero() {
+		c.leaderGoneAt = t
+	}
+}
+
+// leaderWorks: a leader has caught up with the API server (its handover is done) and reconciles.
+func (c *chaosChecker) leaderWorks(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.leaderGoneAt.IsZero() {
+		c.leaderless = append(c.leaderless, [2]time.Time{c.leaderGoneAt, t})
+		c.leaderGoneAt = time.Time{}
+	}
+}
+
+// deadline is from + the reconcile bound + the time since from during which nothing could reconcile:
+// the API server down (everyone lists again after), or no leader at work (killed or frozen, until the
+// next one has caught up). c.mu is held.
 func (c *chaosChecker) deadline(from, now time.Time) time.Time {
-	d := from.Add(c.bound)
-	overlap := func(a, b time.Time) {
-		if a.Before(from) {
-			a = from
-		}
+	var outages [][2]time.Time
+	add := func(a, b time.Time) {
+		a = later(a, from)
 		if b.After(a) {
-			d = d.Add(b.Sub(a))
+			outages = append(outages, [2]time.Time{a, b})
 		}
 	}
-	for _, r := range c.apiDown {
-		overlap(r[0], r[1])
+	for _, r := range append(slices.Clone(c.apiDown), c.leaderless...) {
+		add(r[0], r[1])
 	}
-	if !c.apiDownSince.IsZero() {
-		overlap(c.apiDownSince, now)
+	for _, since := range []time.Time{c.apiDownSince, c.leaderGoneAt} {
+		if !since.IsZero() {
+			add(since, now)
+		}
+	}
+	// The outages overlap (a restarted API server costs the leader its lease): count their union.
+	slices.SortFunc(outages, func(x, y [2]time.Time) int { return x[0].Compare(y[0]) })
+	d := from.Add(c.bound)
+	var end time.Time
+	for _, o := range outages {
+		start := later(o[0], end)
+		if o[1].After(start) {
+			d = d.Add(o[1].Sub(start))
+		}
+		end = later(end, o[1])
 	}
 	return d
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // restartSlack is how long a restarted API server may refuse requests: until its RBAC authorizer's
@@ -422,7 +463,7 @@ func (c *chaosChecker) checkNoTwoPods(s *checkedSet, node string, pods []*corev1
 
 // checkBudget, invariant 2: the settled eligible nodes without an available pod are at most
 // maxUnavailable. A node is settled once it has been eligible (and existed) for the reconcile bound and
-// had an available pod of the set since it joined.
+// then had an available pod of the set.
 func (c *chaosChecker) checkBudget(s *checkedSet, byNode map[string][]*corev1.Pod, now time.Time) {
 	c.checks[invBudget]++
 	var unavailable []string
@@ -437,11 +478,16 @@ func (c *chaosChecker) checkBudget(s *checkedSet, byNode map[string][]*corev1.Po
 				break
 			}
 		}
+		// The pods the checker sees may lag the injector's record of the join by a moment: only an
+		// available pod seen once the node's grace is over covers it.
+		settled := now.After(c.deadline(n.joined, now))
 		if available {
-			s.covered[name] = true
+			if settled {
+				s.covered[name] = true
+			}
 			continue
 		}
-		if s.covered[name] && now.After(c.deadline(n.joined, now)) {
+		if s.covered[name] {
 			unavailable = append(unavailable, name)
 		}
 	}
@@ -532,7 +578,7 @@ func (c *chaosChecker) report(faults map[string]int, faultTime, convergence time
 	fmt.Fprintf(&b, "invariant checks: %d (%s), violations %d\n", total, strings.Join(cs, ", "), len(c.violations))
 	fmt.Fprintf(&b, "pod events: %d; the checker's watches: %d, answered 410 Gone %d times, lists %d, blind %s in all\n", c.events,
 		c.watches, c.expired, c.lists, c.blind.Round(10*time.Millisecond))
-	fmt.Fprintf(&b, "longest stay of a pod on an ineligible node: %s (bound %s plus API server downtime); convergence after the faults: %s\n",
+	fmt.Fprintf(&b, "longest stay of a pod on an ineligible node: %s (bound %s plus the time without API server or working leader); convergence after the faults: %s\n",
 		c.maxStay.Round(10*time.Millisecond), c.bound, convergence.Round(100*time.Millisecond))
 	for _, v := range c.violations {
 		fmt.Fprintf(&b, "VIOLATION %s\n", v)

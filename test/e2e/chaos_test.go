@@ -56,13 +56,15 @@ type chaosConfig struct {
 }
 
 func chaosConfigFromEnv() chaosConfig {
-	c := chaosConfig{nodes: 40, duration: 60 * time.Second, reconcileBound: 20 * time.Second, convergence: 2 * time.Minute,
-		seed: uint64(time.Now().UnixNano())}
+	c := chaosConfig{nodes: 40, duration: 60 * time.Second, reconcileBound: 20 * time.Second, seed: uint64(time.Now().UnixNano())}
 	if v := os.Getenv("CHAOS_NODES"); v != "" {
 		n, err := strconv.Atoi(v)
 		Expect(err).NotTo(HaveOccurred(), "CHAOS_NODES")
 		c.nodes = n
 	}
+	// A rollout takes longer on more nodes (each step replaces a tenth or a twentieth of them), and the
+	// last re-created nodes count as unhealthy for 30 s: 98 s at 40 nodes, 150 s at 300.
+	c.convergence = 90*time.Second + time.Duration(c.nodes)*200*time.Millisecond
 	for key, d := range map[string]*time.Duration{"CHAOS_DURATION": &c.duration, "CHAOS_RECONCILE_BOUND": &c.reconcileBound, "CHAOS_CONVERGENCE": &c.convergence} {
 		if v := os.Getenv(key); v != "" {
 			var err error
@@ -256,18 +258,24 @@ func (inj *chaosInjector) controlPlaneLoop(ctx context.Context) {
 		inj.rng.Shuffle(len(deck), func(i, j int) { deck[i], deck[j] = deck[j], deck[i] })
 		inj.rngMu.Unlock()
 		for _, fault := range deck {
-			// The leader leads a few seconds before each fault: without them nothing would progress.
+			// A leader works a few seconds before each fault: without them nothing would progress.
 			leader := inj.ctl.waitLeader(ctx)
-			if leader == nil || !sleep(ctx, inj.between(3*time.Second, 8*time.Second)) {
+			if leader == nil {
+				return
+			}
+			inj.checker.leaderWorks(time.Now())
+			if !sleep(ctx, inj.between(3*time.Second, 8*time.Second)) {
 				return
 			}
 			switch fault {
 			case "sigkill":
+				inj.checker.leaderGone(time.Now())
 				if inj.ctl.kill(leader) {
 					inj.count(fault)
 					chaosLog("%s SIGKILLed", leader.name)
 				}
 			case "sigstop":
+				inj.checker.leaderGone(time.Now())
 				if inj.ctl.freeze(ctx, leader) {
 					inj.count(fault)
 				}
@@ -295,6 +303,9 @@ func (inj *chaosInjector) restartAPIServer(ctx context.Context) {
 	Expect(err).NotTo(HaveOccurred())
 	down := time.Now()
 	inj.checker.apiServerDown(down)
+	// The leader may lose its lease while the API server is down: until the loop sees one at work
+	// again, nothing reconciles.
+	inj.checker.leaderGone(down)
 	Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
 	// kwokctl takes a process that still exists (not yet reaped) for a running component.
 	Eventually(func() bool {
@@ -505,7 +516,7 @@ type chaosReplica struct {
 	p      *managerProcess
 	killed bool // by the spec: SIGKILL.
 	frozen bool // SIGSTOPped, now or before.
-	leads  bool // its log says it acquired the lease.
+	leads  bool // its log says it acquired the lease and caught up.
 }
 
 func startChaosControllers(dir string) *chaosControllers {
@@ -551,13 +562,14 @@ func (c *chaosControllers) launch() *chaosReplica {
 		"--leader-elect-retry-period", chaosRetryPeriod.String())}
 }
 
-// leader is the running, unfrozen replica that acquired the lease, or nil.
+// leader is the running, never frozen replica that acquired the lease and caught up with the API
+// server (handover.go: it reconciles from then on), or nil.
 func (c *chaosControllers) leader() *chaosReplica {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.replicas {
 		if !r.leads && !r.p.exited() {
-			r.leads = r.p.logContains(`"msg":"Successfully acquired lease"`)
+			r.leads = r.p.logContains(`"msg":"Successfully acquired lease"`) && r.p.logContains(`"msg":"Pod cache caught up with the API server"`)
 		}
 	}
 	for _, r := range c.replicas {
