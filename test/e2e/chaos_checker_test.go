@@ -59,9 +59,10 @@ type chaosChecker struct {
 
 // chaosNode is what the injector did to a node.
 type chaosNode struct {
-	eligible, exists bool
-	joined           time.Time // last became eligible, or was re-created.
-	left             time.Time // last lost the label.
+	eligible bool      // the label.
+	exists   bool      // the node exists and has lost the not-ready taint it is created with.
+	joined   time.Time // last became eligible, or was re-created.
+	left     time.Time // last lost the label.
 }
 
 type checkedSet struct {
@@ -130,6 +131,13 @@ func (c *chaosChecker) flipped(node string, eligible bool, t time.Time) {
 	} else {
 		n.left = t
 	}
+}
+
+// present: the node exists and is untainted (not being re-created).
+func (c *chaosChecker) present(node string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[node].exists
 }
 
 func (c *chaosChecker) nodeGone(node string, _ time.Time) {

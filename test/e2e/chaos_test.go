@@ -205,6 +205,8 @@ type chaosInjector struct {
 
 	mu     sync.Mutex
 	faults map[string]int
+	// rejoining waits for re-created nodes to lose their not-ready taint.
+	rejoining sync.WaitGroup
 }
 
 func (inj *chaosInjector) intN(n int) int {
@@ -360,7 +362,7 @@ func compactEtcd(ctx context.Context) {
 func (inj *chaosInjector) nodeLoop(ctx context.Context) {
 	for sleep(ctx, inj.between(500*time.Millisecond, 1500*time.Millisecond)) {
 		node := inj.nodes[inj.intN(len(inj.nodes))]
-		if inj.intN(4) == 0 {
+		if inj.intN(4) == 0 && inj.checker.present(node) {
 			inj.recreateNode(ctx, node)
 			continue
 		}
@@ -430,9 +432,21 @@ func (inj *chaosInjector) recreateNode(ctx context.Context, name string) {
 	node := poolNode(name, chaosPool)
 	node.Labels = old.Labels
 	Expect(chaosRetry(ctx, func(ctx context.Context) error { return k8s.Create(ctx, node) })).To(BeTrue())
-	inj.checker.nodeBack(name, time.Now())
 	inj.count("node-recreate")
 	chaosLog("%s re-created", name)
+	// Until the node lifecycle controller lifts the not-ready taint the node is not eligible for the
+	// sets (a NoSchedule taint they do not tolerate: rule 26), and a surge rollout may remove its old
+	// pod as upstream does (rule 47): it rejoins the sets' budget once untainted.
+	inj.rejoining.Go(func() {
+		defer GinkgoRecover()
+		Eventually(func(g Gomega) {
+			var n corev1.Node
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, &n)).To(Succeed())
+			g.Expect(n.Spec.Taints).NotTo(ContainElement(HaveField("Key", corev1.TaintNodeNotReady)))
+		}).WithContext(ctx).WithTimeout(3 * time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+		inj.checker.nodeBack(name, time.Now())
+		chaosLog("%s untainted", name)
+	})
 }
 
 // rolloutLoop changes a random set every few seconds: a new template, or the staged set's pause or
@@ -480,8 +494,9 @@ func updateSetErr(ctx context.Context, set *nasv1alpha1.NodeAgentSet, mutate fun
 	})
 }
 
-// settle ends the chaos: every node eligible, every set unpaused with partition 0.
+// settle ends the chaos: every node eligible and untainted, every set unpaused with partition 0.
 func (inj *chaosInjector) settle(ctx context.Context) {
+	inj.rejoining.Wait()
 	for _, n := range inj.nodes {
 		if !inj.checker.eligible(n) {
 			Expect(chaosRetry(ctx, func(ctx context.Context) error { return setEligible(ctx, n, true) })).To(BeTrue())
@@ -559,7 +574,9 @@ func (c *chaosControllers) launch() *chaosReplica {
 	return &chaosReplica{name: name, p: env.launchManager(log,
 		"--leader-elect-lease-duration", chaosLeaseDuration.String(),
 		"--leader-elect-renew-deadline", chaosRenewDeadline.String(),
-		"--leader-elect-retry-period", chaosRetryPeriod.String())}
+		"--leader-elect-retry-period", chaosRetryPeriod.String(),
+		// Each pod created or deleted, with its node and why: the timeline of a violation.
+		"--zap-log-level", "2")}
 }
 
 // leader is the running, never frozen replica that acquired the lease and caught up with the API
