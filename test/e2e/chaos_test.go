@@ -371,11 +371,22 @@ func (inj *chaosInjector) nodeLoop(ctx context.Context) {
 		if !eligible && inj.checker.ineligibleCount() >= len(inj.nodes)/5 {
 			continue
 		}
-		if chaosRetry(ctx, func(ctx context.Context) error { return setEligible(ctx, node, eligible) }) {
-			inj.checker.flipped(node, eligible, time.Now())
-			inj.count("label-flip")
-			chaosLog("%s eligible=%t", node, eligible)
+		// A node leaves the sets the moment the write lands, which may be before the call returns:
+		// the checker learns it first. It joins them once the write is done.
+		if !eligible {
+			inj.checker.flipped(node, false, time.Now())
 		}
+		if !chaosRetry(ctx, func(ctx context.Context) error { return setEligible(ctx, node, eligible) }) {
+			if !eligible {
+				inj.checker.flipped(node, true, time.Now())
+			}
+			continue
+		}
+		if eligible {
+			inj.checker.flipped(node, true, time.Now())
+		}
+		inj.count("label-flip")
+		chaosLog("%s eligible=%t", node, eligible)
 	}
 }
 
@@ -420,8 +431,9 @@ func (inj *chaosInjector) recreateNode(ctx context.Context, name string) {
 	if !chaosRetry(ctx, func(ctx context.Context) error { return k8s.Get(ctx, client.ObjectKey{Name: name}, &old) }) {
 		return
 	}
-	Expect(chaosRetry(ctx, func(ctx context.Context) error { return client.IgnoreNotFound(k8s.Delete(ctx, &old)) })).To(BeTrue())
+	// The node's pods may go (rule 27) before the delete call returns: the checker learns it first.
 	inj.checker.nodeGone(name, time.Now())
+	Expect(chaosRetry(ctx, func(ctx context.Context) error { return client.IgnoreNotFound(k8s.Delete(ctx, &old)) })).To(BeTrue())
 	Expect(chaosRetry(ctx, func(ctx context.Context) error {
 		err := k8s.Get(ctx, client.ObjectKey{Name: name}, &corev1.Node{})
 		if apierrors.IsNotFound(err) {
