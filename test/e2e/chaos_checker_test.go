@@ -586,8 +586,8 @@ func (c *chaosChecker) report(faults map[string]int, faultTime, convergence time
 	fmt.Fprintf(&b, "invariant checks: %d (%s), violations %d\n", total, strings.Join(cs, ", "), len(c.violations))
 	fmt.Fprintf(&b, "pod events: %d; the checker's watches: %d, answered 410 Gone %d times, lists %d, blind %s in all\n", c.events,
 		c.watches, c.expired, c.lists, c.blind.Round(10*time.Millisecond))
-	fmt.Fprintf(&b, "longest stay of a pod on an ineligible node: %s (bound %s plus the time without API server or working leader); convergence after the faults: %s\n",
-		c.maxStay.Round(10*time.Millisecond), c.bound, convergence.Round(100*time.Millisecond))
+	fmt.Fprintf(&b, "longest stay of a pod on an ineligible node: %s (bound %s plus the time without API server or working leader); "+
+		"convergence after the faults: %s\n", c.maxStay.Round(10*time.Millisecond), c.bound, convergence.Round(100*time.Millisecond))
 	for _, v := range c.violations {
 		fmt.Fprintf(&b, "VIOLATION %s\n", v)
 	}
