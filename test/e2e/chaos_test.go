@@ -251,22 +251,32 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// controlPlaneLoop injects one control-plane fault at a time, from decks in which each kind appears
-// (SIGKILL three times), until ctx ends; a fault under way is carried to its end.
+// controlPlaneLoop injects one control-plane fault at a time until ctx ends: first one of each kind
+// (carried out whatever ctx says, so that a short run has them all), then decks in which SIGKILL comes
+// four times to one of each other kind. A fault under way is carried to its end.
 func (inj *chaosInjector) controlPlaneLoop(ctx context.Context) {
-	for ctx.Err() == nil {
-		deck := []string{"sigkill", "sigstop", "sigkill", "apiserver-restart", "sigkill", "compaction"}
+	first := true
+	for first || ctx.Err() == nil {
+		deck := []string{"sigkill", "sigstop", "apiserver-restart", "compaction"}
+		if !first {
+			deck = append(deck, "sigkill", "sigkill", "sigkill")
+		}
 		inj.rngMu.Lock()
 		inj.rng.Shuffle(len(deck), func(i, j int) { deck[i], deck[j] = deck[j], deck[i] })
 		inj.rngMu.Unlock()
+		deckCtx := ctx
+		if first {
+			deckCtx = context.WithoutCancel(ctx)
+		}
+		first = false
 		for _, fault := range deck {
 			// A leader works a few seconds before each fault: without them nothing would progress.
-			leader := inj.ctl.waitLeader(ctx)
+			leader := inj.ctl.waitLeader(deckCtx)
 			if leader == nil {
 				return
 			}
 			inj.checker.leaderWorks(time.Now())
-			if !sleep(ctx, inj.between(3*time.Second, 8*time.Second)) {
+			if !sleep(deckCtx, inj.between(2*time.Second, 5*time.Second)) {
 				return
 			}
 			switch fault {
@@ -278,17 +288,17 @@ func (inj *chaosInjector) controlPlaneLoop(ctx context.Context) {
 				}
 			case "sigstop":
 				inj.checker.leaderGone(time.Now())
-				if inj.ctl.freeze(ctx, leader) {
+				if inj.ctl.freeze(deckCtx, leader) {
 					inj.count(fault)
 				}
 			case "apiserver-restart":
-				inj.restartAPIServer(ctx)
+				inj.restartAPIServer(deckCtx)
 			case "compaction":
-				compactEtcd(ctx)
+				compactEtcd(deckCtx)
 				inj.count(fault)
 				if inj.intN(2) == 0 {
 					time.Sleep(time.Second)
-					inj.restartAPIServer(ctx)
+					inj.restartAPIServer(deckCtx)
 				}
 			}
 		}
@@ -509,6 +519,8 @@ func updateSetErr(ctx context.Context, set *nasv1alpha1.NodeAgentSet, mutate fun
 // settle ends the chaos: every node eligible and untainted, every set unpaused with partition 0.
 func (inj *chaosInjector) settle(ctx context.Context) {
 	inj.rejoining.Wait()
+	inj.ctl.waitLeader(ctx)
+	inj.checker.leaderWorks(time.Now())
 	for _, n := range inj.nodes {
 		if !inj.checker.eligible(n) {
 			Expect(chaosRetry(ctx, func(ctx context.Context) error { return setEligible(ctx, n, true) })).To(BeTrue())
