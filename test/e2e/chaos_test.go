@@ -269,7 +269,8 @@ func (inj *chaosInjector) controlPlaneLoop(ctx context.Context) {
 			deckCtx = context.WithoutCancel(ctx)
 		}
 		first = false
-		for _, fault := range deck {
+		for i := 0; i < len(deck); i++ {
+			fault := deck[i]
 			// A leader works a few seconds before each fault: without them nothing would progress.
 			leader := inj.ctl.waitLeader(deckCtx)
 			if leader == nil {
@@ -285,11 +286,16 @@ func (inj *chaosInjector) controlPlaneLoop(ctx context.Context) {
 				if inj.ctl.kill(leader) {
 					inj.count(fault)
 					chaosLog("%s SIGKILLed", leader.name)
+				} else {
+					// The leader stopped by itself meanwhile (it lost its lease): once more.
+					deck = append(deck, fault)
 				}
 			case "sigstop":
 				inj.checker.leaderGone(time.Now())
 				if inj.ctl.freeze(deckCtx, leader) {
 					inj.count(fault)
+				} else {
+					deck = append(deck, fault)
 				}
 			case "apiserver-restart":
 				inj.restartAPIServer(deckCtx)
