@@ -125,6 +125,14 @@ test-e2e: cluster-binaries $(HELM) ## End-to-end tests on their own local cluste
 	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m
 	$(MAKE) bench-smoke
 
+# The chaos spec of the e2e suite (docs/design/chaos.md) alone, long: make test runs it short (40 nodes, 60 s).
+CHAOS_NODES ?= 300
+CHAOS_DURATION ?= 5m
+.PHONY: test-chaos
+test-chaos: cluster-binaries ## The e2e chaos spec alone, long (CHAOS_NODES=300 CHAOS_DURATION=5m): faults during rollouts, invariants on every pod event.
+	CHAOS_NODES=$(CHAOS_NODES) CHAOS_DURATION=$(CHAOS_DURATION) K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) \
+		$(GO) test -tags e2e ./test/e2e/ -v -timeout 60m -ginkgo.label-filter chaos -ginkgo.v
+
 # The benchmark against the upstream DaemonSet controller on its own kwok cluster (docs/benchmarks.md).
 NODES ?= 1000
 PAIRS ?= 3

@@ -118,10 +118,11 @@ func run(opts options) error {
 		restConfig.Burst = opts.kubeAPIBurst
 	}
 	opts.manager.MetricsRegistry = metrics.Registry
-	mgr, err := ctrl.NewManager(restConfig, nodeagentset.ManagerOptions(opts.manager))
+	mgr, fence, err := nodeagentset.NewManager(restConfig, opts.manager)
 	if err != nil {
 		return err
 	}
+	opts.manager.Fence = fence
 	ctx := ctrl.SetupSignalHandler()
 	if _, err := nodeagentset.SetupWithManager(ctx, mgr, opts.manager); err != nil {
 		return err

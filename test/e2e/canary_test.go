@@ -43,10 +43,10 @@ func kubectlNAS(ctx context.Context, args ...string) (string, error) {
 // killManager kills the controller (SIGKILL: no shutdown, its lease runs out) and waits for it to exit.
 func killManager() {
 	env.mu.Lock()
-	cmd, done := env.manager, env.managerDone
+	p := env.manager
 	env.mu.Unlock()
-	Expect(cmd.Process.Kill()).To(Succeed())
-	<-done
+	Expect(p.cmd.Process.Kill()).To(Succeed())
+	<-p.done
 }
 
 // withCanary is a RollingUpdate with a one-node canary.

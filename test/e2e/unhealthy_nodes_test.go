@@ -261,16 +261,7 @@ func addPoolNodes(ctx context.Context, prefix, pool string, n int) []string {
 		names[i] = fmt.Sprintf("%s-%02d", prefix, i)
 		wg.Go(func() {
 			defer GinkgoRecover()
-			res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("16"), corev1.ResourceMemory: resource.MustParse("64Gi"),
-				corev1.ResourcePods: resource.MustParse("110")}
-			node := &corev1.Node{
-				ObjectMeta: metav1.ObjectMeta{Name: names[i],
-					Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
-					Labels:      map[string]string{corev1.LabelHostname: names[i], "type": "kwok", unhealthyPoolLabel: pool}},
-				Spec:   corev1.NodeSpec{Taints: []corev1.Taint{{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}}},
-				Status: corev1.NodeStatus{Allocatable: res, Capacity: res},
-			}
-			Expect(k8s.Create(ctx, node)).To(Succeed())
+			Expect(k8s.Create(ctx, poolNode(names[i], pool))).To(Succeed())
 		})
 	}
 	wg.Wait()
@@ -285,6 +276,20 @@ func addPoolNodes(ctx context.Context, prefix, pool string, n int) []string {
 		}
 	}).WithContext(ctx).Should(Succeed())
 	return names
+}
+
+// poolNode is a kwok node of a pool as a kubelet registers it: tainted not-ready until the node
+// lifecycle controller sees it Ready.
+func poolNode(name, pool string) *corev1.Node {
+	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("16"), corev1.ResourceMemory: resource.MustParse("64Gi"),
+		corev1.ResourcePods: resource.MustParse("110")}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+			Labels:      map[string]string{corev1.LabelHostname: name, "type": "kwok", unhealthyPoolLabel: pool}},
+		Spec:   corev1.NodeSpec{Taints: []corev1.Taint{{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}}},
+		Status: corev1.NodeStatus{Allocatable: res, Capacity: res},
+	}
 }
 
 // tolerateDeadNodes lets the agent tolerate the taints of a dead node, NoSchedule ones included, as most

@@ -80,6 +80,11 @@ func (m *memory) recordSlowStart(set *nasv1alpha1.NodeAgentSet, size int, failed
 // A pass records one SuccessfulDelete and one SuccessfulCreate event for all the pods it deleted or
 // created, not one per pod: see podBatchNote.
 func (r *Reconciler) apply(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, plan planner.Plan) error {
+	// The plan was made from this replica's cache: if the lease may have passed to another replica
+	// since the pass began (this one was frozen), the plan may be stale and another leader may act.
+	if !r.fence.held() {
+		return errLeaseNotHeld
+	}
 	if plan.Strategy.HostPortFallback && !plan.Rollout.Complete {
 		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, EventSurgeBlockedByHostPort, "Update", "%s",
 			planner.HostPortFallbackNote(plan.Strategy))
@@ -185,15 +190,24 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 		inFlight <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-inFlight }()
-			// The UID precondition makes sure we delete the pod we looked at, not a namesake.
-			err := r.Client.Delete(ctx, d.Pod.DeepCopy(), client.Preconditions{UID: &d.Pod.UID})
+			// The UID precondition makes sure we delete the pod we looked at, not a namesake; the
+			// resourceVersion one, that it is still as we saw it: the plan decided from that version,
+			// and a pod that has changed since (became Ready a moment ago, while the cache lagged)
+			// may no longer be one to delete. A changed pod sends an event, and the next pass decides
+			// again from what it is now.
+			pre := client.Preconditions{UID: &d.Pod.UID}
+			if d.Pod.ResourceVersion != "" {
+				pre.ResourceVersion = &d.Pod.ResourceVersion
+			}
+			err := r.Client.Delete(ctx, d.Pod.DeepCopy(), pre)
 			switch {
 			case err == nil:
 				r.Metrics.podDeleted(set, d.Reason)
 				deleted[i] = d.Pod.Name
 				log.FromContext(ctx).V(2).Info("Deleted pod", "pod", client.ObjectKeyFromObject(d.Pod), "node", d.Node, "reason", d.Reason)
 			case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
-				// Gone already, or replaced by a namesake: nothing of ours to delete.
+				// Gone already, replaced by a namesake, or changed since the plan saw it: nothing to
+				// delete on this plan's word.
 			default:
 				r.Recorder.Eventf(set, d.Pod, corev1.EventTypeWarning, EventFailedDelete, "Delete", "Error deleting: %v", err)
 				errs[i] = fmt.Errorf("deleting pod %s: %w", d.Pod.Name, err)

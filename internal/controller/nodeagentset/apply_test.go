@@ -278,3 +278,42 @@ func TestApplyRelabelsAndCreatesOverridePods(t *testing.T) {
 		t.Error("apply changed the cached pod")
 	}
 }
+
+// The chaos spec saw a surge set delete an old pod a second after it became Ready, beside a new pod
+// still Pending (maxUnavailable 0): the pass planned from a cache in which the old pod was not Ready
+// yet. A delete carries the resourceVersion the plan saw, so a pod that changed since stays.
+func TestDeletesOnlyThePodVersionThePlanSaw(t *testing.T) {
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "set-uid"}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "old", UID: "uid"}}
+	c := fakeReader(pod)
+	r := NewReconciler(c, nil, c, events.NewFakeRecorder(10), clock.RealClock{})
+	var seen corev1.Pod
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(pod), &seen); err != nil {
+		t.Fatal(err)
+	}
+	// The kubelet reports the pod Ready after the plan read it.
+	ready := seen.DeepCopy()
+	ready.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	if err := c.Update(context.Background(), ready); err != nil {
+		t.Fatal(err)
+	}
+
+	del := []planner.Deletion{{Pod: &seen, Node: "node-0", Reason: planner.DeleteOutdated}}
+	if err := r.apply(context.Background(), set, "hash", planner.Plan{Deletes: del}); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(pod), &corev1.Pod{}); err != nil {
+		t.Errorf("the pod that changed after the plan saw it was deleted: %v", err)
+	}
+
+	// The version the plan saw is the current one: it goes.
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(pod), &seen); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.apply(context.Background(), set, "hash", planner.Plan{Deletes: del}); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(pod), &corev1.Pod{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the pod as the plan saw it was not deleted: %v", err)
+	}
+}

@@ -47,6 +47,8 @@ type Reconciler struct {
 
 	stores stores
 	memory *memory
+	// fence, when set, lets apply write only while this replica is sure it leads.
+	fence *LeaseFence
 }
 
 // NewReconciler builds a reconciler; clk is injected so tests control time. informers is the cache

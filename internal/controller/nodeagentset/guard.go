@@ -26,6 +26,7 @@ const handoverRetry = time.Second
 type guardedReconciler struct {
 	next     reconcile.Reconciler
 	handover *handover
+	fence    *LeaseFence // nil: no leader election.
 	timeout  time.Duration
 	clock    clock.PassiveClock
 
@@ -43,8 +44,14 @@ func newGuardedReconciler(next reconcile.Reconciler, h *handover, timeout time.D
 	return &guardedReconciler{next: next, handover: h, timeout: timeout, clock: clk, running: map[uint64]running{}}
 }
 
-// Reconcile runs one pass of next, once the handover is done, with at most timeout.
+// Reconcile runs one pass of next, once the handover is done and while this replica is sure it leads
+// (fence.go), with at most timeout.
 func (g *guardedReconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
+	if !g.fence.held() {
+		// A replica frozen past its lease runs its queued passes the moment it thaws, from a cache as
+		// old as the freeze: they wait until the next renewal says it still leads (or it stops).
+		return ctrl.Result{RequeueAfter: handoverRetry}, nil
+	}
 	if g.handover != nil {
 		select {
 		case <-g.handover.caughtUp():

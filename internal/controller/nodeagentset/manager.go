@@ -76,6 +76,9 @@ type Config struct {
 	MetricsRegistry prometheus.Registerer
 	// Clock is the controller's time; nil is the real clock.
 	Clock clock.Clock
+	// Fence is the lease fence NewManager returns with leader election: passes write only while this
+	// replica is sure it leads (fence.go). Nil: passes are not fenced.
+	Fence *LeaseFence
 }
 
 // NewScheme knows the built-in types and NodeAgentSets.
@@ -150,7 +153,8 @@ func nonZero(d time.Duration) *time.Duration {
 // SetupWithManager builds the reconciler and registers it with mgr (built from ManagerOptions(cfg)):
 // the cache indexes, the controller and its watches (sets on spec changes, their ControllerRevisions,
 // pods to their controlling set or for orphans the sets that may adopt them, nodes on label and taint
-// changes), the leader handover wait (handover.go), the stuck-worker health check (guard.go), and the
+// changes), the leader handover wait (handover.go), the lease fence (fence.go), the stuck-worker health
+// check (guard.go), and the
 // garbage collection of the failed-pod backoff.
 func SetupWithManager(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Reconciler, error) {
 	if err := SetupIndexes(ctx, mgr.GetCache()); err != nil {
@@ -170,7 +174,9 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Recon
 		timeout = DefaultReconcileTimeout
 	}
 	handover := newHandover(mgr.GetAPIReader(), r.stores)
+	r.fence = cfg.Fence
 	guarded := newGuardedReconciler(r, handover, timeout, clk)
+	guarded.fence = cfg.Fence
 	if err := mgr.Add(handover); err != nil {
 		return nil, err
 	}
