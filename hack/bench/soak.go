@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,6 +147,9 @@ func (b *bench) runSoak(ctx context.Context) error {
 	stopSampling()
 	sampling.Wait()
 
+	if err := b.saveSamples(s.samples); err != nil {
+		logf("soak: %v", err)
+	}
 	converged := b.waitConverged(ctx)
 	window := min(soakWindow, b.c.soakDuration/4)
 	res := soakResult{nodes: b.c.nodes, sets: len(soakSets), duration: b.c.soakDuration, window: window,
@@ -158,6 +162,21 @@ func (b *bench) runSoak(ctx context.Context) error {
 		return fmt.Errorf("soak: failed: %s", strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// saveSamples writes the samples to soak-samples.csv beside the controller's log.
+func (b *bench) saveSamples(samples []soakSample) error {
+	path := filepath.Join(b.c.dir, "soak-samples.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := writeSamples(f, samples); err != nil {
+		_ = f.Close()
+		return err
+	}
+	logf("soak: %d samples in %s", len(samples), path)
+	return f.Close()
 }
 
 // setSubset sets node i's soakSubsetLabel.

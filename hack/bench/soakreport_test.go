@@ -102,6 +102,10 @@ func TestPrintSoakVerdicts(t *testing.T) {
 	}
 	r := soakResult{nodes: 1000, sets: 3, duration: 30 * time.Minute, window: 5 * time.Minute, churnRate: 1,
 		events: map[churnKind]int{churnDelete: 5}, samples: flat, rollouts: []rolloutRun{{set: "plain", took: 40 * time.Second}}}
+	// A rollout's goroutines for a moment are not a leak.
+	for _, i := range []int{len(flat) - 3, len(flat) - 2} {
+		flat[i].goroutines, flat[i].rollingOut = 400, true
+	}
 	var out strings.Builder
 	if failed := printSoak(&out, r); len(failed) > 0 {
 		t.Fatalf("flat soak failed %v:\n%s", failed, out.String())
@@ -121,9 +125,25 @@ func TestPrintSoakVerdicts(t *testing.T) {
 	r.samples = leak
 	r.rollouts = append(r.rollouts, rolloutRun{set: "surge"})
 	failed := printSoak(io.Discard, r)
-	for _, want := range []string{"RSS", "Go heap in use", "goroutines", "writes per node event", "rollouts"} {
+	for _, want := range []string{"RSS", "Go heap in use", "goroutines between rollouts", "writes per node event", "rollouts"} {
 		if !slices.Contains(failed, want) {
 			t.Errorf("leaking soak: %q passed (failed: %v)", want, failed)
 		}
+	}
+}
+
+func TestWriteSamples(t *testing.T) {
+	var out strings.Builder
+	err := writeSamples(&out, []soakSample{{at: 10 * time.Second, rssMiB: 110.04, heapMiB: 50, goroutines: 117, writes: 3,
+		nodeEvents: 9, rolloutsStarted: 1, rollingOut: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || lines[1] != "10,110.0,50.0,117,3,0,0,0,9,1,true" {
+		t.Errorf("csv:\n%s", out.String())
+	}
+	if got, want := len(strings.Split(lines[0], ",")), len(strings.Split(lines[1], ",")); got != want {
+		t.Errorf("%d columns in the header, %d in a row", got, want)
 	}
 }
