@@ -49,7 +49,8 @@ const (
 // soakSeries are the controller's series a soak sample reads; soakSeriesBy those it also reads by a
 // label (scrape).
 var (
-	soakSeries   = []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "nodeagentset_pods_created_total", "nodeagentset_pods_deleted_total"}
+	soakSeries = []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "go_gc_heap_goal_bytes",
+		"nodeagentset_pods_created_total", "nodeagentset_pods_deleted_total"}
 	soakSeriesBy = map[string]string{"nodeagentset_pods_deleted_total": "reason"}
 )
 
@@ -302,7 +303,9 @@ func (s *soak) sample() {
 	x := soakSample{
 		at:              time.Since(s.began),
 		rssMiB:          procStatusMiB(s.b.ct.nas.cmd.Process.Pid, "VmRSS"),
+		anonMiB:         procStatusMiB(s.b.ct.nas.cmd.Process.Pid, "RssAnon"),
 		heapMiB:         d["go_memstats_heap_inuse_bytes"] / (1 << 20),
+		heapGoalMiB:     d["go_gc_heap_goal_bytes"] / (1 << 20),
 		goroutines:      d["go_goroutines"],
 		writes:          writes(snap.req),
 		req:             snap.req,
@@ -316,8 +319,8 @@ func (s *soak) sample() {
 	s.mu.Lock()
 	s.samples = append(s.samples, x)
 	s.mu.Unlock()
-	logf("soak %5.0fs: RSS %.0f MiB, heap %.1f MiB, %.0f goroutines, %.0f writes, %d node events, %d rollouts started",
-		x.at.Seconds(), x.rssMiB, x.heapMiB, x.goroutines, x.writes, x.nodeEvents, x.rolloutsStarted)
+	logf("soak %5.0fs: RSS %.0f MiB (anonymous %.0f), heap %.1f MiB (goal %.1f), %.0f goroutines, %.0f writes, %d node events, %d rollouts started",
+		x.at.Seconds(), x.rssMiB, x.anonMiB, x.heapMiB, x.heapGoalMiB, x.goroutines, x.writes, x.nodeEvents, x.rolloutsStarted)
 }
 
 // waitConverged waits until every soak set has converged (checkConverged), at most

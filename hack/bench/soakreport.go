@@ -13,14 +13,18 @@ import (
 // soakSample is what the soak reads every soakSampleEvery: the controller's memory, and its counters
 // so far.
 type soakSample struct {
-	at         time.Duration      // since the churn began.
-	rssMiB     float64            // VmRSS.
-	heapMiB    float64            // go_memstats_heap_inuse_bytes.
-	goroutines float64            // go_goroutines.
-	writes     float64            // the controller's API writes (POST, PUT, PATCH, DELETE) so far.
-	req        map[string]float64 // the controller's API requests so far, by method.
-	podCreates float64            // nodeagentset_pods_created_total.
-	podDeletes float64            // nodeagentset_pods_deleted_total, every reason.
+	at      time.Duration // since the churn began.
+	rssMiB  float64       // VmRSS.
+	anonMiB float64       // RssAnon: VmRSS less the pages of the binary and other files.
+	heapMiB float64       // go_memstats_heap_inuse_bytes.
+	// heapGoalMiB is go_gc_heap_goal_bytes: the heap size the next GC aims at, twice the live heap the
+	// last GC found (GOGC=100). It follows the live heap, not the garbage between two GCs.
+	heapGoalMiB float64
+	goroutines  float64            // go_goroutines.
+	writes      float64            // the controller's API writes (POST, PUT, PATCH, DELETE) so far.
+	req         map[string]float64 // the controller's API requests so far, by method.
+	podCreates  float64            // nodeagentset_pods_created_total.
+	podDeletes  float64            // nodeagentset_pods_deleted_total, every reason.
 	// rolloutDeletes are the pod deletions of rollouts (reasons Outdated and SurgeReplaced).
 	rolloutDeletes float64
 	nodeEvents     int // node events injected so far.
@@ -198,7 +202,9 @@ func printSoak(w io.Writer, r soakResult) []string {
 	}
 	s := r.samples
 	rss := trendOf(s, r.window, func(x soakSample) float64 { return x.rssMiB })
+	anon := trendOf(s, r.window, func(x soakSample) float64 { return x.anonMiB })
 	heap := trendOf(s, r.window, func(x soakSample) float64 { return x.heapMiB })
+	goal := trendOf(s, r.window, func(x soakSample) float64 { return x.heapGoalMiB })
 	gor := trendOf(betweenRollouts(s), r.window, func(x soakSample) float64 { return x.goroutines })
 	pairs := float64(r.nodes * r.sets)
 	_, _ = fmt.Fprintf(w, "\nSoak: %d nodes, %d sets, %s of churn at %.1f node events/s, commit %s, load %s\n\n",
@@ -212,15 +218,21 @@ func printSoak(w io.Writer, r soakResult) []string {
 	_, _ = fmt.Fprintf(w, "| figure | first %s | last %s | slope after the first %s, per 10 min | criterion | verdict |\n|---|---:|---:|---:|---|---|\n",
 		r.window, r.window, r.window)
 	row := func(name string, t trend, unit string, criterion string, ok bool) {
+		v := "(shown)"
+		if criterion != "" {
+			v = verdict(name, ok)
+		}
 		_, _ = fmt.Fprintf(w, "| %s | %.1f%s | %.1f%s | %+.2f%s (%+.1f%%) | %s | %s |\n", name, t.first, unit, t.last, unit,
-			t.slopePer10m, unit, 100*t.growthPer10m, criterion, verdict(name, ok))
+			t.slopePer10m, unit, 100*t.growthPer10m, criterion, v)
 	}
 	growth := fmt.Sprintf("slope at most %+.0f%%", 100*maxGrowthPer10Min)
 	row("RSS", rss, " MiB", growth, rss.flat())
+	row("RSS, anonymous (less the binary's pages)", anon, " MiB", "", true)
 	row("Go heap in use", heap, " MiB", growth, heap.flat())
+	row("GC heap goal (twice the live heap)", goal, " MiB", growth, goal.flat())
 	row("goroutines between rollouts", gor, "", fmt.Sprintf("last within ±%.0f%% of first", 100*goroutineBand), gor.withinBand(goroutineBand))
-	_, _ = fmt.Fprintf(w, "| heap per set and node | %.2f KiB | %.2f KiB | | (heap / %d sets / %d nodes) | |\n",
-		heap.first*1024/pairs, heap.last*1024/pairs, r.sets, r.nodes)
+	_, _ = fmt.Fprintf(w, "| live heap per set and node | %.2f KiB | %.2f KiB | | (heap goal / 2 / %d sets / %d nodes) | |\n",
+		goal.first*1024/2/pairs, goal.last*1024/2/pairs, r.sets, r.nodes)
 
 	q := quietWrites(s)
 	limit := maxWritesPerEvent(r.sets)
@@ -266,12 +278,14 @@ func printSoak(w io.Writer, r soakResult) []string {
 
 // writeSamples writes the samples as CSV, one row a sample, for plotting.
 func writeSamples(w io.Writer, samples []soakSample) error {
-	const header = "seconds,rss_mib,heap_inuse_mib,goroutines,writes,pod_creates,pod_deletes,rollout_deletes,node_events,rollouts_started,rolling_out"
+	const header = "seconds,rss_mib,rss_anon_mib,heap_inuse_mib,heap_goal_mib,goroutines," +
+		"writes,pod_creates,pod_deletes,rollout_deletes,node_events,rollouts_started,rolling_out"
 	if _, err := fmt.Fprintln(w, header); err != nil {
 		return err
 	}
 	for _, s := range samples {
-		if _, err := fmt.Fprintf(w, "%.0f,%.1f,%.1f,%.0f,%.0f,%.0f,%.0f,%.0f,%d,%d,%t\n", s.at.Seconds(), s.rssMiB, s.heapMiB, s.goroutines,
+		if _, err := fmt.Fprintf(w, "%.0f,%.1f,%.1f,%.1f,%.1f,%.0f,%.0f,%.0f,%.0f,%.0f,%d,%d,%t\n", s.at.Seconds(), s.rssMiB, s.anonMiB, s.heapMiB,
+			s.heapGoalMiB, s.goroutines,
 			s.writes, s.podCreates, s.podDeletes, s.rolloutDeletes, s.nodeEvents, s.rolloutsStarted, s.rollingOut); err != nil {
 			return err
 		}

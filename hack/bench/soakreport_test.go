@@ -32,7 +32,7 @@ func samples(f func(t time.Duration) float64) []soakSample {
 	var out []soakSample
 	for t := time.Duration(0); t <= 30*time.Minute; t += 10 * time.Second {
 		v := f(t)
-		out = append(out, soakSample{at: t, rssMiB: v, heapMiB: v / 2, goroutines: 100})
+		out = append(out, soakSample{at: t, rssMiB: v, anonMiB: v / 2, heapMiB: v / 2, heapGoalMiB: v / 3, goroutines: 100})
 	}
 	return out
 }
@@ -125,7 +125,8 @@ func TestPrintSoakVerdicts(t *testing.T) {
 	r.samples = leak
 	r.rollouts = append(r.rollouts, rolloutRun{set: "surge"})
 	failed := printSoak(io.Discard, r)
-	for _, want := range []string{"RSS", "Go heap in use", "goroutines between rollouts", "writes per node event", "rollouts"} {
+	for _, want := range []string{"RSS", "Go heap in use", "GC heap goal (twice the live heap)", "goroutines between rollouts",
+		"writes per node event", "rollouts"} {
 		if !slices.Contains(failed, want) {
 			t.Errorf("leaking soak: %q passed (failed: %v)", want, failed)
 		}
@@ -134,13 +135,13 @@ func TestPrintSoakVerdicts(t *testing.T) {
 
 func TestWriteSamples(t *testing.T) {
 	var out strings.Builder
-	err := writeSamples(&out, []soakSample{{at: 10 * time.Second, rssMiB: 110.04, heapMiB: 50, goroutines: 117, writes: 3,
-		nodeEvents: 9, rolloutsStarted: 1, rollingOut: true}})
+	err := writeSamples(&out, []soakSample{{at: 10 * time.Second, rssMiB: 110.04, anonMiB: 70, heapMiB: 50, heapGoalMiB: 60,
+		goroutines: 117, writes: 3, nodeEvents: 9, rolloutsStarted: 1, rollingOut: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || lines[1] != "10,110.0,50.0,117,3,0,0,0,9,1,true" {
+	if len(lines) != 2 || lines[1] != "10,110.0,70.0,50.0,60.0,117,3,0,0,0,9,1,true" {
 		t.Errorf("csv:\n%s", out.String())
 	}
 	if got, want := len(strings.Split(lines[0], ",")), len(strings.Split(lines[1], ",")); got != want {
