@@ -64,6 +64,8 @@ type config struct {
 	soakDuration     time.Duration
 	soakRolloutEvery time.Duration
 	soakChurnRate    float64
+	// commit is the commit the controller is built from (gitCommit), taken at the start.
+	commit string
 	// unrelatedPerNode is how many pods of no DaemonSet or NodeAgentSet each node runs during the
 	// whole run (unrelated.go).
 	unrelatedPerNode int
@@ -132,6 +134,7 @@ func main() {
 		fatal(err)
 	}
 	c.root = wd
+	c.commit = gitCommit(wd)
 	if c.k8sBin == "" {
 		v := os.Getenv("K8S_VERSION")
 		if v == "" {

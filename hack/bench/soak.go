@@ -155,7 +155,7 @@ func (b *bench) runSoak(ctx context.Context) error {
 	window := min(soakWindow, b.c.soakDuration/4)
 	res := soakResult{nodes: b.c.nodes, sets: len(soakSets), duration: b.c.soakDuration, window: window,
 		churnRate: b.c.soakChurnRate, events: map[churnKind]int{}, samples: s.samples, rollouts: s.rollouts,
-		converged: converged, load: load0 + " -> " + loadAverage(), commit: gitCommit(b.c.root)}
+		converged: converged, load: load0 + " -> " + loadAverage(), commit: b.c.commit}
 	for k := range s.events {
 		res.events[churnKind(k)] = int(s.events[k].Load())
 	}
@@ -312,15 +312,50 @@ func (s *soak) sample() {
 		podCreates:      d["nodeagentset_pods_created_total"],
 		podDeletes:      d["nodeagentset_pods_deleted_total"],
 		rolloutDeletes:  d["nodeagentset_pods_deleted_total/Outdated"] + d["nodeagentset_pods_deleted_total/SurgeReplaced"],
+		statusWrites:    s.b.statusWrites(),
 		nodeEvents:      int(s.total.Load()),
 		rolloutsStarted: int(s.rolloutsStarted.Load()),
 		rollingOut:      s.inFlight.Load() > 0,
 	}
 	s.mu.Lock()
+	if x.statusWrites < 0 && len(s.samples) > 0 {
+		// The API server's metrics did not answer: the count stands where it was.
+		x.statusWrites = s.samples[len(s.samples)-1].statusWrites
+	}
 	s.samples = append(s.samples, x)
 	s.mu.Unlock()
 	logf("soak %5.0fs: RSS %.0f MiB (anonymous %.0f), heap %.1f MiB (goal %.1f), %.0f goroutines, %.0f writes, %d node events, %d rollouts started",
 		x.at.Seconds(), x.rssMiB, x.anonMiB, x.heapMiB, x.heapGoalMiB, x.goroutines, x.writes, x.nodeEvents, x.rolloutsStarted)
+}
+
+// statusWrites is the API server's count of writes to NodeAgentSet status, which only the controller
+// makes (apiserver_request_total of resource nodeagentsets, subresource status); -1 when unknown.
+func (b *bench) statusWrites() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := b.cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return -1
+	}
+	return statusWritesIn(string(raw))
+}
+
+// statusWritesIn sums, in the API server's metrics, the write requests to NodeAgentSet status.
+func statusWritesIn(metrics string) float64 {
+	t := 0.0
+	for _, line := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") || labelValue(line, "resource") != "nodeagentsets" ||
+			labelValue(line, "subresource") != "status" {
+			continue
+		}
+		if v := labelValue(line, "verb"); v != "PATCH" && v != "PUT" && v != "APPLY" {
+			continue
+		}
+		if x, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			t += x
+		}
+	}
+	return t
 }
 
 // waitConverged waits until every soak set has converged (checkConverged), at most

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -84,5 +85,23 @@ func TestCheckConverged(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+func TestStatusWritesIn(t *testing.T) {
+	line := func(resource, subresource, verb string, n int) string {
+		return fmt.Sprintf(`apiserver_request_total{code="200",component="apiserver",group="apps.nodeagentset.io",`+
+			`resource=%q,scope="resource",subresource=%q,verb=%q,version="v1alpha1"} %d`, resource, subresource, verb, n)
+	}
+	metrics := strings.Join([]string{
+		"# HELP apiserver_request_total Counter of apiserver requests.",
+		line("nodeagentsets", "status", "PATCH", 40),
+		line("nodeagentsets", "status", "PUT", 2),
+		line("nodeagentsets", "status", "GET", 7),
+		line("nodeagentsets", "", "PATCH", 9),
+		line("pods", "status", "PATCH", 1000),
+	}, "\n")
+	if got := statusWritesIn(metrics); got != 42 {
+		t.Errorf("status writes %v, want 42 (the PATCH and PUT of nodeagentsets/status only)", got)
 	}
 }

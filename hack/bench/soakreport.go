@@ -27,7 +27,9 @@ type soakSample struct {
 	podDeletes  float64            // nodeagentset_pods_deleted_total, every reason.
 	// rolloutDeletes are the pod deletions of rollouts (reasons Outdated and SurgeReplaced).
 	rolloutDeletes float64
-	nodeEvents     int // node events injected so far.
+	// statusWrites are the writes to the sets' status so far, from the API server's metrics.
+	statusWrites float64
+	nodeEvents   int // node events injected so far.
 	// rolloutsStarted counts the rollouts started so far; rollingOut is whether one was under way.
 	rolloutsStarted int
 	rollingOut      bool
@@ -131,10 +133,10 @@ func (t trend) withinBand(band float64) bool {
 // churnWrites are the controller's writes and the node events in the intervals between two samples
 // with no rollout under way at either end nor started in between: what node events alone cost.
 type churnWrites struct {
-	writes, podWrites float64
-	byMethod          map[string]float64
-	events            int
-	covered           time.Duration // the length of those intervals.
+	writes, podWrites, statusWrites float64
+	byMethod                        map[string]float64
+	events                          int
+	covered                         time.Duration // the length of those intervals.
 }
 
 func quietWrites(samples []soakSample) churnWrites {
@@ -149,6 +151,7 @@ func quietWrites(samples []soakSample) churnWrites {
 			c.byMethod[m] += b.req[m] - a.req[m]
 		}
 		c.podWrites += b.podCreates - a.podCreates + b.podDeletes - a.podDeletes
+		c.statusWrites += b.statusWrites - a.statusWrites
 		c.events += b.nodeEvents - a.nodeEvents
 		c.covered += b.at - a.at
 	}
@@ -240,9 +243,12 @@ func printSoak(w io.Writer, r soakResult) []string {
 	for _, m := range writeMethods {
 		methods = append(methods, fmt.Sprintf("%s %.0f", m, q.byMethod[m]))
 	}
-	_, _ = fmt.Fprintf(w, "\nwrites per node event, outside rollouts (%s of %s): %.2f (%.0f writes: %s; of them %.0f pod creates and deletes; for %d events); "+
+	_, _ = fmt.Fprintf(w, "\nwrites per node event, outside rollouts (%s of %s): %.2f (%.0f writes: %s; "+
+		"of them %.0f pod creates and deletes, %.0f status writes, "+
+		"the rest Events and revisions; for %d events); "+
 		"bound %.0f (a pod write, its Event and a status write per set): %s\n",
-		q.covered.Round(time.Second), r.duration, q.perEvent(), q.writes, strings.Join(methods, ", "), q.podWrites, q.events, limit,
+		q.covered.Round(time.Second), r.duration, q.perEvent(), q.writes, strings.Join(methods, ", "), q.podWrites, q.statusWrites,
+		q.events, limit,
 		verdict("writes per node event", q.events > 0 && q.perEvent() <= limit))
 	if len(s) > 0 {
 		last := s[len(s)-1]
@@ -279,14 +285,14 @@ func printSoak(w io.Writer, r soakResult) []string {
 // writeSamples writes the samples as CSV, one row a sample, for plotting.
 func writeSamples(w io.Writer, samples []soakSample) error {
 	const header = "seconds,rss_mib,rss_anon_mib,heap_inuse_mib,heap_goal_mib,goroutines," +
-		"writes,pod_creates,pod_deletes,rollout_deletes,node_events,rollouts_started,rolling_out"
+		"writes,pod_creates,pod_deletes,rollout_deletes,status_writes,node_events,rollouts_started,rolling_out"
 	if _, err := fmt.Fprintln(w, header); err != nil {
 		return err
 	}
 	for _, s := range samples {
-		if _, err := fmt.Fprintf(w, "%.0f,%.1f,%.1f,%.1f,%.1f,%.0f,%.0f,%.0f,%.0f,%.0f,%d,%d,%t\n", s.at.Seconds(), s.rssMiB, s.anonMiB, s.heapMiB,
+		if _, err := fmt.Fprintf(w, "%.0f,%.1f,%.1f,%.1f,%.1f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%d,%d,%t\n", s.at.Seconds(), s.rssMiB, s.anonMiB, s.heapMiB,
 			s.heapGoalMiB, s.goroutines,
-			s.writes, s.podCreates, s.podDeletes, s.rolloutDeletes, s.nodeEvents, s.rolloutsStarted, s.rollingOut); err != nil {
+			s.writes, s.podCreates, s.podDeletes, s.rolloutDeletes, s.statusWrites, s.nodeEvents, s.rolloutsStarted, s.rollingOut); err != nil {
 			return err
 		}
 	}

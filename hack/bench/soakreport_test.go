@@ -74,7 +74,8 @@ func TestWithinBand(t *testing.T) {
 func TestQuietWritesLeaveOutRollouts(t *testing.T) {
 	s := []soakSample{
 		{at: 0, writes: 0, nodeEvents: 0},
-		{at: 10 * time.Second, writes: 30, req: map[string]float64{"GET": 7, "POST": 20, "PATCH": 5, "DELETE": 5}, podCreates: 5, podDeletes: 5, nodeEvents: 10},
+		{at: 10 * time.Second, writes: 30, statusWrites: 8, req: map[string]float64{"GET": 7, "POST": 20, "PATCH": 5, "DELETE": 5},
+			podCreates: 5, podDeletes: 5, nodeEvents: 10},
 		// A rollout starts and is under way: its writes do not count.
 		{at: 20 * time.Second, writes: 500, podCreates: 100, podDeletes: 100, nodeEvents: 20, rolloutsStarted: 1, rollingOut: true},
 		{at: 30 * time.Second, writes: 900, podCreates: 200, podDeletes: 200, nodeEvents: 30, rolloutsStarted: 1},
@@ -83,7 +84,7 @@ func TestQuietWritesLeaveOutRollouts(t *testing.T) {
 		{at: 50 * time.Second, writes: 1400, podCreates: 300, podDeletes: 300, nodeEvents: 50, rolloutsStarted: 2},
 	}
 	q := quietWrites(s)
-	if q.writes != 50 || q.events != 20 || q.podWrites != 19 || q.covered != 20*time.Second {
+	if q.writes != 50 || q.events != 20 || q.podWrites != 19 || q.statusWrites != 8 || q.covered != 20*time.Second {
 		t.Errorf("quiet writes %+v: want 50 writes, 19 pod writes, 20 events over 20 s", q)
 	}
 	if q.byMethod["POST"] != 20 || q.byMethod["GET"] != 0 {
@@ -136,12 +137,12 @@ func TestPrintSoakVerdicts(t *testing.T) {
 func TestWriteSamples(t *testing.T) {
 	var out strings.Builder
 	err := writeSamples(&out, []soakSample{{at: 10 * time.Second, rssMiB: 110.04, anonMiB: 70, heapMiB: 50, heapGoalMiB: 60,
-		goroutines: 117, writes: 3, nodeEvents: 9, rolloutsStarted: 1, rollingOut: true}})
+		goroutines: 117, writes: 3, statusWrites: 2, nodeEvents: 9, rolloutsStarted: 1, rollingOut: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || lines[1] != "10,110.0,70.0,50.0,60.0,117,3,0,0,0,9,1,true" {
+	if len(lines) != 2 || lines[1] != "10,110.0,70.0,50.0,60.0,117,3,0,0,0,2,9,1,true" {
 		t.Errorf("csv:\n%s", out.String())
 	}
 	if got, want := len(strings.Split(lines[0], ",")), len(strings.Split(lines[1], ",")); got != want {
