@@ -151,7 +151,11 @@ func (b *bench) runSoak(ctx context.Context) error {
 	if err := b.saveSamples(s.samples); err != nil {
 		logf("soak: %v", err)
 	}
+	t1 := time.Now()
 	converged := b.waitConverged(ctx)
+	if converged == nil {
+		logf("soak: every set converged %.1f s after the churn", time.Since(t1).Seconds())
+	}
 	window := min(soakWindow, b.c.soakDuration/4)
 	res := soakResult{nodes: b.c.nodes, sets: len(soakSets), duration: b.c.soakDuration, window: window,
 		churnRate: b.c.soakChurnRate, events: map[churnKind]int{}, samples: s.samples, rollouts: s.rollouts,
