@@ -148,6 +148,16 @@ bench: cluster-binaries ## Benchmark NodeAgentSet vs the DaemonSet controller (N
 bench-gate: cluster-binaries ## The readiness gate: NODES nodes join with the gate taint; agent available vs gate lifted, node writes.
 	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --gate --nodes $(NODES) --mode $(MODE) --k8s-bin $(K8S_BIN)
 
+# The soak (not in CI): the NodeAgentSet controller alone, at its shipped client defaults, three sets,
+# node churn and a rollout every few minutes; fails unless its memory stays flat (docs/benchmarks.md, "Soak").
+SOAK_DURATION ?= 30m
+SOAK_ROLLOUT_EVERY ?= 3m
+SOAK_CHURN_RATE ?= 1
+.PHONY: soak
+soak: cluster-binaries ## Soak: NODES nodes, SOAK_DURATION=30m of node churn (SOAK_CHURN_RATE=1/s), a rollout every SOAK_ROLLOUT_EVERY=3m; memory flat?
+	K8S_VERSION=$(K8S_VERSION) $(GO) run ./hack/bench --soak --nodes $(NODES) --mode defaults --soak-duration $(SOAK_DURATION) \
+		--soak-rollout-every $(SOAK_ROLLOUT_EVERY) --soak-churn-rate $(SOAK_CHURN_RATE) --k8s-bin $(K8S_BIN)
+
 .PHONY: bench-planner
 bench-planner: ## Go benchmarks of one planner pass at 1,000, 5,000 and 65,000 nodes.
 	$(GO) test ./internal/planner/ -run '^$$' -bench . -benchmem -count 3

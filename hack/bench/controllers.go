@@ -102,7 +102,8 @@ var diagSeries = []string{
 	"controller_runtime_client_consistency_wait_duration_seconds_sum",
 }
 
-// scrape sums rest_client_requests_total by method, and each of diagSeries over its labels.
+// scrape sums rest_client_requests_total by method, and each of diagSeries and soakSeries over its
+// labels; a series of soakSeriesBy also by its label, under "name/value".
 func (ct *controllers) scrape(url string) (req, diag map[string]float64, err error) {
 	resp, err := ct.httpc.Get(url)
 	if err != nil {
@@ -130,21 +131,31 @@ func (ct *controllers) scrape(url string) (req, diag map[string]float64, err err
 		if k := strings.IndexByte(name, '{'); k >= 0 {
 			name = name[:k]
 		}
-		if slices.Contains(diagSeries, name) {
+		if slices.Contains(diagSeries, name) || slices.Contains(soakSeries, name) {
 			diag[name] += v
+			if label, ok := soakSeriesBy[name]; ok {
+				diag[name+"/"+labelValue(line, label)] += v
+			}
 			continue
 		}
 		if name != "rest_client_requests_total" {
 			continue
 		}
-		i := strings.Index(line, `method="`)
-		if i < 0 {
-			continue
+		if m := labelValue(line, "method"); m != "" {
+			req[m] += v
 		}
-		m := line[i+len(`method="`):]
-		req[m[:strings.Index(m, `"`)]] += v
 	}
 	return req, diag, sc.Err()
+}
+
+// labelValue is the value of label key in a metric line of the text format, "" without it.
+func labelValue(line, key string) string {
+	i := strings.Index(line, key+`="`)
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(key)+2:]
+	return v[:strings.IndexByte(v, '"')]
 }
 
 // procStats: CPU seconds (user+system) and peak RSS (VmHWM, MiB) of a pid.
@@ -158,18 +169,26 @@ func procStats(pid int) (cpu, hwmMiB float64) {
 			cpu = (u + st) / clkTck
 		}
 	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "VmHWM:") {
-				f := strings.Fields(l)
-				if len(f) >= 2 {
-					kb, _ := strconv.ParseFloat(f[1], 64)
-					hwmMiB = kb / 1024
-				}
+	return cpu, procStatusMiB(pid, "VmHWM")
+}
+
+// procStatusMiB is the field of /proc/<pid>/status given in kB (VmHWM, VmRSS), in MiB; 0 when
+// unknown.
+func procStatusMiB(pid int, field string) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, field+":") {
+			f := strings.Fields(l)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
 			}
 		}
 	}
-	return cpu, hwmMiB
+	return 0
 }
 
 type snapshot struct {
@@ -212,7 +231,11 @@ func delta(a, b snapshot) map[string]float64 {
 }
 
 func writes(d map[string]float64) float64 {
-	return d["POST"] + d["PUT"] + d["PATCH"] + d["DELETE"]
+	t := 0.0
+	for _, m := range writeMethods {
+		t += d[m]
+	}
+	return t
 }
 
 // peakRSS is each controller's peak RSS so far (VmHWM, MiB), by kind.

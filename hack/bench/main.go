@@ -4,6 +4,7 @@
 //	go run ./hack/bench --nodes 1000 --pairs 3 --mode equal
 //	go run ./hack/bench --smoke
 //	go run ./hack/bench --gate --nodes 1000
+//	go run ./hack/bench --soak --nodes 1000 --soak-duration 30m --mode defaults
 //
 // It creates its own cluster with hack/local-cluster.sh (kwokctl, binary runtime, the shared
 // hack/kwok/kwokctl.yaml plus the bench's settings, name nodeagentset-bench, state under
@@ -57,6 +58,14 @@ type config struct {
 	kwokWorkers int
 	// gate runs the readiness gate mode instead of the comparison (gate.go).
 	gate bool
+	// soak runs the soak mode instead of the comparison (soak.go): soakDuration of node churn at
+	// soakChurnRate node events a second, a rollout every soakRolloutEvery.
+	soak             bool
+	soakDuration     time.Duration
+	soakRolloutEvery time.Duration
+	soakChurnRate    float64
+	// commit is the commit the controller is built from (gitCommit), taken at the start.
+	commit string
 	// unrelatedPerNode is how many pods of no DaemonSet or NodeAgentSet each node runs during the
 	// whole run (unrelated.go).
 	unrelatedPerNode int
@@ -96,6 +105,11 @@ func main() {
 		"log a census of the pods during each coverage (every 0.5 s, the reference's too) and rollout (every second): old, terminating, new, bound, Ready")
 	flag.BoolVar(&c.gate, "gate", false,
 		"readiness gate mode: --nodes nodes join with a gate taint; report when every agent was available and every gate lifted")
+	flag.BoolVar(&c.soak, "soak", false,
+		"soak mode: the NodeAgentSet controller alone, three sets on --nodes nodes, node churn and rollouts; report whether its memory stays flat")
+	flag.DurationVar(&c.soakDuration, "soak-duration", 30*time.Minute, "soak mode: how long the node churn lasts")
+	flag.DurationVar(&c.soakRolloutEvery, "soak-rollout-every", 3*time.Minute, "soak mode: a template change of one set (in turn) this often")
+	flag.Float64Var(&c.soakChurnRate, "soak-churn-rate", 1, "soak mode: node events (delete, create, re-create, label flip) a second")
 	flag.Parse()
 	if *smoke {
 		c.nodes, c.pairs, c.idle = 50, 1, 10*time.Second
@@ -107,6 +121,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "--unrelated-pods-per-node must be between 0 and 100 (a node takes 110 pods)")
 		os.Exit(2)
 	}
+	if c.soak && (c.soakDuration <= 0 || c.soakRolloutEvery <= 0 || c.soakChurnRate <= 0) {
+		fmt.Fprintln(os.Stderr, "--soak-duration, --soak-rollout-every and --soak-churn-rate must be positive")
+		os.Exit(2)
+	}
 	if c.mode != "equal" && c.mode != "defaults" {
 		fmt.Fprintln(os.Stderr, "--mode must be equal or defaults")
 		os.Exit(2)
@@ -116,6 +134,7 @@ func main() {
 		fatal(err)
 	}
 	c.root = wd
+	c.commit = gitCommit(wd)
 	if c.k8sBin == "" {
 		v := os.Getenv("K8S_VERSION")
 		if v == "" {
@@ -179,17 +198,11 @@ func run(ctx context.Context, c config) (err error) {
 	if c.gate {
 		return b.runGate(ctx)
 	}
-	if err := b.createNodes(ctx); err != nil {
+	if err := b.prepareNodes(ctx); err != nil {
 		return err
 	}
-	// kube-controller-manager's node lifecycle controller takes in the new nodes first: it records a
-	// RegisteredNode event for each (on its first monitor pass, up to --node-monitor-period later),
-	// writes that would otherwise land in the first DaemonSet trial.
-	if err := b.waitNodesRegistered(ctx); err != nil {
-		return err
-	}
-	if err := b.settle(ctx); err != nil {
-		return err
+	if c.soak {
+		return b.runSoak(ctx)
 	}
 	if err := b.createUnrelatedPods(ctx, floorCS); err != nil {
 		return err
@@ -222,6 +235,20 @@ func run(ctx context.Context, c config) (err error) {
 	printTable(os.Stdout, c, results, floors, idle, rss, time.Since(began))
 	logf("NodeAgentSet profiles: %s (go tool pprof -top %s)", profDir, filepath.Join(profDir, "cpu-nodeagentset-1-*.pb.gz"))
 	return checkInvariants(c, results)
+}
+
+// prepareNodes creates the nodes and waits until the controllers are done with them.
+func (b *bench) prepareNodes(ctx context.Context) error {
+	if err := b.createNodes(ctx); err != nil {
+		return err
+	}
+	// kube-controller-manager's node lifecycle controller takes in the new nodes first: it records a
+	// RegisteredNode event for each (on its first monitor pass, up to --node-monitor-period later),
+	// writes that would otherwise land in the first DaemonSet trial.
+	if err := b.waitNodesRegistered(ctx); err != nil {
+		return err
+	}
+	return b.settle(ctx)
 }
 
 // trackPods feeds the tracker from one informer on every pod of the cluster (the tracker keeps the
