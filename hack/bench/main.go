@@ -81,6 +81,13 @@ func kwokWorkersFor(n int) int {
 	return 4 * max(1, (n+999)/1000)
 }
 
+// timeoutFor is the default limit for each wait: 15 minutes, or 180 ms per node above 5,000. The
+// DaemonSet controller at its default qps 20 takes 50 s per 1,000 nodes to cover them and 100 s to roll
+// them out: 16.7 minutes at 10,000 nodes.
+func timeoutFor(nodes int) time.Duration {
+	return max(15*time.Minute, time.Duration(nodes)*180*time.Millisecond)
+}
+
 func main() {
 	var c config
 	smoke := flag.Bool("smoke", false, "quick run: 50 nodes, 1 pair, 10 s idle")
@@ -88,7 +95,7 @@ func main() {
 	flag.IntVar(&c.pairs, "pairs", 3, "number of DaemonSet/NodeAgentSet trial pairs (A B A B ...)")
 	flag.StringVar(&c.mode, "mode", "equal", "client budgets: equal (both --kube-api-qps=20 --kube-api-burst=30) or defaults (each its shipped defaults)")
 	flag.DurationVar(&c.idle, "idle", 60*time.Second, "idle measurement window")
-	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "limit for each wait")
+	flag.DurationVar(&c.timeout, "timeout", 0, "limit for each wait (0: 15m, or longer for more than 5,000 nodes: see timeoutFor)")
 	flag.StringVar(&c.k8sBin, "k8s-bin", "", "directory of the Kubernetes binaries (default bin/k8s/$K8S_VERSION)")
 	flag.BoolVar(&c.keep, "keep", false,
 		"keep the cluster afterwards (delete it with CLUSTER_NAME="+clusterName+" DEMO_DIR=.demo/bench hack/local-cluster.sh down)")
@@ -116,6 +123,9 @@ func main() {
 	}
 	if c.kwokWorkers <= 0 {
 		c.kwokWorkers = kwokWorkersFor(c.nodes)
+	}
+	if c.timeout <= 0 {
+		c.timeout = timeoutFor(c.nodes)
 	}
 	if c.unrelatedPerNode < 0 || c.unrelatedPerNode > 100 {
 		fmt.Fprintln(os.Stderr, "--unrelated-pods-per-node must be between 0 and 100 (a node takes 110 pods)")

@@ -861,31 +861,31 @@ func keysOf[V any](m map[string]V) []string {
 	return out
 }
 
-// TestBurstReplicas: creates and deletes are each capped at 250 per pass, in node-name order; the rest
-// come on the next pass (rule 28).
+// TestBurstReplicas: creates are capped at CreateBurst per pass and deletes at BurstReplicas (250), in
+// node-name order; the rest come on the next pass (rule 28).
 func TestBurstReplicas(t *testing.T) {
 	names := func(from, to int) []string {
 		out := []string{}
 		for i := from; i < to; i++ {
-			out = append(out, fmt.Sprintf("node-%03d", i))
+			out = append(out, fmt.Sprintf("node-%04d", i))
 		}
 		return out
 	}
-	nodes := make([]*corev1.Node, 0, 300)
-	for _, n := range names(0, 300) {
+	nodes := make([]*corev1.Node, 0, CreateBurst+50)
+	for _, n := range names(0, CreateBurst+50) {
 		nodes = append(nodes, newNode(n, nil))
 	}
 	for _, st := range bothStrategies {
 		t.Run("creates/"+st.name, func(t *testing.T) {
 			sc := scenario{nodes: nodes}
 			p := Compute(sc.input(st.strategy))
-			assertPlan(t, p, names(0, BurstReplicas), nil)
+			assertPlan(t, p, names(0, CreateBurst), nil)
 
 			// The next pass, with those pods created, does the rest.
 			for _, n := range p.Creates {
 				sc.pods = append(sc.pods, newPod(n+"-pod", n))
 			}
-			sc.creates = names(BurstReplicas, 300)
+			sc.creates = names(CreateBurst, CreateBurst+50)
 			sc.run(t, st.strategy)
 		})
 		t.Run("deletes/"+st.name, func(t *testing.T) {
@@ -893,12 +893,12 @@ func TestBurstReplicas(t *testing.T) {
 			for _, n := range names(0, 300) {
 				pods = append(pods, newPod(n+"-pod", n))
 			}
-			p := Compute(scenario{nodes: nodes, pods: pods, set: []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)}}.input(st.strategy))
+			p := Compute(scenario{nodes: nodes[:300], pods: pods, set: []func(*nasv1alpha1.NodeAgentSet){withNodeSelector(blueLabels)}}.input(st.strategy))
 			if len(p.Creates) != 0 || len(p.Deletes) != BurstReplicas {
 				t.Fatalf("got %d creates and %d deletes, want 0 and %d", len(p.Creates), len(p.Deletes), BurstReplicas)
 			}
-			if first, last := p.Deletes[0].Pod.Name, p.Deletes[BurstReplicas-1].Pod.Name; first != "node-000-pod" || last != "node-249-pod" {
-				t.Errorf("deletes run from %s to %s, want node-000-pod to node-249-pod", first, last)
+			if first, last := p.Deletes[0].Pod.Name, p.Deletes[BurstReplicas-1].Pod.Name; first != "node-0000-pod" || last != "node-0249-pod" {
+				t.Errorf("deletes run from %s to %s, want node-0000-pod to node-0249-pod", first, last)
 			}
 			if p.Status.NumberMisscheduled != 300 {
 				t.Errorf("misscheduled = %d, want 300: status counts every node, not just the capped plan", p.Status.NumberMisscheduled)
@@ -909,8 +909,8 @@ func TestBurstReplicas(t *testing.T) {
 
 // TestBurstFollowsTheBudget: a rolling update whose budget is larger than BurstReplicas issues its
 // whole step in one pass (a deliberate difference from upstream, which stays at 250): the deletes of a
-// maxUnavailable step, the creates that replace them, and the surge creates of a maxSurge step. The
-// creates of a new set are capped by the same figure; OnDelete keeps BurstReplicas.
+// maxUnavailable step, the creates that replace them, and the surge creates of a maxSurge step. A new
+// set of 1,000 nodes gets all its creates in one pass, whatever the strategy (CreateBurst).
 func TestBurstFollowsTheBudget(t *testing.T) {
 	const n = 1000
 	nodes := make([]*corev1.Node, 0, n)
@@ -929,9 +929,9 @@ func TestBurstFollowsTheBudget(t *testing.T) {
 	}{
 		{name: "maxUnavailable 40% deletes a whole step", strategy: maxUnavailable(forty), pods: oldPods, deletes: 400},
 		{name: "maxSurge 40% creates a whole step", strategy: maxSurge(forty), pods: oldPods, creates: 400},
-		{name: "a new set under maxUnavailable 40%", strategy: maxUnavailable(forty), creates: 400},
-		{name: "a new set under maxUnavailable 10%", strategy: maxUnavailable(intstr.FromString("10%")), creates: BurstReplicas},
-		{name: "a new set under OnDelete", strategy: onDelete(), creates: BurstReplicas},
+		{name: "a new set under maxUnavailable 40%", strategy: maxUnavailable(forty), creates: n},
+		{name: "a new set under maxUnavailable 10%", strategy: maxUnavailable(intstr.FromString("10%")), creates: n},
+		{name: "a new set under OnDelete", strategy: onDelete(), creates: n},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,9 +41,9 @@ const (
 const slowStartInitialWindow = 1
 
 // slowStartMemory is how long the window a set's creates reached is remembered: the next pass within
-// it starts there instead of at 1. Covering 1,000 nodes takes four passes of at most 250 creates;
-// without the memory each pass climbs 1, 2, 4 ... 128 again, eight round trips in a row. Any failed
-// create forgets it.
+// it starts there instead of at 1. Covering 10,000 nodes takes four passes of at most 2,500 creates
+// (planner.CreateBurst), and a rollout a pass of creates per step; without the memory each pass climbs
+// 1, 2, 4 ... 128 again, eight round trips in a row. Any failed create forgets it.
 const slowStartMemory = time.Minute
 
 // slowStartWindow is the window a set's last pass reached with every create accepted, and when.
@@ -229,8 +229,9 @@ const podWritesInFlight = planner.BurstReplicas
 // every round trip, as the batches 1, 2, 4 ... of upstream's slowStartBatch do, but a create that
 // returns makes room at once instead of waiting for the slowest of its batch. A template that cannot
 // be created costs one failed call, not one per node: after a failure no further create starts, the
-// ones in flight finish, and the rest waits for the next pass. A pass shortly after one whose creates
-// all succeeded starts with the window that one reached (slowStartMemory).
+// ones in flight finish, and the rest waits for the next pass; so does the rest of a pass whose lease
+// fence closes (fence.go). A pass shortly after one whose creates all succeeded starts with the window
+// that one reached (slowStartMemory).
 func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, nodes []string) error {
 	return r.createNodePods(ctx, set, hash, nodes, nil)
 }
@@ -252,6 +253,12 @@ func (r *Reconciler) createNodePods(ctx context.Context, set *nasv1alpha1.NodeAg
 	next, inFlight := 0, 0
 	for inFlight > 0 || (len(errs) == 0 && next < len(nodes)) {
 		for len(errs) == 0 && next < len(nodes) && inFlight < window {
+			if !r.fence.held() {
+				// A pass of thousands of creates takes seconds: each create, not only the pass,
+				// goes out while this replica surely leads (fence.go).
+				errs = append(errs, errLeaseNotHeld)
+				break
+			}
 			node := nodes[next]
 			next, inFlight = next+1, inFlight+1
 			go func() {

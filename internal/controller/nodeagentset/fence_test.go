@@ -224,3 +224,29 @@ func podNamesOf(pods []corev1.Pod) []string {
 	}
 	return names
 }
+
+// A pass of many creates stops creating once the fence closes in the middle of it: each create goes
+// out while the replica surely leads, not only the first.
+func TestCreatesStopWhenTheLeaseIsLostMidPass(t *testing.T) {
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "set-uid"}}
+	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
+	f, _, clk := newTestFence()
+	if err := renew(t, f, "me"); err != nil {
+		t.Fatal(err)
+	}
+	cc := &createCounter{start: slowStartInitialWindow, refuse: func(node string) bool {
+		if node == "node-010" {
+			clk.Step(fenceRenewDeadline) // the replica froze here
+		}
+		return false
+	}}
+	r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
+	r.fence = f
+	err := r.createPods(context.Background(), set, "hash", nodeNames(100))
+	if !errors.Is(err, errLeaseNotHeld) {
+		t.Errorf("createPods = %v, want errLeaseNotHeld", err)
+	}
+	if got := cc.calls.Load(); got > 11+slowStartInitialWindow+10 {
+		t.Errorf("%d creates after the lease was lost at the 11th, want only those already in flight", got)
+	}
+}

@@ -3,6 +3,7 @@ package nodeagentset
 import (
 	"context"
 	"reflect"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -25,17 +27,71 @@ import (
 
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 
-// podEventDelay is how long a pod event waits before it wakes its set; the events of that window
+// podEventDelay is the least time between two wakes of a set by pod events; the events of that window
 // fold into one pass. While pods come and go in bulk, a set would otherwise be reconciled back to back,
 // once per event or two: a pass over 5,000 nodes costs about 15 ms, so that is a core kept busy, with
 // passes that each see one more pod. With the delay a set in motion gets at most ten passes a second.
+// A set that has not been woken for longer is woken at once (wakeThrottle): a rollout step waits for
+// its pods' events, and a fixed delay on each one was a tenth of a second per step on the critical path.
 const podEventDelay = 100 * time.Millisecond
 
 // podHandler wakes the set that controls a pod, or, for an orphan, every set in its namespace whose
-// selector matches it (a candidate for adoption), after delay.
+// selector matches it (a candidate for adoption), through throttle (at once when it is nil).
 type podHandler struct {
-	reader client.Reader
-	delay  time.Duration
+	reader   client.Reader
+	throttle *wakeThrottle
+}
+
+// wakeThrottle wakes each set at most once per interval: at once when its last wake is an interval
+// old, otherwise when the interval ends (the workqueue folds the events of the window into that one
+// wake). It remembers each set's last (or next) wake; entries an interval old are swept, at most once an
+// interval, once more than wakeThrottleSweep sets are remembered.
+type wakeThrottle struct {
+	interval time.Duration
+	clock    clock.PassiveClock
+	mu       sync.Mutex
+	last     map[reconcile.Request]time.Time
+	swept    time.Time
+}
+
+// wakeThrottleSweep is the number of remembered sets above which a wake sweeps the old entries.
+const wakeThrottleSweep = 1024
+
+func newWakeThrottle(interval time.Duration, clk clock.PassiveClock) *wakeThrottle {
+	return &wakeThrottle{interval: interval, clock: clk, last: map[reconcile.Request]time.Time{}}
+}
+
+func (t *wakeThrottle) wake(req reconcile.Request, q queue) {
+	if t == nil {
+		q.Add(req)
+		return
+	}
+	now := t.clock.Now()
+	t.mu.Lock()
+	at := now
+	if last, ok := t.last[req]; ok {
+		switch {
+		case last.After(now): // a wake is due then: this event folds into it
+			at = last
+		case now.Before(last.Add(t.interval)):
+			at = last.Add(t.interval)
+		}
+	}
+	t.last[req] = at
+	if len(t.last) > wakeThrottleSweep && now.Sub(t.swept) > t.interval {
+		t.swept = now
+		for r, last := range t.last {
+			if now.Sub(last) > t.interval {
+				delete(t.last, r)
+			}
+		}
+	}
+	t.mu.Unlock()
+	if at.Equal(now) {
+		q.Add(req)
+		return
+	}
+	q.AddAfter(req, at.Sub(now))
 }
 
 func (h podHandler) Create(ctx context.Context, e event.TypedCreateEvent[*corev1.Pod], q queue) {
@@ -77,14 +133,14 @@ func (h podHandler) enqueueFor(ctx context.Context, pod *corev1.Pod, q queue) {
 	}
 	for i := range sets.Items {
 		if selectorMatches(&sets.Items[i], pod.Labels) {
-			q.AddAfter(requestFor(&sets.Items[i]), h.delay)
+			h.throttle.wake(requestFor(&sets.Items[i]), q)
 		}
 	}
 }
 
 func (h podHandler) enqueueController(obj metav1.Object, q queue) {
 	if ref := setController(obj); ref != nil {
-		q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: ref.Name}}, h.delay)
+		h.throttle.wake(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: ref.Name}}, q)
 	}
 }
 

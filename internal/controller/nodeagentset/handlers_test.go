@@ -15,6 +15,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/util/workqueue"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -236,18 +237,29 @@ func TestPodHandler(t *testing.T) {
 			t.Errorf("woke %v", got)
 		}
 	})
-	t.Run("events within the delay wake the set once, after it", func(t *testing.T) {
+	t.Run("a quiet set wakes at once; the events of the next interval wake it once, when it ends", func(t *testing.T) {
 		q := newQueue()
-		delayed := podHandler{reader: h.reader, delay: 50 * time.Millisecond}
-		for _, n := range []string{"n1", "n2", "n3"} {
-			delayed.Create(ctx, event.TypedCreateEvent[*corev1.Pod]{Object: podOn(a, n)}, q)
+		clk := clocktesting.NewFakePassiveClock(time.Now())
+		throttled := podHandler{reader: h.reader, throttle: newWakeThrottle(50*time.Millisecond, clk)}
+		throttled.Create(ctx, event.TypedCreateEvent[*corev1.Pod]{Object: podOn(a, "n1")}, q)
+		if got := drain(q); !slices.Equal(got, []string{"a"}) {
+			t.Fatalf("the first event woke %v, want [a] at once", got)
+		}
+		for _, n := range []string{"n2", "n3", "n4"} {
+			clk.SetTime(clk.Now().Add(10 * time.Millisecond))
+			throttled.Create(ctx, event.TypedCreateEvent[*corev1.Pod]{Object: podOn(a, n)}, q)
 		}
 		if q.Len() != 0 {
-			t.Fatalf("woke at once: %v", drain(q))
+			t.Fatalf("woke again within the interval: %v", drain(q))
 		}
 		time.Sleep(200 * time.Millisecond)
 		if got := drain(q); !slices.Equal(got, []string{"a"}) {
-			t.Errorf("woke %v after the delay, want [a]", got)
+			t.Errorf("woke %v when the interval ended, want [a]", got)
+		}
+		clk.SetTime(clk.Now().Add(time.Second))
+		throttled.Delete(ctx, event.TypedDeleteEvent[*corev1.Pod]{Object: podOn(a, "n1")}, q)
+		if got := drain(q); !slices.Equal(got, []string{"a"}) {
+			t.Errorf("a set quiet for a second woke %v, want [a] at once", got)
 		}
 	})
 }

@@ -194,7 +194,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Recon
 		For(&nasv1alpha1.NodeAgentSet{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, canaryDecisionChanged()))).
 		Owns(&appsv1.ControllerRevision{}).
 		Watches(&nasv1alpha1.NodeAgentSet{}, gateHandler{reader: mgr.GetCache()}).
-		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, podHandler{reader: mgr.GetCache(), delay: podEventDelay})).
+		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, podHandler{reader: mgr.GetCache(), throttle: newWakeThrottle(podEventDelay, clk)})).
 		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Node{}, nodeHandler{reader: mgr.GetCache()}, nodeSchedulingChanged())).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: cfg.MaxConcurrentReconciles,
