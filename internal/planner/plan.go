@@ -21,8 +21,9 @@ package planner
 //   - Pods whose node is gone are deleted; they are not counted in status.
 //   - Deletes are capped per pass at BurstReplicas, creates at CreateBurst, or either at the rolling
 //     update's budget (maxUnavailable, maxSurge) when that is larger; the rest waits for the next pass.
-//   - The rolling update runs only in a pass where this per-node step had nothing to do, so its
-//     budget is always computed on a settled world.
+//   - The rolling update runs only in a pass where this per-node step deleted nothing, so its
+//     budget is always computed on a settled world: the step's creates go to nodes without a live
+//     pod, which the budget counts as unavailable whether or not their pod is being created.
 //   - Output is deterministic: nodes are visited in name order.
 
 import (
@@ -247,7 +248,9 @@ func Compute(in Input) Plan {
 	req := requeue{now: in.Now}
 	w.manage(&p, &req)
 	w.requeueUnhealthy(&req)
-	if len(p.Creates) == 0 && len(p.Deletes) == 0 {
+	if len(p.Deletes) == 0 {
+		// manage's creates go to nodes without a live pod, which the budget counts as unavailable
+		// already: they change nothing the rolling update decides on, so it runs in the same pass.
 		w.rollingUpdate(&p)
 	}
 	capBurst(&p, w.strategy)

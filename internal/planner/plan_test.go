@@ -1902,3 +1902,31 @@ func TestNewWorldGathersPods(t *testing.T) {
 		}
 	}
 }
+
+// TestRollingUpdateRunsBesideReplacementCreates: a pass that creates the replacement of a pod the
+// rollout deleted also deletes the next old pods the budget allows. The node being recreated counts
+// as unavailable either way; waiting for a pass with nothing else to do held the rollout back while
+// the old pods' deletions trickled in, one create pass after another.
+func TestRollingUpdateRunsBesideReplacementCreates(t *testing.T) {
+	ready := readySince(t0.Add(-time.Hour))
+	nodes := []*corev1.Node{newNode("node-0", nil), newNode("node-1", nil), newNode("node-2", nil), newNode("node-3", nil)}
+	pods := []*corev1.Pod{
+		newPod("new-1", "node-1", ready),
+		newPod("old-2", "node-2", withHash(oldHash), ready),
+		newPod("old-3", "node-3", withHash(oldHash), ready),
+	}
+	p := Compute(scenario{nodes: nodes, pods: pods}.input(maxUnavailable(intstr.FromInt32(2))))
+	if !slices.Equal(p.Creates, []string{"node-0"}) {
+		t.Errorf("creates = %v, want [node-0]", p.Creates)
+	}
+	if len(p.Deletes) != 1 || p.Deletes[0].Pod.Name != "old-2" {
+		t.Errorf("deletes = %v, want old-2 alone: node-0 without a pod uses one unit of the budget of 2", p.Deletes)
+	}
+
+	// A pass that deletes (a failed pod here) still leaves the rolling update to the next pass.
+	failed := newPod("failed-0", "node-0", func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed })
+	p = Compute(scenario{nodes: nodes, pods: append(pods, failed)}.input(maxUnavailable(intstr.FromInt32(2))))
+	if len(p.Deletes) != 1 || p.Deletes[0].Pod.Name != "failed-0" {
+		t.Errorf("deletes = %v, want failed-0 alone", p.Deletes)
+	}
+}
