@@ -1910,11 +1910,12 @@ func TestNewWorldGathersPods(t *testing.T) {
 func TestRollingUpdateRunsBesideReplacementCreates(t *testing.T) {
 	ready := readySince(t0.Add(-time.Hour))
 	nodes := []*corev1.Node{newNode("node-0", nil), newNode("node-1", nil), newNode("node-2", nil), newNode("node-3", nil)}
-	pods := []*corev1.Pod{
+	pods := make([]*corev1.Pod, 0, 4)
+	pods = append(pods,
 		newPod("new-1", "node-1", ready),
 		newPod("old-2", "node-2", withHash(oldHash), ready),
 		newPod("old-3", "node-3", withHash(oldHash), ready),
-	}
+	)
 	p := Compute(scenario{nodes: nodes, pods: pods}.input(maxUnavailable(intstr.FromInt32(2))))
 	if !slices.Equal(p.Creates, []string{"node-0"}) {
 		t.Errorf("creates = %v, want [node-0]", p.Creates)

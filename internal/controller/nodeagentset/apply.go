@@ -37,7 +37,7 @@ const (
 )
 
 // slowStartInitialWindow is how many creates a set's first pass has in flight at first; the window
-// grows by one with every accepted create (see createPods).
+// grows by one with every accepted create (see createNodePods).
 const slowStartInitialWindow = 1
 
 // slowStartMemory is how long the window a set's creates reached is remembered: the next pass within
@@ -224,19 +224,15 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 // rather than as goroutines blocked in the client.
 const podWritesInFlight = planner.BurstReplicas
 
-// createPods creates one pod per node through a slow-start window: the first create goes alone, and
+// createNodePods creates one pod per node through a slow-start window: the first create goes alone, and
 // each accepted create lets one more be in flight, up to podWritesInFlight. The window doubles with
 // every round trip, as the batches 1, 2, 4 ... of upstream's slowStartBatch do, but a create that
 // returns makes room at once instead of waiting for the slowest of its batch. A template that cannot
 // be created costs one failed call, not one per node: after a failure no further create starts, the
 // ones in flight finish, and the rest waits for the next pass; so does the rest of a pass whose lease
 // fence closes (fence.go). A pass shortly after one whose creates all succeeded starts with the window
-// that one reached (slowStartMemory).
-func (r *Reconciler) createPods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, nodes []string) error {
-	return r.createNodePods(ctx, set, hash, nodes, nil)
-}
-
-// createNodePods is createPods with each node's pod built from its override (planner.Plan.Overrides).
+// that one reached (slowStartMemory). Each node's pod is built from its override
+// (planner.Plan.Overrides), if it has one.
 func (r *Reconciler) createNodePods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, nodes []string,
 	overrides map[string]planner.NodeOverride) error {
 	if len(nodes) == 0 {

@@ -192,8 +192,8 @@ func TestCreatesGrowTheirWindowWithEachAcceptedCreate(t *testing.T) {
 	cc := &createCounter{start: slowStartInitialWindow, refuse: func(string) bool { return false }}
 	r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
 
-	if err := r.createPods(context.Background(), set, "hash", nodeNames(300)); err != nil {
-		t.Fatalf("createPods: %v", err)
+	if err := r.createNodePods(context.Background(), set, "hash", nodeNames(300), nil); err != nil {
+		t.Fatalf("createNodePods: %v", err)
 	}
 	if got := cc.accepted.Load(); got != 300 {
 		t.Errorf("created %d pods, want 300", got)
@@ -213,8 +213,8 @@ func TestCreatesStopAtTheFirstRefusal(t *testing.T) {
 	t.Run("a template refused on every node costs one call", func(t *testing.T) {
 		cc := &createCounter{start: slowStartInitialWindow, refuse: func(string) bool { return true }}
 		r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
-		if err := r.createPods(context.Background(), set, "hash", nodeNames(100)); err == nil {
-			t.Fatal("createPods returned no error for refused creates")
+		if err := r.createNodePods(context.Background(), set, "hash", nodeNames(100), nil); err == nil {
+			t.Fatal("createNodePods returned no error for refused creates")
 		}
 		if got := cc.calls.Load(); got != 1 {
 			t.Errorf("%d create calls, want 1", got)
@@ -225,8 +225,8 @@ func TestCreatesStopAtTheFirstRefusal(t *testing.T) {
 		cc := &createCounter{start: 8, refuse: func(node string) bool { return node == "node-010" }}
 		r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
 		r.memory.recordSlowStart(set, 8, false, time.Now())
-		if err := r.createPods(context.Background(), set, "hash", nodeNames(100)); err == nil {
-			t.Fatal("createPods returned no error for a refused create")
+		if err := r.createNodePods(context.Background(), set, "hash", nodeNames(100), nil); err == nil {
+			t.Fatal("createNodePods returned no error for a refused create")
 		}
 		if got := cc.accepted.Load(); got >= 99 {
 			t.Errorf("%d creates accepted: the pass went on after the refusal", got)

@@ -88,7 +88,7 @@ func olderRevisions(set *nasv1alpha1.NodeAgentSet, history *revisions) (map[stri
 // createCanaryHeldPods creates the pods the plan makes of another revision than the current one
 // (Plan.CreateRevisions): the set with that revision's template builds them, each from that revision's
 // override for its node when it had nodeOverrides (Plan.CreateOverrides). It returns the creates of the
-// current revision, for createPods.
+// current revision, for createNodePods.
 func (r *Reconciler) createCanaryHeldPods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, plan planner.Plan) ([]string, error) {
 	if len(plan.CreateRevisions) == 0 {
 		return plan.Creates, nil

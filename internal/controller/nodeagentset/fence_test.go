@@ -236,15 +236,15 @@ func TestCreatesStopWhenTheLeaseIsLostMidPass(t *testing.T) {
 	}
 	cc := &createCounter{start: slowStartInitialWindow, refuse: func(node string) bool {
 		if node == "node-010" {
-			clk.Step(fenceRenewDeadline) // the replica froze here
+			clk.Step(fenceRenewDeadline) // The replica froze here.
 		}
 		return false
 	}}
 	r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
 	r.fence = f
-	err := r.createPods(context.Background(), set, "hash", nodeNames(100))
+	err := r.createNodePods(context.Background(), set, "hash", nodeNames(100), nil)
 	if !errors.Is(err, errLeaseNotHeld) {
-		t.Errorf("createPods = %v, want errLeaseNotHeld", err)
+		t.Errorf("createNodePods = %v, want errLeaseNotHeld", err)
 	}
 	if got := cc.calls.Load(); got > 11+slowStartInitialWindow+10 {
 		t.Errorf("%d creates after the lease was lost at the 11th, want only those already in flight", got)

@@ -71,7 +71,7 @@ func (t *wakeThrottle) wake(req reconcile.Request, q queue) {
 	at := now
 	if last, ok := t.last[req]; ok {
 		switch {
-		case last.After(now): // a wake is due then: this event folds into it
+		case last.After(now): // A wake is due then: this event folds into it.
 			at = last
 		case now.Before(last.Add(t.interval)):
 			at = last.Add(t.interval)

@@ -35,7 +35,7 @@ type setMemory struct {
 	// failedPods is the failed-pod backoff of each node (rule 30).
 	failedPods map[string]podBackoff
 
-	// slowStart is the window the last pass reached with every create accepted (see createPods).
+	// slowStart is the window the last pass reached with every create accepted (see createNodePods).
 	slowStart slowStartWindow
 
 	// statusWrittenAt is when status was last written; pending is the status a pass held back, and
