@@ -201,8 +201,7 @@ func (b *bench) deleteAndWait(ctx context.Context, kind, ns string) error {
 	}
 	// The garbage collector would delete the pods at kube-controller-manager's client rate (minutes
 	// for 5,000 pods); the bench deletes them itself. Deleting is not measured.
-	grace := int64(0)
-	if err := b.cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{}); err != nil {
+	if err := b.deletePods(ctx, ns); err != nil {
 		return err
 	}
 	// The tracker follows this namespace: no list of thousands of pods every 100 ms.
@@ -210,6 +209,27 @@ func (b *bench) deleteAndWait(ctx context.Context, kind, ns string) error {
 		return fmt.Errorf("waiting for the pods of %s/%s to go: %w", ns, kind, err)
 	}
 	return b.settle(ctx)
+}
+
+// deletePodsAttempts bounds deletePods: each attempt deletes what it can before the API server's
+// request timeout.
+const deletePodsAttempts = 10
+
+// deletePods deletes every pod of the namespace at once (no grace period) with a delete-collection
+// call, again while one fails: at 10,000 pods the call outlives the API server's one-minute request
+// timeout (the stream is reset), having deleted some of them.
+func (b *bench) deletePods(ctx context.Context, ns string) error {
+	grace := int64(0)
+	var err error
+	for range deletePodsAttempts {
+		err = b.cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{})
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		logf("deleting the pods of %s: %v; again", ns, err)
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("deleting the pods of %s: %w", ns, err)
 }
 
 // settle waits until neither controller has written for quietPeriod (at most a minute), so that the
