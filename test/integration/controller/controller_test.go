@@ -330,14 +330,19 @@ var _ = Describe("Ownership", func() {
 			},
 		}
 		Expect(k8s.Create(ctx, orphan)).To(Succeed())
-		set := s.createSet("agent")
-		k.eventually(func(g Gomega) {
+		// OnDelete: the orphan's template is not the set's, and a rolling update would replace it once
+		// adopted (as upstream's does), right in the pass that adopts it when it is not available yet.
+		set := s.createSet("agent", withStrategy(nasv1alpha1.OnDeleteStrategyType))
+		owned := func(g Gomega) {
 			g.Expect(s.nodesWithPods(g)).To(Equal([]string{"node-0", "node-1"}))
+			g.Expect(s.livePodsByNode()[s.nodeName("node-0")]).To(HaveLen(1))
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(orphan), orphan)).To(Succeed())
 			ref := metav1.GetControllerOf(orphan)
 			g.Expect(ref).NotTo(BeNil())
 			g.Expect(ref.UID).To(Equal(set.UID))
-		})
+		}
+		k.eventually(owned)
+		Consistently(owned).WithTimeout(2 * time.Second).Should(Succeed())
 	})
 
 	It("never touches pods controlled by something else", func() {
