@@ -58,3 +58,19 @@ func TestReadBarrierListsNothing(t *testing.T) {
 		t.Errorf("the barrier lists %v, want the pod index for the node no pod targets", opts.FieldSelector)
 	}
 }
+
+// A barrier that gives up does not wedge the controller when the cache is as fresh as the API server
+// (the fallback), and still fails when it is not.
+func TestReadBarrierFallsBackToTheAPIServersView(t *testing.T) {
+	fresh := func(context.Context) error { return nil }
+	if err := passBarrier(context.Background(), blockingReader{}, 20*time.Millisecond, fresh); err != nil {
+		t.Errorf("with a cache as fresh as the API server: err = %v, want nil", err)
+	}
+	behind := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	if err := passBarrier(context.Background(), blockingReader{}, 20*time.Millisecond, behind); !errors.Is(err, errCacheBehind) {
+		t.Errorf("with a cache behind the API server: err = %v, want errCacheBehind", err)
+	}
+	if err := passBarrier(context.Background(), blockingReader{}, 20*time.Millisecond, nil); !errors.Is(err, errCacheBehind) {
+		t.Errorf("without a fallback: err = %v, want errCacheBehind", err)
+	}
+}
