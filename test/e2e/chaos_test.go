@@ -101,6 +101,9 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 		}
 		wg.Wait()
 
+		// Last of the cleanups: kwok gets a fresh start for the specs after this one.
+		DeferCleanup(restartKwok)
+
 		By("replacing the suite's controller by two replicas with short leases")
 		DeferCleanup(env.startManager)
 		env.stopManager()
@@ -310,6 +313,27 @@ func (inj *chaosInjector) controlPlaneLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// restartKwok SIGKILLs kwok-controller and has kwokctl start it again, once the chaos is over. Its
+// informers went through API server restarts and etcd compactions; a kwok that no longer sees that
+// another holder took a node's Lease goes on playing the node's pods, and the unhealthy-node specs
+// make nodes die that way (after a failed chaos run in CI they all saw kwok still running pods on
+// their dead nodes).
+func restartKwok(ctx context.Context) {
+	pidFile := filepath.Join(env.stateDir, "kwok", "clusters", env.clusterName, "pids", "kwok-controller.pid")
+	data, err := os.ReadFile(pidFile)
+	Expect(err).NotTo(HaveOccurred())
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	Expect(err).NotTo(HaveOccurred())
+	Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+	Eventually(func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return os.IsNotExist(err)
+	}).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "kwok-controller (pid %d) is still there", pid)
+	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	env.kwokctl(startCtx, "start", "cluster")
 }
 
 // restartAPIServer SIGKILLs kube-apiserver and has kwokctl start it again (it starts whatever of the
