@@ -482,21 +482,26 @@ func (inj *chaosInjector) recreateNode(ctx context.Context, name string) {
 	// minute it is re-created again, as a kubelet would register once more, at most twice.
 	inj.rejoining.Go(func() {
 		defer GinkgoRecover()
-		untainted := func(g Gomega) {
-			var n corev1.Node
-			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, &n)).To(Succeed())
-			g.Expect(n.Spec.Taints).NotTo(ContainElement(HaveField("Key", corev1.TaintNodeNotReady)))
+		// A plain poll, not a Gomega assertion: this goroutine runs beside the spec (no global fail
+		// handler may be swapped here).
+		untaintedWithin := func(d time.Duration) bool {
+			for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+				var n corev1.Node
+				if err := k8s.Get(ctx, client.ObjectKey{Name: name}, &n); err == nil &&
+					!slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady }) {
+					return true
+				}
+			}
+			return false
 		}
 		for range 2 {
-			if InterceptGomegaFailure(func() {
-				Eventually(untainted).WithContext(ctx).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
-			}) == nil {
+			if untaintedWithin(time.Minute) {
 				break
 			}
 			chaosLog("%s still not Ready a minute after it was created: re-created again", name)
 			inj.replaceNode(ctx, name, old.Labels)
 		}
-		Eventually(untainted).WithContext(ctx).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+		Expect(untaintedWithin(time.Minute)).To(BeTrue(), "%s is still tainted not-ready", name)
 		inj.checker.nodeBack(name, time.Now())
 		chaosLog("%s untainted", name)
 	})
