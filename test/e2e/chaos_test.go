@@ -21,6 +21,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -331,9 +332,33 @@ func restartKwok(ctx context.Context) {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 		return os.IsNotExist(err)
 	}).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "kwok-controller (pid %d) is still there", pid)
+	// The new kwok-controller has another identity and takes a node over only once the old one's Lease
+	// has expired: 200 s on this cluster, during which nothing plays the nodes' pods (the next spec's
+	// pods stayed Pending or not Ready). The old holder is dead: its Leases are expired here, as time
+	// would, and the new one takes every node over on its first pass.
+	var leases coordinationv1.LeaseList
+	Expect(k8s.List(ctx, &leases, client.InNamespace(corev1.NamespaceNodeLease))).To(Succeed())
+	old := map[string]bool{}
+	for _, l := range leases.Items {
+		if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "" && h != deadHolder {
+			old[h] = true
+			updateLease(ctx, l.Name, func(l *coordinationv1.Lease) {
+				l.Spec.RenewTime = ptr.To(metav1.NewMicroTime(time.Now().Add(-time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 200)+1) * time.Second)))
+			})
+		}
+	}
 	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	env.kwokctl(startCtx, "start", "cluster")
+	Eventually(func(g Gomega) {
+		var nodes corev1.NodeList
+		g.Expect(k8s.List(ctx, &nodes)).To(Succeed())
+		for _, n := range nodes.Items {
+			var l coordinationv1.Lease
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: corev1.NamespaceNodeLease, Name: n.Name}, &l)).To(Succeed())
+			g.Expect(old).NotTo(HaveKey(ptr.Deref(l.Spec.HolderIdentity, "")), "the lease of %s is still the old kwok's", n.Name)
+		}
+	}).WithContext(startCtx).Should(Succeed())
 }
 
 // restartAPIServer SIGKILLs kube-apiserver and has kwokctl start it again (it starts whatever of the
