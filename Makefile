@@ -122,7 +122,9 @@ test-integration: envtest-assets ## Integration tests against a real API server 
 
 .PHONY: test-e2e
 test-e2e: cluster-binaries $(HELM) ## End-to-end tests on their own local cluster (nodeagentset-e2e), then the benchmark's smoke run.
-	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m || { \
+		f=$${E2E_STATE_DIR:-.demo/e2e}/chaos/violations.txt; \
+		if [ -s "$$f" ]; then echo "chaos invariants violated ($$f):"; head -c 4000 "$$f"; fi; exit 1; }
 	$(MAKE) bench-smoke
 
 # The chaos spec of the e2e suite (docs/design/chaos.md) alone, long: make test runs it short (40 nodes, 60 s).

@@ -174,6 +174,11 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			fmt.Sprintf("controller replicas started: %d, exited without being killed: %d (seed %d)\n", started, exits, cfg.seed)
 		Expect(os.WriteFile(filepath.Join(dir, "report.txt"), []byte(report), 0o644)).To(Succeed())
 		AddReportEntry("chaos", report)
+		if len(checker.violations) > 0 {
+			// make test-e2e prints it last, where a CI log's tail shows it.
+			Expect(os.WriteFile(filepath.Join(dir, "violations.txt"),
+				[]byte(fmt.Sprintf("seed %d\n%s", cfg.seed, strings.Join(checker.violations, "\n"))), 0o644)).To(Succeed())
+		}
 		Expect(checker.violations).To(BeEmpty(), "invariants violated (seed %d)", cfg.seed)
 		Expect(checker.total()).To(BeNumerically(">", 0))
 		for _, f := range []string{"sigkill", "sigstop", "apiserver-restart", "compaction", "node-recreate", "label-flip"} {

@@ -36,39 +36,52 @@ const (
 	EventSurgeBlockedByHostPort = "SurgeBlockedByHostPort"
 )
 
-// slowStartInitialWindow is how many creates a set's first pass has in flight at first; the window
+// slowStartFirstWindow is how many creates a set's pass has in flight at first when nothing is
+// remembered: a pass creates only once the API server accepted a dry-run create of the revision's pod
+// (checkTemplate), and that check is the lone first create of upstream's slow start. What it cannot
+// see (a quota that runs out part-way, a webhook that refuses some nodes) costs at most this many
+// calls, once: a failed create makes the set's next passes start at slowStartProbeWindow. The window
 // grows by one with every accepted create (see createNodePods).
-const slowStartInitialWindow = 1
+const slowStartFirstWindow = 100
+
+// slowStartProbeWindow is the window of a set's passes after a failed create, until a pass has all its
+// creates accepted: the first create goes alone.
+const slowStartProbeWindow = 1
 
 // slowStartMemory is how long the window a set's creates reached is remembered: the next pass within
-// it starts there instead of at 1. Covering 10,000 nodes takes four passes of at most 2,500 creates
-// (planner.CreateBurst), and a rollout a pass of creates per step; without the memory each pass climbs
-// 1, 2, 4 ... 128 again, eight round trips in a row. Any failed create forgets it.
+// it starts there instead of at slowStartFirstWindow. Covering 10,000 nodes takes four passes of at
+// most 2,500 creates (planner.CreateBurst), and a rollout a pass of creates per step. A failed create
+// is remembered until a pass has all its creates accepted, however long that takes.
 const slowStartMemory = time.Minute
 
-// slowStartWindow is the window a set's last pass reached with every create accepted, and when.
+// slowStartWindow is the window a set's last pass reached with every create accepted, and when; or
+// that its last pass with creates had one refused.
 type slowStartWindow struct {
-	size int
-	at   time.Time
+	size   int
+	at     time.Time
+	failed bool
 }
 
 // slowStartWindow is the window a pass of the set starts with.
 func (m *memory) slowStartWindow(set *nasv1alpha1.NodeAgentSet, now time.Time) int {
-	size := slowStartInitialWindow
+	size := slowStartFirstWindow
 	m.with(set, func(s *setMemory) {
-		if s.slowStart.size > 0 && now.Sub(s.slowStart.at) < slowStartMemory {
+		switch {
+		case s.slowStart.failed:
+			size = slowStartProbeWindow
+		case s.slowStart.size > 0 && now.Sub(s.slowStart.at) < slowStartMemory:
 			size = s.slowStart.size
 		}
 	})
 	return size
 }
 
-// recordSlowStart keeps the window a pass reached with no failure; a failure forgets it.
+// recordSlowStart keeps the window a pass reached with no failure, or that it had one.
 func (m *memory) recordSlowStart(set *nasv1alpha1.NodeAgentSet, size int, failed bool, now time.Time) {
 	m.with(set, func(s *setMemory) {
-		s.slowStart = slowStartWindow{}
-		if !failed {
-			s.slowStart = slowStartWindow{size: size, at: now}
+		s.slowStart = slowStartWindow{size: size, at: now}
+		if failed {
+			s.slowStart = slowStartWindow{failed: true, at: now}
 		}
 	})
 }
@@ -224,14 +237,14 @@ func (r *Reconciler) deletePods(ctx context.Context, set *nasv1alpha1.NodeAgentS
 // rather than as goroutines blocked in the client.
 const podWritesInFlight = planner.BurstReplicas
 
-// createNodePods creates one pod per node through a slow-start window: the first create goes alone, and
-// each accepted create lets one more be in flight, up to podWritesInFlight. The window doubles with
-// every round trip, as the batches 1, 2, 4 ... of upstream's slowStartBatch do, but a create that
-// returns makes room at once instead of waiting for the slowest of its batch. A template that cannot
-// be created costs one failed call, not one per node: after a failure no further create starts, the
-// ones in flight finish, and the rest waits for the next pass; so does the rest of a pass whose lease
-// fence closes (fence.go). A pass shortly after one whose creates all succeeded starts with the window
-// that one reached (slowStartMemory). Each node's pod is built from its override
+// createNodePods creates one pod per node through a slow-start window: slowStartFirstWindow creates go
+// out at first (the template's dry-run was the lone first create), and each accepted create lets one
+// more be in flight, up to podWritesInFlight; a create that returns makes room at once instead of
+// waiting for the slowest of a batch, as upstream's slowStartBatch does. After a failure no further
+// create starts, the ones in flight finish, the rest waits for the next pass, and the set's passes
+// start from a lone create again until one has all its creates accepted; so does the rest of a pass
+// whose lease fence closes (fence.go). A pass shortly after one whose creates all succeeded starts with
+// the window that one reached (slowStartMemory). Each node's pod is built from its override
 // (planner.Plan.Overrides), if it has one.
 func (r *Reconciler) createNodePods(ctx context.Context, set *nasv1alpha1.NodeAgentSet, hash string, nodes []string,
 	overrides map[string]planner.NodeOverride) error {

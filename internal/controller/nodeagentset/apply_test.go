@@ -127,24 +127,29 @@ func TestSlowStartWindows(t *testing.T) {
 	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "uid-1"}}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m := newMemory()
-	if got := m.slowStartWindow(set, now); got != slowStartInitialWindow {
-		t.Fatalf("a set's first pass starts at %d, want %d", got, slowStartInitialWindow)
+	if got := m.slowStartWindow(set, now); got != slowStartFirstWindow {
+		t.Fatalf("a set's first pass starts at %d, want %d", got, slowStartFirstWindow)
 	}
 	m.recordSlowStart(set, 128, false, now)
 	if got := m.slowStartWindow(set, now.Add(10*time.Second)); got != 128 {
 		t.Errorf("the next pass starts at %d, want the 128 the last one reached", got)
 	}
-	if got := m.slowStartWindow(set, now.Add(slowStartMemory)); got != slowStartInitialWindow {
-		t.Errorf("after %v the pass starts at %d, want %d", slowStartMemory, got, slowStartInitialWindow)
+	if got := m.slowStartWindow(set, now.Add(slowStartMemory)); got != slowStartFirstWindow {
+		t.Errorf("after %v the pass starts at %d, want %d", slowStartMemory, got, slowStartFirstWindow)
 	}
 	m.recordSlowStart(set, 64, true, now)
-	if got := m.slowStartWindow(set, now); got != slowStartInitialWindow {
-		t.Errorf("after a failed create the pass starts at %d, want %d", got, slowStartInitialWindow)
+	for _, later := range []time.Duration{0, slowStartMemory, time.Hour} {
+		if got := m.slowStartWindow(set, now.Add(later)); got != slowStartProbeWindow {
+			t.Errorf("%v after a failed create the pass starts at %d, want %d", later, got, slowStartProbeWindow)
+		}
 	}
 	m.recordSlowStart(set, 32, false, now)
+	if got := m.slowStartWindow(set, now); got != 32 {
+		t.Errorf("after a pass with every create accepted the next starts at %d, want the 32 it reached", got)
+	}
 	m.forget(client.ObjectKeyFromObject(set))
-	if got := m.slowStartWindow(set, now); got != slowStartInitialWindow {
-		t.Errorf("a forgotten set starts at %d, want %d", got, slowStartInitialWindow)
+	if got := m.slowStartWindow(set, now); got != slowStartFirstWindow {
+		t.Errorf("a forgotten set starts at %d, want %d", got, slowStartFirstWindow)
 	}
 }
 
@@ -189,7 +194,7 @@ func nodeNames(n int) []string {
 func TestCreatesGrowTheirWindowWithEachAcceptedCreate(t *testing.T) {
 	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "set-uid"}}
 	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
-	cc := &createCounter{start: slowStartInitialWindow, refuse: func(string) bool { return false }}
+	cc := &createCounter{start: slowStartFirstWindow, refuse: func(string) bool { return false }}
 	r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
 
 	if err := r.createNodePods(context.Background(), set, "hash", nodeNames(300), nil); err != nil {
@@ -210,14 +215,25 @@ func TestCreatesStopAtTheFirstRefusal(t *testing.T) {
 	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "agent", UID: "set-uid"}}
 	set.Spec.Template.Spec.Containers = []corev1.Container{{Name: "agent", Image: "agent:1"}}
 
-	t.Run("a template refused on every node costs one call", func(t *testing.T) {
-		cc := &createCounter{start: slowStartInitialWindow, refuse: func(string) bool { return true }}
-		r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
-		if err := r.createNodePods(context.Background(), set, "hash", nodeNames(100), nil); err == nil {
+	t.Run("creates refused on every node cost one window, then one call a pass", func(t *testing.T) {
+		// The template's dry-run passed (a pass creates only then), and the creates are refused all
+		// the same: a quota used up since, a webhook that refuses every real create.
+		cc := &createCounter{start: slowStartFirstWindow, refuse: func(string) bool { return true }}
+		r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(2*slowStartFirstWindow), clock.RealClock{})
+		if err := r.createNodePods(context.Background(), set, "hash", nodeNames(300), nil); err == nil {
 			t.Fatal("createNodePods returned no error for refused creates")
 		}
-		if got := cc.calls.Load(); got != 1 {
-			t.Errorf("%d create calls, want 1", got)
+		if got := cc.calls.Load(); got > slowStartFirstWindow {
+			t.Errorf("%d create calls, want at most the first window, %d", got, slowStartFirstWindow)
+		}
+		for pass := range 3 {
+			cc.calls.Store(0)
+			if err := r.createNodePods(context.Background(), set, "hash", nodeNames(300), nil); err == nil {
+				t.Fatal("createNodePods returned no error for refused creates")
+			}
+			if got := cc.calls.Load(); got != 1 {
+				t.Errorf("pass %d after the refusals: %d create calls, want 1", pass+2, got)
+			}
 		}
 	})
 
@@ -234,8 +250,8 @@ func TestCreatesStopAtTheFirstRefusal(t *testing.T) {
 		if cc.overWindow.Load() {
 			t.Errorf("a create started while more were in flight than the accepted creates allow")
 		}
-		if got := r.memory.slowStartWindow(set, time.Now()); got != slowStartInitialWindow {
-			t.Errorf("after a refusal the next pass starts with %d in flight, want %d", got, slowStartInitialWindow)
+		if got := r.memory.slowStartWindow(set, time.Now()); got != slowStartProbeWindow {
+			t.Errorf("after a refusal the next pass starts with %d in flight, want %d", got, slowStartProbeWindow)
 		}
 	})
 }

@@ -45,7 +45,8 @@ const barrierProbeNode = "/"
 func (r *Reconciler) waitForOwnWrites(ctx context.Context) error {
 	var fallback func(context.Context) error
 	if r.APIReader != nil && r.stores.informers != nil {
-		fallback = newHandover(r.APIReader, r.stores).catchUp
+		// Built only when the barrier gives up: a pass that finds its writes pays nothing for it.
+		fallback = func(ctx context.Context) error { return newHandover(r.APIReader, r.stores).catchUp(ctx) }
 	}
 	return passBarrier(ctx, r.Client, barrierTimeout, fallback)
 }

@@ -234,7 +234,7 @@ func TestCreatesStopWhenTheLeaseIsLostMidPass(t *testing.T) {
 	if err := renew(t, f, "me"); err != nil {
 		t.Fatal(err)
 	}
-	cc := &createCounter{start: slowStartInitialWindow, refuse: func(node string) bool {
+	cc := &createCounter{start: slowStartFirstWindow, refuse: func(node string) bool {
 		if node == "node-010" {
 			clk.Step(fenceRenewDeadline) // The replica froze here.
 		}
@@ -242,11 +242,11 @@ func TestCreatesStopWhenTheLeaseIsLostMidPass(t *testing.T) {
 	}}
 	r := NewReconciler(cc.client(), nil, nil, events.NewFakeRecorder(10), clock.RealClock{})
 	r.fence = f
-	err := r.createNodePods(context.Background(), set, "hash", nodeNames(100), nil)
+	err := r.createNodePods(context.Background(), set, "hash", nodeNames(1000), nil)
 	if !errors.Is(err, errLeaseNotHeld) {
 		t.Errorf("createNodePods = %v, want errLeaseNotHeld", err)
 	}
-	if got := cc.calls.Load(); got > 11+slowStartInitialWindow+10 {
+	if got := cc.calls.Load(); got > 11+slowStartFirstWindow+10 {
 		t.Errorf("%d creates after the lease was lost at the 11th, want only those already in flight", got)
 	}
 }
