@@ -109,6 +109,9 @@ type CanaryStrategy struct {
 
 	// nodeSelector limits the canary to the eligible nodes whose labels match; nodes then caps them.
 	// Nodes are taken in name order, those that already run the new template first.
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="nodeSelector.matchExpressions operator must be one of In, NotIn, Exists, DoesNotExist"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || (has(e.values) && size(e.values) > 0))",message="nodeSelector.matchExpressions with operator In or NotIn must have at least one value"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0)",message="nodeSelector.matchExpressions with operator Exists or DoesNotExist must not have values"
 	// +optional
 	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
 
@@ -297,7 +300,9 @@ type NodeOverride struct {
 	// +required
 	Name string `json:"name"`
 
-	// nodeSelector selects the nodes by label; {} selects every node.
+	// nodeSelector selects the nodes by label; {} selects every node. The API server does not check its
+	// operators (CEL over the expressions of up to 16 overrides exceeds the CRD's cost budget): a
+	// selector it cannot parse matches no node, and kubectl nas why names the error on every node.
 	// +required
 	NodeSelector metav1.LabelSelector `json:"nodeSelector"`
 

@@ -18,11 +18,16 @@ const (
 	fieldCanaryMaxRestarts = fieldCanary + ".maxRestarts"
 	fieldCanaryOnFailure   = fieldCanary + ".onFailure"
 	fieldCanaryAutoPromote = fieldCanary + ".autoPromote"
+	fieldCanarySelector    = fieldCanary + ".nodeSelector"
 	fieldUpdateStrategy    = "spec.updateStrategy"
 	msgCanaryNodes         = "must be a positive integer or a percentage from 1% to 100%"
 	msgCanaryDuration      = "should match '^([0-9]{1,5}(\\.[0-9]{1,9})?(ms|s|m|h))+$'"
 	msgOnFailure           = `supported values: "Pause", "Rollback"`
 	msgCanaryOnDelete      = "rollingUpdate.canary requires type RollingUpdate"
+
+	msgNodeSelectorOperator        = "nodeSelector.matchExpressions operator must be one of In, NotIn, Exists, DoesNotExist"
+	msgNodeSelectorValuesNeeded    = "nodeSelector.matchExpressions with operator In or NotIn must have at least one value"
+	msgNodeSelectorValuesForbidden = "nodeSelector.matchExpressions with operator Exists or DoesNotExist must not have values"
 )
 
 // rawCanary writes spec.updateStrategy as JSON: a RollingUpdate with maxUnavailable 1 and canary.
@@ -68,6 +73,17 @@ var _ = Describe("NodeAgentSet CRD validation of the canary", func() {
 		Entry("onFailure Delete is rejected", rawCanary(map[string]any{"onFailure": "Delete"}), rejected(fieldCanaryOnFailure, msgOnFailure)),
 		Entry("autoPromote as a string is rejected", rawCanary(map[string]any{"autoPromote": "yes"}),
 			rejected(fieldCanaryAutoPromote, msgBoolean)),
+		Entry("a nodeSelector with matchExpressions is accepted", rawCanary(map[string]any{"nodeSelector": map[string]any{
+			"matchExpressions": []any{map[string]any{"key": "canary", "operator": "Exists"}}}}), accepted),
+		Entry("a nodeSelector operator that does not exist is rejected", rawCanary(map[string]any{"nodeSelector": map[string]any{
+			"matchExpressions": []any{map[string]any{"key": "canary", "operator": "Equals", "values": []any{"true"}}}}}),
+			rejected(fieldCanarySelector, msgNodeSelectorOperator)),
+		Entry("a nodeSelector NotIn without values is rejected", rawCanary(map[string]any{"nodeSelector": map[string]any{
+			"matchExpressions": []any{map[string]any{"key": "canary", "operator": "NotIn"}}}}),
+			rejected(fieldCanarySelector, msgNodeSelectorValuesNeeded)),
+		Entry("a nodeSelector DoesNotExist with values is rejected", rawCanary(map[string]any{"nodeSelector": map[string]any{
+			"matchExpressions": []any{map[string]any{"key": "canary", "operator": "DoesNotExist", "values": []any{"x"}}}}}),
+			rejected(fieldCanarySelector, msgNodeSelectorValuesForbidden)),
 		Entry("a canary with the OnDelete strategy is rejected", func(spec map[string]any) {
 			spec["updateStrategy"] = map[string]any{"type": "OnDelete", "rollingUpdate": map[string]any{"canary": map[string]any{}}}
 		}, rejected(fieldUpdateStrategy, msgCanaryOnDelete)),
