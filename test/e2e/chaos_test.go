@@ -104,6 +104,13 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 
 		// Last of the cleanups: kwok gets a fresh start for the specs after this one.
 		DeferCleanup(restartKwok)
+		// Before it, on failure: the cluster's logs beside the replicas' (kwokctl writes them over on
+		// the next start).
+		DeferCleanup(func() {
+			if CurrentSpecReport().Failed() {
+				copyClusterLogs(filepath.Join(dir, "cluster-logs"))
+			}
+		})
 
 		By("replacing the suite's controller by two replicas with short leases")
 		DeferCleanup(env.startManager)
@@ -327,16 +334,7 @@ func (inj *chaosInjector) controlPlaneLoop(ctx context.Context) {
 // make nodes die that way (after a failed chaos run in CI they all saw kwok still running pods on
 // their dead nodes).
 func restartKwok(ctx context.Context) {
-	pidFile := filepath.Join(env.stateDir, "kwok", "clusters", env.clusterName, "pids", "kwok-controller.pid")
-	data, err := os.ReadFile(pidFile)
-	Expect(err).NotTo(HaveOccurred())
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	Expect(err).NotTo(HaveOccurred())
-	Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
-	Eventually(func() bool {
-		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-		return os.IsNotExist(err)
-	}).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "kwok-controller (pid %d) is still there", pid)
+	killComponent("kwok-controller")
 	// The new kwok-controller has another identity and takes a node over only once the old one's Lease
 	// has expired: 200 s on this cluster, during which nothing plays the nodes' pods (the next spec's
 	// pods stayed Pending or not Ready). The old holder is dead: its Leases are expired here, as time
@@ -352,9 +350,8 @@ func restartKwok(ctx context.Context) {
 			})
 		}
 	}
-	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	startCtx, cancel := startComponents(ctx)
 	defer cancel()
-	env.kwokctl(startCtx, "start", "cluster")
 	Eventually(func(g Gomega) {
 		var nodes corev1.NodeList
 		g.Expect(k8s.List(ctx, &nodes)).To(Succeed())
@@ -366,28 +363,58 @@ func restartKwok(ctx context.Context) {
 	}).WithContext(startCtx).Should(Succeed())
 }
 
-// restartAPIServer SIGKILLs kube-apiserver and has kwokctl start it again (it starts whatever of the
-// cluster is not running, on the same etcd data and port).
-func (inj *chaosInjector) restartAPIServer(ctx context.Context) {
-	pidFile := filepath.Join(env.stateDir, "kwok", "clusters", env.clusterName, "pids", "kube-apiserver.pid")
-	data, err := os.ReadFile(pidFile)
+// copyClusterLogs copies the local cluster's component logs (kwok-controller, kube-apiserver, ...) into
+// dir, for a failed run to be read after the cluster has moved on.
+func copyClusterLogs(dir string) {
+	src := filepath.Join(env.stateDir, "kwok", "clusters", env.clusterName, "logs")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		GinkgoWriter.Printf("no cluster logs to keep: %v\n", err)
+		return
+	}
+	Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+	for _, e := range entries {
+		if data, err := os.ReadFile(filepath.Join(src, e.Name())); err == nil && !e.IsDir() {
+			Expect(os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644)).To(Succeed())
+		}
+	}
+	GinkgoWriter.Printf("the cluster's logs are in %s\n", dir)
+}
+
+// killComponent SIGKILLs a component of the cluster (its pid from kwokctl's pid file; SIGTERM may take
+// a minute to drain) and waits until the process is gone: kwokctl takes a process that still exists
+// (not yet reaped) for a running component.
+func killComponent(component string) {
+	data, err := os.ReadFile(filepath.Join(env.stateDir, "kwok", "clusters", env.clusterName, "pids", component+".pid"))
 	Expect(err).NotTo(HaveOccurred())
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	Expect(err).NotTo(HaveOccurred())
+	Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+	Eventually(func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return os.IsNotExist(err)
+	}).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "%s (pid %d) is still there", component, pid)
+}
+
+// startComponents has kwokctl start whatever of the cluster is not running (on the same etcd data and
+// ports), and returns a context of two minutes, whatever ctx says, for the waits that follow.
+func startComponents(ctx context.Context) (context.Context, context.CancelFunc) {
+	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	env.kwokctl(startCtx, "start", "cluster")
+	return startCtx, cancel
+}
+
+// restartAPIServer SIGKILLs kube-apiserver and has kwokctl start it again (it starts whatever of the
+// cluster is not running, on the same etcd data and port).
+func (inj *chaosInjector) restartAPIServer(ctx context.Context) {
 	down := time.Now()
 	inj.checker.apiServerDown(down)
 	// The leader may lose its lease while the API server is down: until the loop sees one at work
 	// again, nothing reconciles.
 	inj.checker.leaderGone(down)
-	Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
-	// kwokctl takes a process that still exists (not yet reaped) for a running component.
-	Eventually(func() bool {
-		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-		return os.IsNotExist(err)
-	}).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "kube-apiserver (pid %d) is still there", pid)
-	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	killComponent("kube-apiserver")
+	startCtx, cancel := startComponents(ctx)
 	defer cancel()
-	env.kwokctl(startCtx, "start", "cluster")
 	Eventually(func(ctx context.Context) error {
 		return k8s.List(ctx, &corev1.NamespaceList{}, client.Limit(1))
 	}).WithContext(startCtx).WithPolling(200 * time.Millisecond).Should(Succeed())
@@ -523,14 +550,14 @@ func (inj *chaosInjector) recreateNode(ctx context.Context, name string) {
 		defer GinkgoRecover()
 		// A plain poll, not a Gomega assertion: this goroutine runs beside the spec (no global fail
 		// handler may be swapped here).
-		untaintedWithin := func(d time.Duration) bool {
+		readyWithin := func(d time.Duration) bool {
 			for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 				// Ready too, not only untainted: the node lifecycle controller lifts the not-ready taint
 				// of a node that has no Ready condition yet, and taints it again once it notices
 				// (seen in a long run, kwok 42 s late to take a re-created node over: a surge set
 				// then removed the node's available old pod, rule 47, behind the checker's back).
 				var n corev1.Node
-				if err := k8s.Get(ctx, client.ObjectKey{Name: name}, &n); err == nil && nodeReady(&n) &&
+				if err := k8s.Get(ctx, client.ObjectKey{Name: name}, &n); err == nil && nodeIsReady(&n) &&
 					!slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool {
 						return t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable
 					}) {
@@ -540,13 +567,13 @@ func (inj *chaosInjector) recreateNode(ctx context.Context, name string) {
 			return false
 		}
 		for range 2 {
-			if untaintedWithin(time.Minute) {
+			if readyWithin(time.Minute) {
 				break
 			}
 			chaosLog("%s still not Ready a minute after it was created: re-created again", name)
 			inj.replaceNode(ctx, name, old.Labels)
 		}
-		Expect(untaintedWithin(time.Minute)).To(BeTrue(), "%s is still tainted not-ready", name)
+		Expect(readyWithin(time.Minute)).To(BeTrue(), "%s is still tainted not-ready", name)
 		inj.checker.nodeBack(name, time.Now())
 		chaosLog("%s Ready and untainted", name)
 	})
@@ -567,6 +594,19 @@ func (inj *chaosInjector) replaceNode(ctx context.Context, name string, labels m
 		}
 		return fmt.Errorf("node %s still there: %w", name, err)
 	})).To(BeTrue())
+	// The node's Lease goes too, before the node is back, as the garbage collector would delete it
+	// (it is owned by the old node) but at once: kwok otherwise went on renewing the old Lease from its
+	// cache, was refused, and took the new node over only once that Lease expired (30 to 42 s late in
+	// long runs, and once past the short spec's convergence bound). kwok may create it again at once
+	// for the old node (in its own name, so it renews it): the wait for it to be gone is short and
+	// either way is fine.
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: corev1.NamespaceNodeLease, Name: name}}
+	Expect(chaosRetry(ctx, func(ctx context.Context) error { return client.IgnoreNotFound(k8s.Delete(ctx, lease)) })).To(BeTrue())
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(lease), &coordinationv1.Lease{}); apierrors.IsNotFound(err) {
+			break
+		}
+	}
 	node := poolNode(name, chaosPool)
 	node.Labels = labels
 	Expect(chaosRetry(ctx, func(ctx context.Context) error { return k8s.Create(ctx, node) })).To(BeTrue())
@@ -624,8 +664,7 @@ func (inj *chaosInjector) settle(ctx context.Context) {
 	inj.checker.leaderWorks(time.Now())
 	// kube-scheduler and kube-controller-manager elect a leader too, and exit when an API server
 	// restart outlasts their renew deadline (10 s); kwokctl starts again whatever is not running.
-	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	env.kwokctl(startCtx, "start", "cluster")
+	_, cancel := startComponents(ctx)
 	cancel()
 	for _, n := range inj.nodes {
 		if !inj.checker.eligible(n) {
@@ -800,14 +839,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// nodeReady: the node's Ready condition is True.
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

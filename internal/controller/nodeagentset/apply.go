@@ -55,7 +55,7 @@ const slowStartProbeWindow = 1
 const slowStartMemory = time.Minute
 
 // slowStartWindow is the window a set's last pass reached with every create accepted, and when; or
-// that its last pass with creates had one refused.
+// (failed) that its last pass with creates had one refused, which holds until a pass succeeds.
 type slowStartWindow struct {
 	size   int
 	at     time.Time
@@ -81,7 +81,7 @@ func (m *memory) recordSlowStart(set *nasv1alpha1.NodeAgentSet, size int, failed
 	m.with(set, func(s *setMemory) {
 		s.slowStart = slowStartWindow{size: size, at: now}
 		if failed {
-			s.slowStart = slowStartWindow{failed: true, at: now}
+			s.slowStart = slowStartWindow{failed: true}
 		}
 	})
 }
