@@ -121,8 +121,11 @@ test-integration: envtest-assets ## Integration tests against a real API server 
 	$(GO) test ./test/integration/... -timeout 30m -v -ginkgo.v=false
 
 .PHONY: test-e2e
-test-e2e: cluster-binaries $(HELM) ## End-to-end tests on their own local cluster (nodeagentset-e2e), then the benchmark's smoke run.
-	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m || { \
+# The chaos spec runs last, on a cluster of its own: its faults reach kwok, which then sometimes kept
+# playing the pods of nodes whose Lease a later spec had taken (docs/design/chaos.md).
+test-e2e: cluster-binaries $(HELM) ## End-to-end tests on their own local cluster (nodeagentset-e2e), then the chaos spec short, then the benchmark's smoke run.
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m -ginkgo.label-filter '!chaos'
+	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m -ginkgo.label-filter chaos || { \
 		f=$${E2E_STATE_DIR:-.demo/e2e}/chaos/violations.txt; \
 		if [ -s "$$f" ]; then echo "chaos invariants violated ($$f):"; head -c 4000 "$$f"; fi; exit 1; }
 	$(MAKE) bench-smoke
