@@ -123,9 +123,10 @@ test-integration: envtest-assets ## Integration tests against a real API server 
 .PHONY: test-e2e
 # The chaos spec runs last, on a cluster of its own: its faults reach kwok, and what they leave there
 # (once, a kwok that waited minutes for node Leases) must reach no other spec (docs/design/chaos.md).
+E2E_TEST = K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m
 test-e2e: cluster-binaries $(HELM) ## End-to-end tests on their own local cluster (nodeagentset-e2e), then the chaos spec short, then the benchmark's smoke run.
-	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m -ginkgo.label-filter '!chaos'
-	K8S_VERSION=$(K8S_VERSION) K8S_BIN=$(K8S_BIN) HELM=$(HELM) $(GO) test -tags e2e ./test/e2e/ -v -timeout 30m -ginkgo.label-filter chaos || { \
+	$(E2E_TEST) -ginkgo.label-filter '!chaos'
+	$(E2E_TEST) -ginkgo.label-filter chaos || { \
 		f=$${E2E_STATE_DIR:-.demo/e2e}/chaos/violations.txt; \
 		if [ -s "$$f" ]; then echo "chaos invariants violated ($$f):"; head -c 4000 "$$f"; fi; exit 1; }
 	$(MAKE) bench-smoke

@@ -350,8 +350,9 @@ func restartKwok(ctx context.Context) {
 			})
 		}
 	}
-	startCtx, cancel := startComponents(ctx)
+	startCtx, cancel := startContext(ctx)
 	defer cancel()
+	startComponents(startCtx)
 	Eventually(func(g Gomega) {
 		var nodes corev1.NodeList
 		g.Expect(k8s.List(ctx, &nodes)).To(Succeed())
@@ -366,7 +367,7 @@ func restartKwok(ctx context.Context) {
 // copyClusterLogs copies the local cluster's component logs (kwok-controller, kube-apiserver, ...) into
 // dir, for a failed run to be read after the cluster has moved on.
 func copyClusterLogs(dir string) {
-	src := filepath.Join(env.stateDir, "kwok", "clusters", env.clusterName, "logs")
+	src := filepath.Join(env.clusterDir(), "logs")
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		GinkgoWriter.Printf("no cluster logs to keep: %v\n", err)
@@ -374,7 +375,10 @@ func copyClusterLogs(dir string) {
 	}
 	Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
 	for _, e := range entries {
-		if data, err := os.ReadFile(filepath.Join(src, e.Name())); err == nil && !e.IsDir() {
+		if e.IsDir() {
+			continue
+		}
+		if data, err := os.ReadFile(filepath.Join(src, e.Name())); err == nil {
 			Expect(os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644)).To(Succeed())
 		}
 	}
@@ -385,7 +389,7 @@ func copyClusterLogs(dir string) {
 // a minute to drain) and waits until the process is gone: kwokctl takes a process that still exists
 // (not yet reaped) for a running component.
 func killComponent(component string) {
-	data, err := os.ReadFile(filepath.Join(env.stateDir, "kwok", "clusters", env.clusterName, "pids", component+".pid"))
+	data, err := os.ReadFile(filepath.Join(env.clusterDir(), "pids", component+".pid"))
 	Expect(err).NotTo(HaveOccurred())
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	Expect(err).NotTo(HaveOccurred())
@@ -397,11 +401,15 @@ func killComponent(component string) {
 }
 
 // startComponents has kwokctl start whatever of the cluster is not running (on the same etcd data and
-// ports), and returns a context of two minutes, whatever ctx says, for the waits that follow.
-func startComponents(ctx context.Context) (context.Context, context.CancelFunc) {
-	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+// ports), within startCtx.
+func startComponents(startCtx context.Context) {
 	env.kwokctl(startCtx, "start", "cluster")
-	return startCtx, cancel
+}
+
+// startContext is a context of two minutes, whatever ctx says, for starting components and the waits
+// that follow.
+func startContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 }
 
 // restartAPIServer SIGKILLs kube-apiserver and has kwokctl start it again (it starts whatever of the
@@ -413,8 +421,9 @@ func (inj *chaosInjector) restartAPIServer(ctx context.Context) {
 	// again, nothing reconciles.
 	inj.checker.leaderGone(down)
 	killComponent("kube-apiserver")
-	startCtx, cancel := startComponents(ctx)
+	startCtx, cancel := startContext(ctx)
 	defer cancel()
+	startComponents(startCtx)
 	Eventually(func(ctx context.Context) error {
 		return k8s.List(ctx, &corev1.NamespaceList{}, client.Limit(1))
 	}).WithContext(startCtx).WithPolling(200 * time.Millisecond).Should(Succeed())
@@ -429,7 +438,7 @@ var etcdClientURL = regexp.MustCompile(`--listen-client-urls=(\S+)`)
 // compactEtcd compacts etcd to its current revision through etcd's JSON gateway: every watch or list
 // that restarts from an older resourceVersion then fails with 410 Gone.
 func compactEtcd(ctx context.Context) {
-	conf, err := os.ReadFile(filepath.Join(env.stateDir, "kwok", "clusters", env.clusterName, "kwok.yaml"))
+	conf, err := os.ReadFile(filepath.Join(env.clusterDir(), "kwok.yaml"))
 	Expect(err).NotTo(HaveOccurred())
 	m := etcdClientURL.FindSubmatch(conf)
 	Expect(m).NotTo(BeNil(), "no etcd client URL in kwok.yaml")
@@ -664,7 +673,8 @@ func (inj *chaosInjector) settle(ctx context.Context) {
 	inj.checker.leaderWorks(time.Now())
 	// kube-scheduler and kube-controller-manager elect a leader too, and exit when an API server
 	// restart outlasts their renew deadline (10 s); kwokctl starts again whatever is not running.
-	_, cancel := startComponents(ctx)
+	startCtx, cancel := startContext(ctx)
+	startComponents(startCtx)
 	cancel()
 	for _, n := range inj.nodes {
 		if !inj.checker.eligible(n) {

@@ -232,10 +232,18 @@ func (e *environment) localCluster(ctx context.Context, args ...string) {
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 }
 
+// kwokWorkDir is kwokctl's work directory (KWOK_WORKDIR), as hack/local-cluster.sh sets it.
+func (e *environment) kwokWorkDir() string { return filepath.Join(e.stateDir, "kwok") }
+
+// clusterDir is the directory kwokctl keeps the suite's cluster in: its config, pid files and logs.
+func (e *environment) clusterDir() string {
+	return filepath.Join(e.kwokWorkDir(), "clusters", e.clusterName)
+}
+
 // kwokctl runs kwokctl on the suite's cluster, the way hack/local-cluster.sh does.
 func (e *environment) kwokctl(ctx context.Context, args ...string) {
 	extra := []string{
-		"KWOK_WORKDIR=" + filepath.Join(e.stateDir, "kwok"),
+		"KWOK_WORKDIR=" + e.kwokWorkDir(),
 		"KWOK_KUBECTL_BINARY=" + filepath.Join(e.k8sBin, "kubectl"),
 		"PATH=" + e.k8sBin + string(os.PathListSeparator) + os.Getenv("PATH"),
 	}
