@@ -10,8 +10,8 @@ import (
 )
 
 // TestKwokctlConfigAddsToTheSharedFile checks that the bench's configuration is the repository's
-// shared one with the bench's flags added: the shared flags survive, the kube-apiserver patch is
-// extended rather than repeated, and kwok gets the requested pod workers.
+// shared one with the bench's flags added: the shared flags survive (etcd's among them), the
+// kube-apiserver patch is extended rather than repeated, and kwok gets the requested pod workers.
 func TestKwokctlConfigAddsToTheSharedFile(t *testing.T) {
 	base, err := os.ReadFile(filepath.Join("..", "..", kwokctlBase))
 	if err != nil {
@@ -49,8 +49,8 @@ func TestKwokctlConfigAddsToTheSharedFile(t *testing.T) {
 			got[p.Name] = append(got[p.Name], a.Key+"="+a.Value)
 		}
 	}
-	if len(kwokctl.ComponentsPatches) != 2 {
-		t.Errorf("want one patch per component (kube-apiserver, kube-scheduler), got %+v", kwokctl.ComponentsPatches)
+	if len(kwokctl.ComponentsPatches) != len(got) {
+		t.Errorf("want one patch per component, got %+v", kwokctl.ComponentsPatches)
 	}
 	want := map[string][]string{
 		"kube-apiserver": {
@@ -58,6 +58,7 @@ func TestKwokctlConfigAddsToTheSharedFile(t *testing.T) {
 			"enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement,AlwaysPullImages,PodSecurity",
 			"disable-admission-plugins=TaintNodesByCondition",
 		},
+		"etcd":           {"unsafe-no-fsync=true"},
 		"kube-scheduler": {"kube-api-qps=1000", "kube-api-burst=1000"},
 	}
 	for comp, args := range want {
