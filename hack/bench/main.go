@@ -109,7 +109,8 @@ func main() {
 		"pods of no DaemonSet or NodeAgentSet to run on every node (namespace "+unrelatedNamespace+") for the whole run: "+
 			"both controllers' caches hold them, the peak RSS rows include them")
 	flag.BoolVar(&c.timeline, "timeline", false,
-		"log a census of the pods during each coverage (every 0.5 s, the reference's too) and rollout (every second): old, terminating, new, bound, Ready")
+		"log a census of the pods during each coverage (every 0.5 s, the reference's too) and rollout (every second): old, terminating, new, bound, Ready; "+
+			"after each rollout, where its nodes' time went (kubelet, scheduler, controller)")
 	flag.BoolVar(&c.gate, "gate", false,
 		"readiness gate mode: --nodes nodes join with a gate taint; report when every agent was available and every gate lifted")
 	flag.BoolVar(&c.soak, "soak", false,

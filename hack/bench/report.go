@@ -9,10 +9,13 @@ import (
 	"time"
 )
 
+// rolloutBudget is the trials' maxUnavailable of 10% on n nodes, rounded up as upstream scales it.
+func rolloutBudget(n int) int { return (n + 9) / 10 }
+
 // checkInvariants fails the run when a controller broke a rule no figure excuses: more nodes without
 // a Ready pod than maxUnavailable allows, or two pods on a node without surge.
 func checkInvariants(c config, res map[string][]result) error {
-	budget := (c.nodes + 9) / 10
+	budget := rolloutBudget(c.nodes)
 	var errs []error
 	for _, kind := range []string{kindDS, kindNAS} {
 		for i, r := range res[kind] {

@@ -26,6 +26,7 @@ type tracker struct {
 	maxOnNode  int
 	maxUnavail int
 	allCreated time.Time // when the n-th pod of the coverage phase showed up.
+	stages     stageRecorder
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -49,6 +50,7 @@ func (t *tracker) reset(ns string, n int) {
 	t.onNode = map[string]int{}
 	t.maxOnNode, t.maxUnavail = 0, 0
 	t.allCreated = time.Time{}
+	t.stages.reset()
 }
 
 func (t *tracker) apply(old, cur *corev1.Pod) {
@@ -61,6 +63,7 @@ func (t *tracker) apply(old, cur *corev1.Pod) {
 	if p == nil || p.Namespace != t.ns {
 		return
 	}
+	t.stages.observe(p, cur == nil, time.Now())
 	if prev, ok := t.pods[p.UID]; ok {
 		if prev.Spec.NodeName != "" {
 			t.onNode[prev.Spec.NodeName]--

@@ -164,6 +164,7 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 		return r, fmt.Errorf("%s rollout: %w", kind, err)
 	}
 	r.rollout = time.Since(t1).Seconds()
+	b.logRolloutStages(kind, image2)
 	s2, err := b.ct.snap(kind)
 	if err != nil {
 		return r, err
