@@ -62,21 +62,18 @@ func (s *stageRecorder) observe(p *corev1.Pod, gone bool, now time.Time) {
 // turned Ready and freed a place in the budget (the k-th new pod Ready against the (k+budget)-th
 // delete).
 func rolloutStages(pods []*podTimes, img string, budget int) []stageFigure {
-	var olds, news []*podTimes
-	oldOn := map[string]*podTimes{}
-	for _, p := range pods {
-		if p.image == img {
-			news = append(news, p)
-		} else {
-			olds = append(olds, p)
-			if p.node != "" {
-				oldOn[p.node] = p
-			}
-		}
-	}
 	var deleteGone, goneCreate, createBind, bindReady, slotDelete []time.Duration
 	var deletes, readies []time.Time
-	for _, p := range olds {
+	var news []*podTimes
+	oldOn := map[string]*podTimes{}
+	for _, p := range pods {
+		switch {
+		case p.image == img:
+			news = append(news, p)
+			continue
+		case p.node != "":
+			oldOn[p.node] = p
+		}
 		if !p.deleting.IsZero() {
 			deletes = append(deletes, p.deleting)
 			if !p.gone.IsZero() {
