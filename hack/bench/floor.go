@@ -23,6 +23,7 @@ const floorWorkers = 200
 type floorResult struct {
 	created float64 // seconds until every create returned.
 	ready   float64 // seconds until every node had a Ready pod.
+	rollout float64 // seconds the reference rollout took (ideal.go).
 	deleted float64 // seconds until every delete returned.
 	gone    float64 // seconds from the first delete until every pod was gone.
 }
@@ -42,10 +43,10 @@ func newFloorClient(rc *rest.Config) (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(c)
 }
 
-// floorPod is the pod a controller would create for a node: the bench template, pinned to the node by
-// required node affinity, left to the scheduler to bind.
-func floorPod(node string) *corev1.Pod {
-	t := template(image1)
+// floorPod is the pod a controller would create for a node: the bench template with image img, pinned
+// to the node by required node affinity, left to the scheduler to bind.
+func floorPod(node, img string) *corev1.Pod {
+	t := template(img)
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "floor-", Labels: t.Labels}, Spec: t.Spec}
 	pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
 		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
@@ -57,7 +58,8 @@ func floorPod(node string) *corev1.Pod {
 
 // floor measures the reference figure: how fast this machine's API server takes pod creates, and
 // how long the rest of the pipeline (scheduler, kwok) then needs until every node runs a Ready pod;
-// then the same for deletes (default grace period, as the controllers delete) until every pod is gone.
+// then the reference rollout at the trials' budget (ideal.go); then the same as the first for deletes
+// (default grace period, as the controllers delete) until every pod is gone.
 func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (floorResult, error) {
 	ns := fmt.Sprintf("bench-floor-%d", i)
 	var r floorResult
@@ -76,7 +78,7 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 	stopTimeline := b.logTimeline("reference coverage", image1, timelineCoveragePeriod, t0)
 	defer stopTimeline()
 	err := inParallel(floorWorkers, nodes, func(node string) error {
-		_, err := cs.CoreV1().Pods(ns).Create(ctx, floorPod(node), metav1.CreateOptions{})
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, floorPod(node, image1), metav1.CreateOptions{})
 		return err
 	})
 	r.created = time.Since(t0).Seconds()
@@ -88,6 +90,9 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 	}
 	r.ready = time.Since(t0).Seconds()
 	stopTimeline()
+	if r.rollout, err = b.referenceRollout(ctx, cs, ns); err != nil {
+		return r, err
+	}
 
 	t1 := time.Now()
 	err = inParallel(floorWorkers, b.tr.names(), func(name string) error {
@@ -105,8 +110,9 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 		return r, fmt.Errorf("waiting for the reference pods to go: %w", err)
 	}
 	r.gone = time.Since(t1).Seconds()
-	logf("reference #%d: %d pods created in %.1fs (%.0f pods/s, %d in flight), all Ready at %.1fs; deleted in %.1fs, all gone at %.1fs",
-		i, b.c.nodes, r.created, r.throughput(b.c.nodes), floorWorkers, r.ready, r.deleted, r.gone)
+	logf("reference #%d: %d pods created in %.1fs (%.0f pods/s, %d in flight), all Ready at %.1fs; "+
+		"rolled out at %d nodes at a time in %.1fs; deleted in %.1fs, all gone at %.1fs",
+		i, b.c.nodes, r.created, r.throughput(b.c.nodes), floorWorkers, r.ready, rolloutBudget(b.c.nodes), r.rollout, r.deleted, r.gone)
 	return r, nil
 }
 

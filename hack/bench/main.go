@@ -53,6 +53,8 @@ type config struct {
 	skipDS      bool
 	timeline    bool
 	nasLogLevel int
+	// referenceWindow is how often the reference rollout writes at most (ideal.go).
+	referenceWindow time.Duration
 	// kwokWorkers is kwok's podPlayStageParallelism: how many pod transitions (Ready, gone) the
 	// simulated kubelets of all nodes carry out at once.
 	kwokWorkers int
@@ -103,6 +105,8 @@ func main() {
 		"experiments: run only the reference and the NodeAgentSet trials, no idle minute (the table has no DaemonSet figures)")
 	flag.IntVar(&c.nasLogLevel, "controller-log-level", 0,
 		"the NodeAgentSet controller's log verbosity (--zap-log-level); 1 logs every status write, 2 every pod write: see .demo/bench/manager.log")
+	flag.DurationVar(&c.referenceWindow, "reference-window", 100*time.Millisecond,
+		"the reference rollout writes at most once per this window, at once after a quiet one (the controller's pod-event window); 0: at every pod event")
 	flag.IntVar(&c.kwokWorkers, "kwok-workers", 0,
 		"kwok's podPlayStageParallelism, the pod transitions the simulated kubelets carry out at once (0: 4 per 1,000 nodes)")
 	flag.IntVar(&c.unrelatedPerNode, "unrelated-pods-per-node", 0,

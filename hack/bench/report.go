@@ -156,21 +156,26 @@ func ratio(b, a float64) string {
 func printFloor(w io.Writer, c config, res map[string][]result, floors []floorResult) {
 	created := make([]float64, 0, len(floors))
 	ready := make([]float64, 0, len(floors))
+	rolled := make([]float64, 0, len(floors))
 	deleted := make([]float64, 0, len(floors))
 	gone := make([]float64, 0, len(floors))
 	for _, f := range floors {
 		created = append(created, f.created)
 		ready = append(ready, f.ready)
+		rolled = append(rolled, f.rollout)
 		deleted = append(deleted, f.deleted)
 		gone = append(gone, f.gone)
 	}
-	fc, fr, fd, fg := median(created), median(ready), median(deleted), median(gone)
+	fc, fr, fd, fg, fo := median(created), median(ready), median(deleted), median(gone), median(rolled)
 	fmt.Fprintf(w, "\nReference, median of %d: an unthrottled client (%d requests in flight) creates the %d pods in %s s "+
 		"(API server create throughput %s pods/s); kube-scheduler and kwok have every one Ready at %s s. "+
 		"It deletes them in %s s (%s pods/s); kwok has every one gone at %s s. "+
 		"A rollout does the same work (delete every pod, create and run its replacement) in steps: "+
-		"gone + Ready, %s s, is the least any rollout can take here.\n\n",
-		len(floors), floorWorkers, c.nodes, num(fc), num(float64(c.nodes)/fc), num(fr), num(fd), num(float64(c.nodes)/fd), num(fg), num(fg+fr))
+		"gone + Ready, %s s, is the least any rollout can take here. "+
+		"The same client rolls its pods out at the trials' budget (%d nodes at a time; nothing spent on deciding, "+
+		"writes at most every %s as the controller's passes) in %s s (%s x gone + Ready): a rollout at that budget.\n\n",
+		len(floors), floorWorkers, c.nodes, num(fc), num(float64(c.nodes)/fc), num(fr), num(fd), num(float64(c.nodes)/fd), num(fg), num(fg+fr),
+		rolloutBudget(c.nodes), c.referenceWindow, num(fo), ratio(fo, fg+fr))
 	fmt.Fprintf(w, "| vs the reference (medians) | DaemonSet (kcm) | NodeAgentSet |\n|---|---:|---:|\n")
 	get := func(kind string, f func(result) float64) float64 {
 		xs := make([]float64, 0, len(res[kind]))
@@ -185,4 +190,5 @@ func printFloor(w io.Writer, c config, res map[string][]result, floors []floorRe
 	fmt.Fprintf(w, "| coverage / reference all Ready | %s | %s |\n", ratio(get(kindDS, cv), fr), ratio(get(kindNAS, cv), fr))
 	ro := func(r result) float64 { return r.rollout }
 	fmt.Fprintf(w, "| rollout / reference gone + Ready | %s | %s |\n", ratio(get(kindDS, ro), fg+fr), ratio(get(kindNAS, ro), fg+fr))
+	fmt.Fprintf(w, "| rollout / reference rollout at the same budget | %s | %s |\n", ratio(get(kindDS, ro), fo), ratio(get(kindNAS, ro), fo))
 }

@@ -27,6 +27,10 @@ type tracker struct {
 	maxUnavail int
 	allCreated time.Time // when the n-th pod of the coverage phase showed up.
 	stages     stageRecorder
+	// followImg and follower: while set, every rollEvent toward followImg goes to follower (the
+	// reference rollout).
+	followImg string
+	follower  chan<- rollEvent
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -64,7 +68,9 @@ func (t *tracker) apply(old, cur *corev1.Pod) {
 		return
 	}
 	t.stages.observe(p, cur == nil, time.Now())
-	if prev, ok := t.pods[p.UID]; ok {
+	prev := t.pods[p.UID]
+	t.notify(prev, old, cur)
+	if prev != nil {
 		if prev.Spec.NodeName != "" {
 			t.onNode[prev.Spec.NodeName]--
 			if podReady(prev) {
@@ -95,6 +101,41 @@ func (t *tracker) apply(old, cur *corev1.Pod) {
 		if u := t.n - len(t.readyOn); u > t.maxUnavail {
 			t.maxUnavail = u
 		}
+	}
+}
+
+// follow sends every rollEvent toward img to ch until it is called again with a nil ch. ch must have
+// room for every event: the tracker sends under its lock.
+func (t *tracker) follow(img string, ch chan<- rollEvent) {
+	t.mu.Lock()
+	t.followImg, t.follower = img, ch
+	t.mu.Unlock()
+}
+
+// podOnNode maps each node to the name of a tracked pod bound to it.
+func (t *tracker) podOnNode() map[string]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]string, len(t.pods))
+	for _, p := range t.pods {
+		if p.Spec.NodeName != "" {
+			out[p.Spec.NodeName] = p.Name
+		}
+	}
+	return out
+}
+
+// notify sends the follower the rollEvent of a pod event, if any: prev is the pod as tracked, old
+// and cur what the informer gave. The caller holds t.mu.
+func (t *tracker) notify(prev, old, cur *corev1.Pod) {
+	if t.follower == nil {
+		return
+	}
+	if prev == nil && cur == nil {
+		prev = old
+	}
+	if ev, ok := rollEventOf(prev, cur, t.followImg); ok {
+		t.follower <- ev
 	}
 }
 
