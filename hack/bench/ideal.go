@@ -43,13 +43,6 @@ func rollEventOf(prev, cur *corev1.Pod, img string) (rollEvent, bool) {
 	return rollEvent{}, false
 }
 
-func podImage(p *corev1.Pod) string {
-	if len(p.Spec.Containers) == 0 {
-		return ""
-	}
-	return p.Spec.Containers[0].Image
-}
-
 // rollAction is one write of the reference rollout: delete the pod named del, or (del empty) create
 // the replacement on node.
 type rollAction struct {

@@ -35,10 +35,7 @@ func (s *stageRecorder) observe(p *corev1.Pod, gone bool, now time.Time) {
 	}
 	pt := s.pods[p.UID]
 	if pt == nil {
-		pt = &podTimes{created: now}
-		if len(p.Spec.Containers) > 0 {
-			pt.image = p.Spec.Containers[0].Image
-		}
+		pt = &podTimes{created: now, image: podImage(p)}
 		s.pods[p.UID] = pt
 	}
 	if p.Spec.NodeName != "" && pt.bound.IsZero() {

@@ -45,6 +45,14 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
+// podImage is the image of the pod's (one) container, "" when it has none.
+func podImage(p *corev1.Pod) string {
+	if len(p.Spec.Containers) == 0 {
+		return ""
+	}
+	return p.Spec.Containers[0].Image
+}
+
 func (t *tracker) reset(ns string, n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -153,7 +161,7 @@ func (t *tracker) done(img string) bool {
 		return false
 	}
 	for _, p := range t.pods {
-		if p.Spec.NodeName == "" || !podReady(p) || len(p.Spec.Containers) == 0 || p.Spec.Containers[0].Image != img {
+		if p.Spec.NodeName == "" || !podReady(p) || podImage(p) != img {
 			return false
 		}
 	}
@@ -186,7 +194,7 @@ func (t *tracker) census(img string) string {
 		switch {
 		case p.DeletionTimestamp != nil:
 			terminating++
-		case len(p.Spec.Containers) > 0 && p.Spec.Containers[0].Image == img:
+		case podImage(p) == img:
 			fresh++
 			if p.Spec.NodeName != "" {
 				bound++
