@@ -90,6 +90,7 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 	}
 	r.ready = time.Since(t0).Seconds()
 	stopTimeline()
+	b.logCoverageStages("reference", image1, t0, time.Now())
 	if r.rollout, err = b.referenceRollout(ctx, cs, ns); err != nil {
 		return r, err
 	}

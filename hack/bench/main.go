@@ -114,7 +114,7 @@ func main() {
 			"both controllers' caches hold them, the peak RSS rows include them")
 	flag.BoolVar(&c.timeline, "timeline", false,
 		"log a census of the pods during each coverage (every 0.5 s, the reference's too) and rollout (every second): old, terminating, new, bound, Ready; "+
-			"after each rollout, where its nodes' time went (kubelet, scheduler, controller)")
+			"after each coverage and rollout (the reference's too), where its time went (kubelet, scheduler, controller)")
 	flag.BoolVar(&c.gate, "gate", false,
 		"readiness gate mode: --nodes nodes join with a gate taint; report when every agent was available and every gate lifted")
 	flag.BoolVar(&c.soak, "soak", false,

@@ -108,11 +108,48 @@ func rolloutStages(pods []*podTimes, img string, budget int) []stageFigure {
 	}
 }
 
+// coverageStages is where a coverage with image img, started at t0 and done at end, spent its time:
+// when its pods were created (by the controller, or by the reference client), how long the scheduler
+// took to bind each and the kubelet to make it Ready, when they turned Ready, and how long after the
+// last one turned Ready the coverage was done (for a controller, when its status said so).
+func coverageStages(pods []*podTimes, img string, t0, end time.Time) []stageFigure {
+	var created, createBind, bindReady, ready []time.Duration
+	var last time.Time
+	for _, p := range pods {
+		if p.image != img {
+			continue
+		}
+		created = append(created, p.created.Sub(t0))
+		if !p.bound.IsZero() {
+			createBind = append(createBind, p.bound.Sub(p.created))
+			if !p.ready.IsZero() {
+				bindReady = append(bindReady, p.ready.Sub(p.bound))
+			}
+		}
+		if !p.ready.IsZero() {
+			ready = append(ready, p.ready.Sub(t0))
+			if p.ready.After(last) {
+				last = p.ready
+			}
+		}
+	}
+	figures := []stageFigure{
+		figure("start -> pod created", created),
+		figure("pod created -> bound (scheduler)", createBind),
+		figure("pod bound -> Ready (kubelet)", bindReady),
+		figure("start -> pod Ready", ready),
+	}
+	if !last.IsZero() && !end.Before(last) {
+		figures = append(figures, figure("last pod Ready -> done", []time.Duration{end.Sub(last)}))
+	}
+	return figures
+}
+
 // stageFigure summarizes one stage's durations.
 type stageFigure struct {
-	name           string
-	n              int
-	mean, p50, p90 time.Duration
+	name                string
+	n                   int
+	mean, p50, p90, max time.Duration
 }
 
 func figure(name string, ds []time.Duration) stageFigure {
@@ -125,7 +162,7 @@ func figure(name string, ds []time.Duration) stageFigure {
 	for _, d := range ds {
 		sum += d
 	}
-	f.mean, f.p50, f.p90 = sum/time.Duration(len(ds)), ds[len(ds)/2], ds[len(ds)*9/10]
+	f.mean, f.p50, f.p90, f.max = sum/time.Duration(len(ds)), ds[len(ds)/2], ds[len(ds)*9/10], ds[len(ds)-1]
 	return f
 }
 
@@ -133,11 +170,29 @@ func (f stageFigure) String() string {
 	if f.n == 0 {
 		return fmt.Sprintf("%s: none", f.name)
 	}
-	return fmt.Sprintf("%s: mean %.3fs, p50 %.3fs, p90 %.3fs (%d)", f.name, f.mean.Seconds(), f.p50.Seconds(), f.p90.Seconds(), f.n)
+	if f.n == 1 {
+		return fmt.Sprintf("%s: %.3fs", f.name, f.mean.Seconds())
+	}
+	return fmt.Sprintf("%s: mean %.3fs, p50 %.3fs, p90 %.3fs, max %.3fs (%d)", f.name, f.mean.Seconds(), f.p50.Seconds(),
+		f.p90.Seconds(), f.max.Seconds(), f.n)
 }
 
 // logRolloutStages logs rolloutStages of the trial's pods when --timeline is set.
 func (b *bench) logRolloutStages(kind, img string) {
+	b.logStages(kind+" rollout, where each node's time went", func(pods []*podTimes) []stageFigure {
+		return rolloutStages(pods, img, rolloutBudget(b.c.nodes))
+	})
+}
+
+// logCoverageStages logs coverageStages of the tracked pods when --timeline is set.
+func (b *bench) logCoverageStages(kind, img string, t0, end time.Time) {
+	b.logStages(kind+" coverage, where its time went", func(pods []*podTimes) []stageFigure {
+		return coverageStages(pods, img, t0, end)
+	})
+}
+
+// logStages logs the stages stagesOf finds in the tracked pods' podTimes when --timeline is set.
+func (b *bench) logStages(title string, stagesOf func([]*podTimes) []stageFigure) {
 	if !b.c.timeline {
 		return
 	}
@@ -148,8 +203,8 @@ func (b *bench) logRolloutStages(kind, img string) {
 	}
 	b.tr.mu.Unlock()
 	var lines []string
-	for _, f := range rolloutStages(pods, img, rolloutBudget(b.c.nodes)) {
+	for _, f := range stagesOf(pods) {
 		lines = append(lines, "  "+f.String())
 	}
-	logf("%s rollout, where each node's time went:\n%s", kind, strings.Join(lines, "\n"))
+	logf("%s:\n%s", title, strings.Join(lines, "\n"))
 }

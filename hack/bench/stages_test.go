@@ -62,3 +62,43 @@ func TestRolloutStages(t *testing.T) {
 		}
 	}
 }
+
+// Two pods cover two nodes: each stage's figures are what the events' times say, and the coverage is
+// done 200 ms after the last pod turned Ready.
+func TestCoverageStages(t *testing.T) {
+	var s stageRecorder
+	at := func(ms int) time.Time { return time.Unix(0, 0).Add(time.Duration(ms) * time.Millisecond) }
+	// a: created 100, bound 150, Ready 1150; b: created 300, bound 400, Ready 1500.
+	s.observe(stagePod("a", "", "img", false, false), false, at(100))
+	s.observe(stagePod("a", "n1", "img", false, false), false, at(150))
+	s.observe(stagePod("a", "n1", "img", true, false), false, at(1150))
+	s.observe(stagePod("b", "", "img", false, false), false, at(300))
+	s.observe(stagePod("b", "n2", "img", false, false), false, at(400))
+	s.observe(stagePod("b", "n2", "img", true, false), false, at(1500))
+	// A pod of another image is not part of this coverage.
+	s.observe(stagePod("c", "n3", "other", true, false), false, at(50))
+
+	pods := make([]*podTimes, 0, len(s.pods))
+	for _, p := range s.pods {
+		pods = append(pods, p)
+	}
+	got := coverageStages(pods, "img", at(0), at(1700))
+	want := []struct {
+		n         int
+		mean, max time.Duration
+	}{
+		{2, 200 * time.Millisecond, 300 * time.Millisecond},   // start -> created: 100 and 300 ms.
+		{2, 75 * time.Millisecond, 100 * time.Millisecond},    // created -> bound: 50 and 100 ms.
+		{2, 1050 * time.Millisecond, 1100 * time.Millisecond}, // bound -> Ready: 1000 and 1100 ms.
+		{2, 1325 * time.Millisecond, 1500 * time.Millisecond}, // start -> Ready: 1150 and 1500 ms.
+		{1, 200 * time.Millisecond, 200 * time.Millisecond},   // last Ready -> done.
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d stages, want %d: %v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		if got[i].n != w.n || got[i].mean != w.mean || got[i].max != w.max {
+			t.Errorf("%s: n %d, mean %v, max %v; want %d, %v, %v", got[i].name, got[i].n, got[i].mean, got[i].max, w.n, w.mean, w.max)
+		}
+	}
+}

@@ -145,6 +145,7 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 		return r, fmt.Errorf("%s coverage: %w (%d pods)", kind, err, b.tr.count())
 	}
 	r.cover = time.Since(t0).Seconds()
+	b.logCoverageStages(kind, image1, t0, time.Now())
 	b.tr.mu.Lock()
 	r.created = b.tr.allCreated.Sub(t0).Seconds()
 	b.tr.mu.Unlock()
