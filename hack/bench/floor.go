@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"sync"
 	"time"
 
@@ -11,6 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+	"github.com/nodeagentset/nodeagentset/internal/planner"
 )
 
 // floorWorkers is how many creates the reference client keeps in flight: kube-apiserver's default
@@ -43,17 +47,39 @@ func newFloorClient(rc *rest.Config) (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(c)
 }
 
-// floorPod is the pod a controller would create for a node: the bench template with image img, pinned
-// to the node by required node affinity, left to the scheduler to bind.
-func floorPod(node, img string) *corev1.Pod {
-	t := template(img)
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "floor-", Labels: t.Labels}, Spec: t.Spec}
-	pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
-		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
-			MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}},
-		}}},
-	}}
+// floorPods makes the reference's pods: the pod the controller creates for a node (planner.NewPod:
+// the bench template with image img, the automatic tolerations, a revision label, pinned to the node by
+// required node affinity and left to the scheduler to bind), with a controller owner the reference
+// makes for the purpose, so that kube-apiserver, kube-scheduler, kwok and the garbage collector handle
+// the same object for the reference as for the trials.
+type floorPods struct {
+	owner metav1.OwnerReference
+}
+
+// newFloorPods creates the owner of namespace ns's reference pods: a ConfigMap, which no controller
+// acts on.
+func newFloorPods(ctx context.Context, cs *kubernetes.Clientset, ns string) (floorPods, error) {
+	cm, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "reference"}},
+		metav1.CreateOptions{})
+	if err != nil {
+		return floorPods{}, fmt.Errorf("reference pods' owner: %w", err)
+	}
+	return floorPods{owner: *metav1.NewControllerRef(cm, corev1.SchemeGroupVersion.WithKind("ConfigMap"))}, nil
+}
+
+// pod is the reference's pod for node, running img; the revision label names the image, as the
+// controller's names its template.
+func (f floorPods) pod(node, img string) *corev1.Pod {
+	set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Name: "floor"},
+		Spec: nasv1alpha1.NodeAgentSetSpec{Template: template(img)}}
+	pod := planner.NewPod(set, node, revisionOf(img))
+	pod.OwnerReferences = []metav1.OwnerReference{f.owner}
 	return pod
+}
+
+// revisionOf is a revision-label value for img, of the length of the controller's hashes.
+func revisionOf(img string) string {
+	return fmt.Sprintf("%010x", crc32.ChecksumIEEE([]byte(img)))
 }
 
 // floor measures the reference figure: how fast this machine's API server takes pod creates, and
@@ -77,8 +103,12 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 	t0 := time.Now()
 	stopTimeline := b.logTimeline("reference coverage", image1, timelineCoveragePeriod, t0)
 	defer stopTimeline()
-	err := inParallel(floorWorkers, nodes, func(node string) error {
-		_, err := cs.CoreV1().Pods(ns).Create(ctx, floorPod(node, image1), metav1.CreateOptions{})
+	pods, err := newFloorPods(ctx, cs, ns)
+	if err != nil {
+		return r, err
+	}
+	err = inParallel(floorWorkers, nodes, func(node string) error {
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, pods.pod(node, image1), metav1.CreateOptions{})
 		return err
 	})
 	r.created = time.Since(t0).Seconds()
@@ -91,7 +121,7 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 	r.ready = time.Since(t0).Seconds()
 	stopTimeline()
 	b.logCoverageStages("reference", image1, t0, time.Now())
-	if r.rollout, err = b.referenceRollout(ctx, cs, ns); err != nil {
+	if r.rollout, err = b.referenceRollout(ctx, cs, ns, pods); err != nil {
 		return r, err
 	}
 

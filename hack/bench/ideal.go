@@ -104,7 +104,7 @@ func (r *idealRoller) done() bool { return r.readys >= len(r.nodes) }
 // with image2 pods the way idealRoller decides, with up to floorWorkers writes in flight, a batch at
 // most every referenceWindow. It returns the seconds from the first delete until every node runs a
 // Ready image2 pod.
-func (b *bench) referenceRollout(ctx context.Context, cs *kubernetes.Clientset, ns string) (float64, error) {
+func (b *bench) referenceRollout(ctx context.Context, cs *kubernetes.Clientset, ns string, pods floorPods) (float64, error) {
 	r := newIdealRoller(b.tr.podOnNode())
 	events := make(chan rollEvent, 2*len(r.nodes)+1)
 	b.tr.follow(image2, events)
@@ -130,7 +130,7 @@ func (b *bench) referenceRollout(ctx context.Context, cs *kubernetes.Clientset, 
 						err = nil
 					}
 				} else {
-					_, err = cs.CoreV1().Pods(ns).Create(ctx, floorPod(a.node, image2), metav1.CreateOptions{})
+					_, err = cs.CoreV1().Pods(ns).Create(ctx, pods.pod(a.node, image2), metav1.CreateOptions{})
 				}
 				if err != nil {
 					select {
