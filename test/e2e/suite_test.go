@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -40,10 +42,13 @@ var _ = AfterSuite(func(ctx SpecContext) {
 	env.checkManagerLog()
 }, NodeTimeout(2*time.Minute))
 
-// Every spec: the controller must still be running, and a failed spec gets the end of its log.
+// Every spec: the controller must still be running, and a failed spec gets the end of its log and a
+// copy of the cluster's component logs (kwok-controller's above all: once, a kwok whose view of the
+// node Leases stood still failed three specs, and its log went with the cluster).
 var _ = AfterEach(func() {
-	if CurrentSpecReport().Failed() {
+	if report := CurrentSpecReport(); report.Failed() {
 		AddReportEntry("controller log (last 40 lines)", env.managerLogTail(40))
+		copyClusterLogs(filepath.Join(env.stateDir, "failed-specs", fmt.Sprintf("line-%d", report.LeafNodeLocation.LineNumber)))
 	}
 	Expect(env.managerExited()).To(BeFalse(), "the controller exited:\n%s", env.managerLogTail(40))
 })
