@@ -53,9 +53,15 @@ func newFloorClient(rc *rest.Config) (*kubernetes.Clientset, error) {
 // the same object for the reference as for the trials.
 type floorPods struct {
 	owner metav1.OwnerReference
-	// revisions holds the controller's revision hash of the bench template for image1 and image2,
-	// computed once: the reference's creates are timed.
-	revisions map[string]string
+	// revisions holds, for image1 and image2, a set of the bench template and the controller's
+	// revision hash of it, built once: the reference's creates are timed.
+	revisions map[string]floorRevision
+}
+
+// floorRevision is a set of the bench template with one image, as the trials create it, and its hash.
+type floorRevision struct {
+	set  *nasv1alpha1.NodeAgentSet
+	hash string
 }
 
 // newFloorPods creates the owner of namespace ns's reference pods: a ConfigMap, which no controller
@@ -67,23 +73,20 @@ func newFloorPods(ctx context.Context, cs *kubernetes.Clientset, ns string) (flo
 		return floorPods{}, fmt.Errorf("reference pods' owner: %w", err)
 	}
 	f := floorPods{owner: *metav1.NewControllerRef(cm, corev1.SchemeGroupVersion.WithKind("ConfigMap")),
-		revisions: map[string]string{}}
+		revisions: map[string]floorRevision{}}
 	for _, img := range []string{image1, image2} {
-		f.revisions[img] = planner.RevisionHash(floorSet(img))
+		set := &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Name: "floor"},
+			Spec: nasv1alpha1.NodeAgentSetSpec{Template: template(img)}}
+		f.revisions[img] = floorRevision{set: set, hash: planner.RevisionHash(set)}
 	}
 	return f, nil
-}
-
-// floorSet is a set of the bench template with image img, as the trials create it.
-func floorSet(img string) *nasv1alpha1.NodeAgentSet {
-	return &nasv1alpha1.NodeAgentSet{ObjectMeta: metav1.ObjectMeta{Name: "floor"},
-		Spec: nasv1alpha1.NodeAgentSetSpec{Template: template(img)}}
 }
 
 // pod is the reference's pod for node, running img (image1 or image2), labelled with its revision as
 // the controller labels its pods.
 func (f floorPods) pod(node, img string) *corev1.Pod {
-	pod := planner.NewPod(floorSet(img), node, f.revisions[img])
+	rev := f.revisions[img]
+	pod := planner.NewPod(rev.set, node, rev.hash)
 	pod.OwnerReferences = []metav1.OwnerReference{f.owner}
 	return pod
 }

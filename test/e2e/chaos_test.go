@@ -102,15 +102,10 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 		}
 		wg.Wait()
 
-		// Last of the cleanups: kwok gets a fresh start for the specs after this one.
+		// Last of the cleanups: kwok gets a fresh start for the specs after this one. On a failure the
+		// suite's AfterEach, which runs before any cleanup, has kept the cluster's logs (kwokctl writes
+		// them over on the next start).
 		DeferCleanup(restartKwok)
-		// Before it, on failure: the cluster's logs beside the replicas' (kwokctl writes them over on
-		// the next start).
-		DeferCleanup(func() {
-			if CurrentSpecReport().Failed() {
-				copyClusterLogs(filepath.Join(dir, "cluster-logs"))
-			}
-		})
 
 		By("replacing the suite's controller by two replicas with short leases")
 		DeferCleanup(env.startManager)
