@@ -94,7 +94,7 @@ func main() {
 	var c config
 	smoke := flag.Bool("smoke", false, "quick run: 50 nodes, 1 pair, 10 s idle")
 	flag.IntVar(&c.nodes, "nodes", 1000, "number of kwok nodes")
-	flag.IntVar(&c.pairs, "pairs", 3, "number of DaemonSet/NodeAgentSet trial pairs (A B A B ...)")
+	flag.IntVar(&c.pairs, "pairs", 3, "number of trial pairs, each after a reference run: DaemonSet first in odd pairs, NodeAgentSet first in even ones")
 	flag.StringVar(&c.mode, "mode", "equal", "client budgets: equal (both --kube-api-qps=20 --kube-api-burst=30) or defaults (each its shipped defaults)")
 	flag.DurationVar(&c.idle, "idle", 60*time.Second, "idle measurement window")
 	flag.DurationVar(&c.timeout, "timeout", 0, "limit for each wait (0: 15m, or longer for more than 5,000 nodes: see timeoutFor)")
@@ -289,7 +289,8 @@ func (b *bench) trackPods(cs *kubernetes.Clientset, stop chan struct{}) error {
 	return nil
 }
 
-// pairs runs, c.pairs times, the reference and then a DaemonSet and a NodeAgentSet trial.
+// pairs runs, c.pairs times, the reference and then a DaemonSet and a NodeAgentSet trial, in
+// pairOrder.
 func (b *bench) pairs(ctx context.Context, floorCS *kubernetes.Clientset) (map[string][]result, []floorResult, error) {
 	results := map[string][]result{}
 	floors := make([]floorResult, 0, b.c.pairs)
@@ -299,11 +300,7 @@ func (b *bench) pairs(ctx context.Context, floorCS *kubernetes.Clientset) (map[s
 			return nil, nil, err
 		}
 		floors = append(floors, fl)
-		kinds := []string{kindDS, kindNAS}
-		if b.c.skipDS {
-			kinds = kinds[1:]
-		}
-		for _, kind := range kinds {
+		for _, kind := range pairOrder(i, b.c.skipDS) {
 			r, err := b.trial(ctx, kind, i)
 			if err != nil {
 				return nil, nil, err
@@ -312,6 +309,21 @@ func (b *bench) pairs(ctx context.Context, floorCS *kubernetes.Clientset) (map[s
 		}
 	}
 	return results, floors, nil
+}
+
+// pairOrder is the order of the i-th pair's trials: the DaemonSet first in odd pairs, the
+// NodeAgentSet first in even ones. A trial that always came second would always follow the other's
+// trial and its clean-up (minutes of kube-controller-manager's writes at qps 20, then thousands of
+// deletes), and always run the longest after its pair's reference; alternating gives both trials the
+// same share of each position.
+func pairOrder(i int, skipDS bool) []string {
+	switch {
+	case skipDS:
+		return []string{kindNAS}
+	case i%2 == 0:
+		return []string{kindNAS, kindDS}
+	}
+	return []string{kindDS, kindNAS}
 }
 
 func poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
