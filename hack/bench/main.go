@@ -312,10 +312,9 @@ func (b *bench) pairs(ctx context.Context, floorCS *kubernetes.Clientset) (map[s
 }
 
 // pairOrder is the order of the i-th pair's trials: the DaemonSet first in odd pairs, the
-// NodeAgentSet first in even ones. A trial that always came second would always follow the other's
-// trial and its clean-up (minutes of kube-controller-manager's writes at qps 20, then thousands of
-// deletes), and always run the longest after its pair's reference; alternating gives both trials the
-// same share of each position.
+// NodeAgentSet first in even ones. A trial that always came second would always run right after the
+// other trial and its clean-up, and always the longest after its pair's reference; alternating gives
+// both trials each position equally often.
 func pairOrder(i int, skipDS bool) []string {
 	switch {
 	case skipDS:
