@@ -66,7 +66,7 @@ type floorRevision struct {
 
 // newFloorPods creates the owner of namespace ns's reference pods: a ConfigMap, which no controller
 // acts on.
-func newFloorPods(ctx context.Context, cs *kubernetes.Clientset, ns string) (floorPods, error) {
+func newFloorPods(ctx context.Context, cs kubernetes.Interface, ns string) (floorPods, error) {
 	cm, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "reference"}},
 		metav1.CreateOptions{})
 	if err != nil {

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
+)
+
+// The reference's pods are the trials' pods: the same object for kube-apiserver, kube-scheduler, kwok
+// and the garbage collector, so that the floor measures what the controllers' pods go through.
+func TestFloorPodsAreTheControllersPods(t *testing.T) {
+	cs := fake.NewClientset()
+	pods, err := newFloorPods(context.Background(), cs, "bench-floor-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cs.CoreV1().ConfigMaps("bench-floor-1").Get(context.Background(), "reference", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the reference pods' owner was not created: %v", err)
+	}
+
+	old, cur := pods.pod("worker-7", image1), pods.pod("worker-7", image2)
+	for _, p := range []*corev1.Pod{old, cur} {
+		if p.Spec.NodeName != "" {
+			t.Errorf("a reference pod is bound to %q: it must be left to the scheduler", p.Spec.NodeName)
+		}
+		if len(p.OwnerReferences) != 1 || p.OwnerReferences[0].UID != cm.UID || p.OwnerReferences[0].Controller == nil ||
+			!*p.OwnerReferences[0].Controller {
+			t.Errorf("owner references %+v, want the ConfigMap %s as controller", p.OwnerReferences, cm.UID)
+		}
+		terms := p.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+		if len(terms) != 1 || len(terms[0].MatchFields) != 1 || terms[0].MatchFields[0].Values[0] != "worker-7" {
+			t.Errorf("node affinity %+v, want the pod pinned to worker-7 by matchFields", terms)
+		}
+	}
+	if old.Spec.Containers[0].Image != image1 || cur.Spec.Containers[0].Image != image2 {
+		t.Errorf("images %s and %s, want %s and %s", old.Spec.Containers[0].Image, cur.Spec.Containers[0].Image, image1, image2)
+	}
+	h1, h2 := old.Labels[nasv1alpha1.ControllerRevisionHashLabel], cur.Labels[nasv1alpha1.ControllerRevisionHashLabel]
+	if h1 == "" || h1 == h2 {
+		t.Errorf("revision labels %q and %q, want two different revisions", h1, h2)
+	}
+	// Apart from the image and what follows from it, the two revisions' pods are one object.
+	aligned := cur.DeepCopy()
+	aligned.Spec.Containers[0].Image = image1
+	aligned.Labels, aligned.Annotations = old.Labels, old.Annotations
+	if !apiequality.Semantic.DeepEqual(aligned, old) {
+		t.Errorf("the two revisions' pods differ in more than the image:\n%+v\n%+v", old, cur)
+	}
+}
+
+func TestInParallelBoundsCallsAndReportsAnError(t *testing.T) {
+	items := make([]int, 500)
+	for i := range items {
+		items[i] = i
+	}
+	var (
+		mu               sync.Mutex
+		seen             = map[int]int{}
+		inFlight, widest atomic.Int32
+	)
+	failed := errors.New("item 250")
+	err := inParallel(8, items, func(i int) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for w := widest.Load(); n > w && !widest.CompareAndSwap(w, n); w = widest.Load() {
+		}
+		mu.Lock()
+		seen[i]++
+		mu.Unlock()
+		if i == 250 {
+			return failed
+		}
+		return nil
+	})
+	if !errors.Is(err, failed) {
+		t.Errorf("error %v, want %v", err, failed)
+	}
+	if len(seen) != len(items) {
+		t.Errorf("%d items called, want all %d (an error stops none of the others)", len(seen), len(items))
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Errorf("item %d called %d times", i, n)
+		}
+	}
+	if w := widest.Load(); w > 8 {
+		t.Errorf("%d calls in flight, want at most 8", w)
+	}
+}
+
+func TestFloorThroughput(t *testing.T) {
+	if got := (floorResult{created: 2}).throughput(1000); got != 500 {
+		t.Errorf("1,000 creates in 2 s: %v pods/s, want 500", got)
+	}
+	if got := (floorResult{}).throughput(1000); got != 0 {
+		t.Errorf("no creates timed: %v pods/s, want 0", got)
+	}
+}
