@@ -72,11 +72,9 @@ func startContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 }
 
-// restartKwok SIGKILLs kwok-controller and has kwokctl start it again, with informers that list
-// everything afresh. A kwok that no longer sees that another holder took a node's Lease goes on
-// playing the node's pods, and the unhealthy-node specs make nodes die that way: it happened after the
-// chaos spec's API server restarts and compactions (whose cleanup restarts kwok since), and without any
-// (expectDead restarts it then). The nodes whose Lease is deadHolder's stay dead.
+// restartKwok SIGKILLs kwok-controller and has kwokctl start it again. expectDead restarts a kwok that
+// ignores node Leases (one start in eight: see expectDead); the chaos spec's cleanup restarts the kwok
+// its faults went through. The nodes whose Lease is deadHolder's stay dead.
 func restartKwok(ctx context.Context) {
 	killComponent("kwok-controller")
 	// The new kwok-controller has another identity and takes a node over only once the old one's Lease

@@ -43,8 +43,8 @@ var _ = AfterSuite(func(ctx SpecContext) {
 }, NodeTimeout(2*time.Minute))
 
 // Every spec: the controller must still be running, and a failed spec gets the end of its log and a
-// copy of the cluster's component logs (kwok-controller's above all: once, a kwok whose view of the
-// node Leases stood still failed three specs, and its log went with the cluster).
+// copy of the cluster's component logs (kwok-controller's above all: a kwok that ignored node Leases
+// failed three specs in CI runs before its log showed why; see expectDead).
 var _ = AfterEach(func() {
 	if report := CurrentSpecReport(); report.Failed() {
 		AddReportEntry("controller log (last 40 lines)", env.managerLogTail(40))
