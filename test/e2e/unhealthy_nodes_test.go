@@ -148,8 +148,8 @@ const kwokRestarts = 4
 // stage controllers in the order of a Go map (Controller.Start ranges over its stages by resource);
 // when the pods' comes first, the pod controller copies the read-only check before the node lease
 // controller has set it, gets none, and plays the pods of every node whatever its Lease (map order
-// over the two keys puts the second first 12.6% of the time). Three fresh-clone CI runs failed so,
-// three specs in a row each time. A kwok that goes on running a node's probes for kwokStaleAfter is
+// over the two keys puts the second first 12.6% of the time). CI runs failed so: the last, every
+// spec that kills a node. A kwok that goes on running a node's probes for kwokStaleAfter is
 // such a one: what the API server holds of the Lease is written down, the cluster's logs are kept,
 // and kwok is restarted (restartKwok), up to kwokRestarts times. A failure names every node whose
 // probe is not yet 2 s old.
