@@ -207,6 +207,9 @@ func expectDead(ctx context.Context, ns string, dead ...*deadNode) {
 			for _, d := range dead {
 				d.kill(ctx)
 			}
+			// The probes the old kwok ran go, or the first look would take them for the new one's.
+			Expect(k8s.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(ns), client.HasLabels{probeLabel},
+				client.GracePeriodSeconds(0))).To(Succeed())
 			clear(running)
 			deadline = time.Now().Add(2 * time.Minute)
 		case time.Now().After(deadline):
