@@ -201,7 +201,6 @@ func expectDead(ctx context.Context, ns string, dead ...*deadNode) {
 			restarts++
 			fmt.Fprintf(GinkgoWriter, "kwok ran the probes of %v for %s, each node killed again on every look: restart %d of kwok\n",
 				stale, kwokStaleAfter, restarts)
-			noteKwokView(ctx, stale[0], nil)
 			copyClusterLogs(filepath.Join(env.stateDir, "kwok-restarts", time.Now().UTC().Format("20060102T150405")))
 			restartKwok(ctx)
 			for _, d := range dead {
@@ -226,7 +225,7 @@ func expectDead(ctx context.Context, ns string, dead ...*deadNode) {
 
 // noteKwokView writes to the spec's output, and to kwok-stale.log in the suite's state directory, what
 // the API server holds of the node's Lease (read from etcd, and from its watch cache, which kwok's
-// informers list and watch from) and, for a probe kwok ran, who wrote its status.
+// informers list and watch from) and who wrote the status of the probe kwok ran.
 func noteKwokView(ctx context.Context, node string, probe *corev1.Pod) {
 	key := client.ObjectKey{Namespace: corev1.NamespaceNodeLease, Name: node}
 	lease := func(l *coordinationv1.Lease, opts ...client.GetOption) string {
@@ -243,13 +242,11 @@ func noteKwokView(ctx context.Context, node string, probe *corev1.Pod) {
 	var fresh, cached coordinationv1.Lease
 	line := fmt.Sprintf("%s %s: Lease %s; watch cache: %s", time.Now().UTC().Format(time.RFC3339Nano), node, lease(&fresh),
 		lease(&cached, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}}))
-	if probe != nil {
-		writers := make([]string, 0, len(probe.ManagedFields))
-		for _, m := range probe.ManagedFields {
-			writers = append(writers, fmt.Sprintf("%s %s %s", m.Manager, m.Operation, m.Subresource))
-		}
-		line += fmt.Sprintf("; probe %s %s, written by %v", probe.Name, probe.Status.Phase, writers)
+	writers := make([]string, 0, len(probe.ManagedFields))
+	for _, m := range probe.ManagedFields {
+		writers = append(writers, fmt.Sprintf("%s %s %s", m.Manager, m.Operation, m.Subresource))
 	}
+	line += fmt.Sprintf("; probe %s %s, written by %v", probe.Name, probe.Status.Phase, writers)
 	fmt.Fprintln(GinkgoWriter, line)
 	f, err := os.OpenFile(filepath.Join(env.stateDir, "kwok-stale.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	Expect(err).NotTo(HaveOccurred())
