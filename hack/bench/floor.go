@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ const floorWorkers = 200
 // controllers' pods.
 type floorResult struct {
 	created float64 // seconds until every create returned.
+	seen    float64 // seconds until the bench's pod watch had seen every pod: a trial's "every node has a pod".
 	ready   float64 // seconds until every node had a Ready pod.
 	rollout float64 // seconds the reference rollout took (ideal.go).
 	deleted float64 // seconds until every delete returned.
@@ -39,11 +41,22 @@ func (f floorResult) throughput(n int) float64 {
 	return float64(n) / f.created
 }
 
-// newFloorClient is a client with no client-side rate limit.
+// newFloorClient is a client with no client-side rate limit, on connections of its own. client-go
+// shares one transport between configs that differ only in rate limits, so without a dialer of its
+// own the reference's creates and deletes would go over the HTTP/2 connection that carries the bench's
+// pod watch, which times the reference and the trials alike; a controller, a process of its own, never
+// shares it.
 func newFloorClient(rc *rest.Config) (*kubernetes.Clientset, error) {
+	return kubernetes.NewForConfig(floorConfig(rc))
+}
+
+// floorConfig is rc without a client-side rate limit and with a dialer of its own, which gives it a
+// transport of its own (see newFloorClient).
+func floorConfig(rc *rest.Config) *rest.Config {
 	c := rest.CopyConfig(rc)
 	c.QPS, c.Burst = -1, 0
-	return kubernetes.NewForConfig(c)
+	c.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return c
 }
 
 // floorPods makes the reference's pods: the pod the controller creates for a node (planner.NewPod:
@@ -128,6 +141,7 @@ func (b *bench) floor(ctx context.Context, cs *kubernetes.Clientset, i int) (flo
 		return r, fmt.Errorf("reference pods Ready: %w (%d pods)", err, b.tr.count())
 	}
 	r.ready = time.Since(t0).Seconds()
+	r.seen = b.tr.createdAt().Sub(t0).Seconds()
 	stopTimeline()
 	b.logCoverageStages("reference", image1, t0, time.Now())
 	if r.rollout, err = b.referenceRollout(ctx, cs, ns, pods); err != nil {

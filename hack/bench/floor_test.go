@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
 )
@@ -104,5 +107,50 @@ func TestFloorThroughput(t *testing.T) {
 	}
 	if got := (floorResult{}).throughput(1000); got != 0 {
 		t.Errorf("no creates timed: %v pods/s, want 0", got)
+	}
+}
+
+// The reference's client gets connections of its own: client-go hands configs that differ only in
+// rate limits the same transport, so without them the reference's creates would share the HTTP/2
+// connection of the bench's pod watch, which times it.
+func TestFloorClientHasItsOwnTransport(t *testing.T) {
+	rc := &rest.Config{Host: "https://127.0.0.1:1", TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+	shared, err := rest.TransportFor(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlimited := rest.CopyConfig(rc)
+	unlimited.QPS, unlimited.Burst = -1, 0
+	if same, err := rest.TransportFor(unlimited); err != nil || same != shared {
+		t.Fatalf("client-go no longer shares a transport between configs that differ in rate limits (err %v): the test says nothing", err)
+	}
+	own, err := rest.TransportFor(floorConfig(rc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own == shared {
+		t.Error("the reference's client shares the bench watch's transport")
+	}
+	if c := floorConfig(rc); c.QPS != -1 {
+		t.Errorf("the reference's client is rate-limited: QPS %v", c.QPS)
+	}
+}
+
+// The report sets the trials' "every node has a pod", a time the bench's watch took, against the
+// reference's creates as the same watch saw them, beside the time its create calls took.
+func TestPrintFloorSetsEveryNodeHasAPodAgainstTheSameWatch(t *testing.T) {
+	var out bytes.Buffer
+	res := map[string][]result{kindNAS: {{kind: kindNAS, created: 3, cover: 8, rollout: 16}}}
+	printFloor(&out, config{nodes: 1000}, res, []floorResult{{created: 2, seen: 4, ready: 8, rollout: 16, gone: 6}})
+	for _, row := range []string{
+		"| every node has a pod / reference all created | 0.00 | 1.50 |",
+		"| every node has a pod / reference all seen by the same watch | 0.00 | 0.75 |",
+	} {
+		if !strings.Contains(out.String(), row) {
+			t.Errorf("the report lacks %q:\n%s", row, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "the bench's pod watch has seen every one at 4 s") {
+		t.Errorf("the reference's paragraph does not say when the watch saw its pods:\n%s", out.String())
 	}
 }

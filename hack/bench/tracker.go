@@ -168,6 +168,13 @@ func (t *tracker) done(img string) bool {
 	return true
 }
 
+// createdAt is when the watch showed the n-th pod of the coverage phase (zero before that).
+func (t *tracker) createdAt() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.allCreated
+}
+
 func (t *tracker) count() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -146,9 +146,7 @@ func (b *bench) trial(ctx context.Context, kind string, i int) (result, error) {
 	}
 	r.cover = time.Since(t0).Seconds()
 	b.logCoverageStages(kind, image1, t0, time.Now())
-	b.tr.mu.Lock()
-	r.created = b.tr.allCreated.Sub(t0).Seconds()
-	b.tr.mu.Unlock()
+	r.created = b.tr.createdAt().Sub(t0).Seconds()
 	s1, err := b.ct.snap(kind)
 	if err != nil {
 		return r, err
