@@ -10,10 +10,15 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
+	// The suite's controller-runtime clients log (with WithName); without a logger controller-runtime
+	// prints a warning and a stack trace into the run's output.
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	SetDefaultEventuallyTimeout(2 * time.Minute)
 	// Without it an Eventually given the spec's context waits as long as the context: a failing spec
 	// would hang the suite until its -timeout.
