@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nasv1alpha1 "github.com/nodeagentset/nodeagentset/api/v1alpha1"
@@ -84,12 +85,11 @@ var _ = Describe("Leader election", func() {
 		fmt.Fprintf(GinkgoWriter, "FAILOVER: the leader was SIGKILLed; %s took the lease over after %s, and wrote its first pod after %s\n",
 			survivor, takeover.Round(10*time.Millisecond), failover.Round(10*time.Millisecond))
 		// The other replica tries every jittered retry period: client-go waits the period plus up to
-		// 1.2 times it (wait.Jitter with its JitterFactor 1.2), so up to 4.4 s between tries. It sees the
-		// lease's last renewal (at most at the kill) up to one such wait late, and counts the lease
-		// duration from when it saw it; its next try after that comes up to another wait later: 23.8 s
-		// at most, plus a second of slack for a loaded machine. (A bound of 1.2 retry periods per wait,
-		// 19.8 s, failed a CI run at 21.8 s.)
-		const jitteredRetry = retryPeriod + retryPeriod*12/10
+		// JitterFactor (1.2) times it, so up to 4.4 s between tries. It sees the lease's last renewal
+		// (at most at the kill) up to one such wait late, and counts the lease duration from when it
+		// saw it; its next try after that comes up to another wait later: 23.8 s at most, plus a second
+		// of slack for a loaded machine.
+		jitteredRetry := retryPeriod + time.Duration(leaderelection.JitterFactor*float64(retryPeriod))
 		Expect(takeover).To(BeNumerically("<", leaseDuration+2*jitteredRetry+time.Second), "takeover")
 		Expect(failover).To(BeNumerically(">=", takeover-time.Second), "the new leader wrote before it held the lease")
 
