@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/tools/leaderelection"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -77,8 +78,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 }
 
 // validateLeaderElection refuses timings the leader elector would refuse only once the manager starts:
-// the renew deadline must be shorter than the lease duration, and longer than the retry period (with
-// client-go's jitter of 1.2).
+// the renew deadline must be shorter than the lease duration, and longer than the retry period stretched
+// by client-go's jitter (leaderelection.JitterFactor), by the same test client-go applies.
 func validateLeaderElection(m *nodeagentset.Config) error {
 	if m.RetryPeriod <= 0 {
 		return fmt.Errorf("--leader-elect-retry-period must be positive, got %s", m.RetryPeriod)
@@ -86,8 +87,9 @@ func validateLeaderElection(m *nodeagentset.Config) error {
 	if m.LeaseDuration <= m.RenewDeadline {
 		return fmt.Errorf("--leader-elect-lease-duration (%s) must be longer than --leader-elect-renew-deadline (%s)", m.LeaseDuration, m.RenewDeadline)
 	}
-	if float64(m.RenewDeadline) <= 1.2*float64(m.RetryPeriod) {
-		return fmt.Errorf("--leader-elect-renew-deadline (%s) must be longer than 1.2 times --leader-elect-retry-period (%s)", m.RenewDeadline, m.RetryPeriod)
+	if m.RenewDeadline <= time.Duration(leaderelection.JitterFactor*float64(m.RetryPeriod)) {
+		return fmt.Errorf("--leader-elect-renew-deadline (%s) must be longer than %g times --leader-elect-retry-period (%s)",
+			m.RenewDeadline, leaderelection.JitterFactor, m.RetryPeriod)
 	}
 	return nil
 }

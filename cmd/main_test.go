@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/nodeagentset/nodeagentset/internal/controller/nodeagentset"
 )
@@ -67,6 +72,32 @@ func TestLeaderElectionFlagsRejected(t *testing.T) {
 				t.Errorf("parseFlags(%v) = %v, want an error naming the flag", args, err)
 			}
 		})
+	}
+}
+
+// The flags are refused exactly when client-go's leader elector would refuse the timings, which it
+// finds out only once the manager starts.
+func TestLeaderElectionFlagsAsTheElectorJudgesThem(t *testing.T) {
+	var durations []time.Duration
+	for _, d := range []time.Duration{0, 1, 2, 10, 12, 15, 20, 24, 25, 30} {
+		durations = append(durations, d*time.Second/10)
+	}
+	for _, lease := range durations {
+		for _, renew := range durations {
+			for _, retry := range durations {
+				args := []string{fmt.Sprintf("--leader-elect-lease-duration=%s", lease),
+					fmt.Sprintf("--leader-elect-renew-deadline=%s", renew), fmt.Sprintf("--leader-elect-retry-period=%s", retry)}
+				_, err := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), args)
+				_, electorErr := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+					Lock:          &resourcelock.LeaseLock{LockConfig: resourcelock.ResourceLockConfig{Identity: "test"}},
+					LeaseDuration: lease, RenewDeadline: renew, RetryPeriod: retry,
+					Callbacks: leaderelection.LeaderCallbacks{OnStartedLeading: func(context.Context) {}, OnStoppedLeading: func() {}},
+				})
+				if (err == nil) != (electorErr == nil) {
+					t.Errorf("%v: parseFlags: %v; the leader elector: %v", args, err, electorErr)
+				}
+			}
+		}
 	}
 }
 
