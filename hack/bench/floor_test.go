@@ -154,3 +154,39 @@ func TestPrintFloorSetsEveryNodeHasAPodAgainstTheSameWatch(t *testing.T) {
 		t.Errorf("the reference's paragraph does not say when the watch saw its pods:\n%s", out.String())
 	}
 }
+
+// Each trial is also set against the reference of its own pair: the median and the range of those
+// ratios, which the ratio of the two medians can hide when the pairs' references differ.
+func TestPrintFloorSetsEachTrialAgainstItsOwnPair(t *testing.T) {
+	var out bytes.Buffer
+	res := map[string][]result{kindNAS: {
+		{kind: kindNAS, created: 3, cover: 8, rollout: 20},
+		{kind: kindNAS, created: 3, cover: 12, rollout: 20},
+		{kind: kindNAS, created: 3, cover: 9, rollout: 20},
+	}}
+	floors := []floorResult{
+		{created: 2, seen: 3, ready: 8, rollout: 20, gone: 10},
+		{created: 2, seen: 3, ready: 12, rollout: 25, gone: 10},
+		{created: 3, seen: 3, ready: 6, rollout: 16, gone: 10},
+	}
+	printFloor(&out, config{nodes: 1000}, res, floors)
+	for _, row := range []string{
+		"| vs the reference of the same pair: median of the 3 pairs' ratios (range) | DaemonSet (kcm) | NodeAgentSet |",
+		// 3/2, 3/2, 3/3.
+		"| every node has a pod / reference all created | - | 1.50 (1.00-1.50) |",
+		// 8/8, 12/12, 9/6: the medians' ratio would say 9/8.
+		"| coverage / reference all Ready | - | 1.00 (1.00-1.50) |",
+		// 20/18, 20/22, 20/16.
+		"| rollout / reference gone + Ready | - | 1.11 (0.91-1.25) |",
+		"| rollout / reference rollout at the same budget | - | 1.00 (0.80-1.25) |",
+	} {
+		if !strings.Contains(out.String(), row) {
+			t.Errorf("the report lacks %q:\n%s", row, out.String())
+		}
+	}
+	var one bytes.Buffer
+	printFloor(&one, config{nodes: 1000}, res, floors[:1])
+	if strings.Contains(one.String(), "of the same pair") {
+		t.Errorf("a single pair's report has a table of pairs:\n%s", one.String())
+	}
+}

@@ -197,4 +197,52 @@ func printFloor(w io.Writer, c config, res map[string][]result, floors []floorRe
 	ro := func(r result) float64 { return r.rollout }
 	fmt.Fprintf(w, "| rollout / reference gone + Ready | %s | %s |\n", ratio(get(kindDS, ro), fg+fr), ratio(get(kindNAS, ro), fg+fr))
 	fmt.Fprintf(w, "| rollout / reference rollout at the same budget | %s | %s |\n", ratio(get(kindDS, ro), fo), ratio(get(kindNAS, ro), fo))
+	printPairRatios(w, res, floors)
+}
+
+// pairRatio is one row of printPairRatios: a trial's figure over its own pair's reference figure.
+type pairRatio struct {
+	name  string
+	trial func(result) float64
+	floor func(floorResult) float64
+}
+
+// printPairRatios sets each trial against the reference measured just before it, in its own pair,
+// and prints the median and the range of those ratios. The table above divides the trials' median by
+// the references' median; when the cluster is quicker in one pair than in the next, the two medians
+// can come from different pairs, and only a trial's own pair shares its conditions. Trial i of each
+// kind belongs to pair i, as floors[i] does (bench.pairs).
+func printPairRatios(w io.Writer, res map[string][]result, floors []floorResult) {
+	if len(floors) < 2 {
+		return
+	}
+	rows := []pairRatio{
+		{"every node has a pod / reference all created", func(r result) float64 { return r.created }, func(f floorResult) float64 { return f.created }},
+		{"every node has a pod / reference all seen by the same watch", func(r result) float64 { return r.created }, func(f floorResult) float64 { return f.seen }},
+		{"coverage / reference all Ready", func(r result) float64 { return r.cover }, func(f floorResult) float64 { return f.ready }},
+		{"rollout / reference gone + Ready", func(r result) float64 { return r.rollout }, func(f floorResult) float64 { return f.gone + f.ready }},
+		{"rollout / reference rollout at the same budget", func(r result) float64 { return r.rollout }, func(f floorResult) float64 { return f.rollout }},
+	}
+	fmt.Fprintf(w, "\n| vs the reference of the same pair: median of the %d pairs' ratios (range) | DaemonSet (kcm) | NodeAgentSet |\n|---|---:|---:|\n", len(floors))
+	for _, row := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", row.name, pairSummary(res[kindDS], floors, row), pairSummary(res[kindNAS], floors, row))
+	}
+}
+
+// pairSummary is "median (min-max)" of trials[i]'s figure over floors[i]'s, or "-" without trials.
+func pairSummary(trials []result, floors []floorResult, row pairRatio) string {
+	var xs []float64
+	for i, r := range trials {
+		if i < len(floors) && row.floor(floors[i]) > 0 {
+			xs = append(xs, row.trial(r)/row.floor(floors[i]))
+		}
+	}
+	if len(xs) == 0 {
+		return "-"
+	}
+	lo, hi := xs[0], xs[0]
+	for _, x := range xs {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return fmt.Sprintf("%.2f (%.2f-%.2f)", median(xs), lo, hi)
 }
