@@ -25,8 +25,27 @@ type controllers struct {
 }
 
 // nodeMonitorGracePeriod is kube-controller-manager's --node-monitor-grace-period in the bench: longer
-// than any run, so that no late kwok lease makes a node NotReady (see startControllers).
-const nodeMonitorGracePeriod = "24h"
+// than any run, so that no late kwok lease makes a node NotReady (see kcmFlags).
+const nodeMonitorGracePeriod = 24 * time.Hour
+
+// kcmFlags are kube-controller-manager's flags in cluster directory cd, serving on port; startControllers
+// adds the client budget of the mode.
+func kcmFlags(cd string, port int) []string {
+	return []string{
+		// The node lifecycle controller must never judge kwok's nodes: at 10,000 nodes on a saturated
+		// machine kwok renews some leases minutes late, and once a lease is older than the grace period
+		// kube-controller-manager marks the node's pods NotReady. A kubelet would set them Ready again;
+		// kwok never does, and the run waited for 115 such pods until it was stopped (2026-12-06).
+		// kwokctl passes 3m20s; the bench measures controllers, not node failure.
+		"--node-monitor-period=25s", "--node-monitor-grace-period=" + nodeMonitorGracePeriod.String(),
+		"--kubeconfig=" + filepath.Join(cd, "kubeconfig.yaml"),
+		"--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+		"--root-ca-file=" + filepath.Join(cd, "pki", "ca.crt"),
+		"--service-account-private-key-file=" + filepath.Join(cd, "pki", "admin.key"),
+		"--controllers=" + kcmControllers, "--leader-elect=false",
+	}
+}
 
 func (c config) startControllers(ctx context.Context) (*controllers, error) {
 	cd := c.clusterDir()
@@ -34,20 +53,7 @@ func (c config) startControllers(ctx context.Context) (*controllers, error) {
 	if err != nil {
 		return nil, err
 	}
-	kcmArgs := []string{
-		// The node lifecycle controller must never judge kwok's nodes: at 10,000 nodes on a saturated
-		// machine kwok renews some leases minutes late, and once a lease is older than the grace period
-		// kube-controller-manager marks the node's pods NotReady. A kubelet would set them Ready again;
-		// kwok never does, and the run waited for 115 such pods until its timeout (2026-12-06). kwokctl
-		// passes 3m20s; the bench measures controllers, not node failure.
-		"--node-monitor-period=25s", "--node-monitor-grace-period=" + nodeMonitorGracePeriod,
-		"--kubeconfig=" + filepath.Join(cd, "kubeconfig.yaml"),
-		"--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
-		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(kcmPort),
-		"--root-ca-file=" + filepath.Join(cd, "pki", "ca.crt"),
-		"--service-account-private-key-file=" + filepath.Join(cd, "pki", "admin.key"),
-		"--controllers=" + kcmControllers, "--leader-elect=false",
-	}
+	kcmArgs := kcmFlags(cd, kcmPort)
 	nasMetricsPort, err := freePort()
 	if err != nil {
 		return nil, err
