@@ -78,8 +78,9 @@ func TestLeaderElectionFlagsRejected(t *testing.T) {
 // The flags are refused exactly when client-go's leader elector would refuse the timings, which it
 // finds out only once the manager starts.
 func TestLeaderElectionFlagsAsTheElectorJudgesThem(t *testing.T) {
-	var durations []time.Duration
-	for _, d := range []time.Duration{0, 1, 2, 10, 12, 15, 20, 24, 25, 30} {
+	tenths := []time.Duration{0, 1, 2, 10, 12, 15, 20, 24, 25, 30}
+	durations := make([]time.Duration, 0, len(tenths))
+	for _, d := range tenths {
 		durations = append(durations, d*time.Second/10)
 	}
 	for _, lease := range durations {

@@ -223,7 +223,8 @@ func printPairRatios(w io.Writer, res map[string][]result, floors []floorResult)
 		{"rollout / reference gone + Ready", func(r result) float64 { return r.rollout }, func(f floorResult) float64 { return f.gone + f.ready }},
 		{"rollout / reference rollout at the same budget", func(r result) float64 { return r.rollout }, func(f floorResult) float64 { return f.rollout }},
 	}
-	fmt.Fprintf(w, "\n| vs the reference of the same pair: median of the %d pairs' ratios (range) | DaemonSet (kcm) | NodeAgentSet |\n|---|---:|---:|\n", len(floors))
+	fmt.Fprintf(w, "\n| vs the reference of the same pair: median of the %d pairs' ratios (range) | DaemonSet (kcm) | NodeAgentSet |\n", len(floors))
+	fmt.Fprintf(w, "|---|---:|---:|\n")
 	for _, row := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", row.name, pairSummary(res[kindDS], floors, row), pairSummary(res[kindNAS], floors, row))
 	}
