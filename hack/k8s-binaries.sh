@@ -82,20 +82,13 @@ kube_version_ok() {
   [[ "$v" == *"v$K8S_VERSION"* ]]
 }
 
-# build_kube NAME...: the k8s.io/kubernetes binaries not yet cached, in one go build, so that their
-# shared packages are planned once and their links run beside the other compiles.
 build_kube() {
-  local todo=() pkgs=() name
-  for name in "$@"; do kube_version_ok "$name" || todo+=("$name"); done
-  [[ ${#todo[@]} -gt 0 ]] || return 0
+  local name="$1"
+  kube_version_ok "$name" && return
   local dir; dir="$(kube_module)"
-  log "building ${todo[*]} (k8s.io/kubernetes v$K8S_VERSION)"
-  for name in "${todo[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
-  local tmp="$out/.build-kube"
-  rm -rf "$tmp"; mkdir -p "$tmp"
-  (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="$(kube_ldflags)" -o "$tmp/" "${pkgs[@]}")
-  for name in "${todo[@]}"; do mv "$tmp/$name" "$out/$name"; done
-  rmdir "$tmp"
+  log "building $name (k8s.io/kubernetes v$K8S_VERSION)"
+  (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="$(kube_ldflags)" -o "$out/$name.tmp" "k8s.io/kubernetes/cmd/$name")
+  mv "$out/$name.tmp" "$out/$name"
 }
 
 build_etcd() {
@@ -118,29 +111,22 @@ GO
   mv "$out/etcd.tmp" "$out/etcd"
 }
 
-# build_kwok NAME...: kwok's binaries not yet cached, in one go install.
 build_kwok() {
-  local todo=() pkgs=() name
-  for name in "$@"; do [[ -x "$out/$name" ]] || todo+=("$name"); done
-  [[ ${#todo[@]} -gt 0 ]] || return 0
-  log "building ${todo[*]} v$KWOK_VERSION"
-  for name in "${todo[@]}"; do pkgs+=("sigs.k8s.io/kwok/cmd/$name@v$KWOK_VERSION"); done
-  GOBIN="$work/gobin-kwok" CGO_ENABLED=0 go install -trimpath -ldflags='-s -w' "${pkgs[@]}"
-  for name in "${todo[@]}"; do mv "$work/gobin-kwok/$name" "$out/$name"; done
+  local name="$1"
+  [[ -x "$out/$name" ]] && return
+  log "building $name v$KWOK_VERSION"
+  GOBIN="$work/gobin-kwok" CGO_ENABLED=0 go install -trimpath -ldflags='-s -w' "sigs.k8s.io/kwok/cmd/$name@v$KWOK_VERSION"
+  mv "$work/gobin-kwok/$name" "$out/$name"
 }
 
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(kube-apiserver etcd)
-kube=() kwok=() etcd=false
 for c in "${components[@]}"; do
   case "$c" in
-    kube-apiserver|kube-scheduler|kube-controller-manager|kubectl) kube+=("$c") ;;
-    etcd) etcd=true ;;
-    kwok|kwokctl) kwok+=("$c") ;;
+    kube-apiserver|kube-scheduler|kube-controller-manager|kubectl) build_kube "$c" ;;
+    etcd) build_etcd ;;
+    kwok|kwokctl) build_kwok "$c" ;;
     *) log "unknown component $c"; exit 2 ;;
   esac
 done
-[[ ${#kube[@]} -eq 0 ]] || build_kube "${kube[@]}"
-! $etcd || build_etcd
-[[ ${#kwok[@]} -eq 0 ]] || build_kwok "${kwok[@]}"
 log "binaries in $out: $(cd "$out" && ls | tr '\n' ' ')"
